@@ -1,0 +1,1 @@
+"""Adapters that put real frameworks (PyTorch, optax) behind the course-style target interface."""

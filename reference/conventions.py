@@ -1,0 +1,63 @@
+"""Conventions: the places where correct implementations legitimately differ.
+
+A convention is named ``family.key=value``. Each case in the vectors declares the
+conventions it assumes; a target declares its own, and the harness runs the cases
+whose assumptions the target shares.
+"""
+
+from __future__ import annotations
+
+ADAM_EPSILON = ("outside_sqrt", "inside_sqrt")
+MOMENTUM_FORM = ("ema", "heavy_ball")
+MINI_BATCHES_RNG = ("structural", "numpy_legacy")
+
+#: Every convention, its allowed values (the first is the default) and what it means.
+CONVENTIONS: dict[str, dict] = {
+    "adam.epsilon": {
+        "values": ADAM_EPSILON,
+        "help": "outside_sqrt: p -= lr*vh/(sqrt(sh)+eps) (Kingma & Ba, PyTorch, the course); "
+        "inside_sqrt: p -= lr*vh/sqrt(sh+eps) (the seed notebook)",
+    },
+    "momentum.form": {
+        "values": MOMENTUM_FORM,
+        "help": "ema: v = beta*v + (1-beta)*g (the course); heavy_ball: v = beta*v + g (PyTorch SGD)",
+    },
+    "mini_batches.rng": {
+        "values": MINI_BATCHES_RNG,
+        "help": "structural: any RNG, batches checked for structure; "
+        "numpy_legacy: np.random.seed(seed) then np.random.permutation(m), checked exactly",
+    },
+}
+
+DEFAULTS: dict[str, str] = {name: spec["values"][0] for name, spec in CONVENTIONS.items()}
+
+
+class ConventionError(ValueError):
+    """An unknown convention name or value."""
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """``"adam.epsilon=inside_sqrt"`` -> ``("adam.epsilon", "inside_sqrt")``, validated."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ConventionError(f"convention {text!r} is not of the form family.key=value")
+    return validate(name.strip(), value.strip())
+
+
+def validate(name: str, value: str) -> tuple[str, str]:
+    """Return ``(name, value)`` if both are known, else raise a one-line ConventionError."""
+    if name not in CONVENTIONS:
+        raise ConventionError(f"unknown convention {name!r}; known: {', '.join(CONVENTIONS)}")
+    allowed = CONVENTIONS[name]["values"]
+    if value not in allowed:
+        raise ConventionError(f"convention {name} must be one of {', '.join(allowed)}, not {value!r}")
+    return name, value
+
+
+def resolve(declared: dict | None, overrides: dict | None = None) -> dict[str, str]:
+    """The conventions in force: defaults, then a target's declaration, then overrides."""
+    result = dict(DEFAULTS)
+    for source in (declared or {}, overrides or {}):
+        for name, value in source.items():
+            result.update([validate(name, value)])
+    return result

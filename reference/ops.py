@@ -1,0 +1,127 @@
+"""The five optimizer operations, one small pure function each.
+
+This module is the specification. Every function takes NumPy arrays (or dicts of
+them), never changes its inputs, and returns fresh arrays in the inputs' dtype.
+Layers are numbered from 1: ``parameters`` holds ``W1, b1, ..., WL, bL`` and
+``grads``, ``v`` and ``s`` hold ``dW1, db1, ..., dWL, dbL``.
+
+Scalars (learning rate, betas, epsilon and the bias corrections) are Python
+floats, so that an array in float32 stays float32 (NEP 50).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .conventions import ADAM_EPSILON, MOMENTUM_FORM
+
+
+def layer_count(parameters: dict) -> int:
+    """``L``, the number of layers: ``parameters`` holds ``W1, b1, ..., WL, bL``."""
+    return len(parameters) // 2
+
+
+def slot_names(parameters: dict) -> list[tuple[str, str]]:
+    """Pairs ``(parameter key, gradient key)``: ``("W1", "dW1"), ("b1", "db1"), ...``."""
+    pairs = []
+    for layer in range(1, layer_count(parameters) + 1):
+        pairs.append((f"W{layer}", f"dW{layer}"))
+        pairs.append((f"b{layer}", f"db{layer}"))
+    return pairs
+
+
+def permutation(m: int, seed: int) -> np.ndarray:
+    """The column order of ``mini_batches``: ``np.random.seed(seed); np.random.permutation(m)``.
+
+    A private ``RandomState`` draws exactly what the legacy global generator
+    draws after ``np.random.seed(seed)``, without touching global state.
+    """
+    return np.random.RandomState(seed).permutation(m)
+
+
+def mini_batches(X: np.ndarray, Y: np.ndarray, mini_batch_size: int = 64, seed: int = 0) -> list:
+    """Shuffle the columns of X and Y with one permutation, then cut them into batches.
+
+    With ``m`` examples (columns), ``perm = permutation(m, seed)``,
+    ``Xs = X[:, perm]`` and ``Ys = Y[:, perm]``: batch ``k`` for
+    ``k < floor(m / size)`` is ``(Xs[:, k*size:(k+1)*size], Ys[:, k*size:(k+1)*size])``
+    and, when ``m % size != 0``, one last batch holds the remaining
+    ``m % size`` columns.
+    """
+    m = X.shape[1]
+    perm = permutation(m, seed)
+    shuffled_X, shuffled_Y = X[:, perm], Y[:, perm]
+    starts = range(0, m, mini_batch_size)
+    return [
+        (shuffled_X[:, k : k + mini_batch_size].copy(), shuffled_Y[:, k : k + mini_batch_size].copy())
+        for k in starts
+    ]
+
+
+def momentum_init(parameters: dict) -> dict:
+    """``v[dWl] = zeros_like(Wl)`` and ``v[dbl] = zeros_like(bl)`` for every layer l."""
+    return {grad: np.zeros_like(parameters[param]) for param, grad in slot_names(parameters)}
+
+
+def momentum_update(
+    parameters: dict, grads: dict, v: dict, beta: float, learning_rate: float, form: str = "ema"
+) -> tuple[dict, dict]:
+    """One momentum step for every parameter ``p`` with gradient ``g``.
+
+    ``form="ema"`` (the course's):   ``v = beta*v + (1-beta)*g;  p = p - lr*v``
+    ``form="heavy_ball"`` (PyTorch): ``v = beta*v + g;           p = p - lr*v``
+    """
+    if form not in MOMENTUM_FORM:
+        raise ValueError(f"momentum.form must be one of {MOMENTUM_FORM}, not {form!r}")
+    gain = (1.0 - beta) if form == "ema" else 1.0
+    new_parameters, new_v = {}, {}
+    for param, grad in slot_names(parameters):
+        new_v[grad] = beta * v[grad] + gain * grads[grad]
+        new_parameters[param] = parameters[param] - learning_rate * new_v[grad]
+    return new_parameters, new_v
+
+
+def adam_init(parameters: dict) -> tuple[dict, dict]:
+    """``v`` and ``s``, both zeros shaped like the parameters (keys ``dW1, db1, ...``)."""
+    return momentum_init(parameters), momentum_init(parameters)
+
+
+def adam_update(
+    parameters: dict,
+    grads: dict,
+    v: dict,
+    s: dict,
+    t: int,
+    learning_rate: float = 0.01,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+    epsilon_placement: str = "outside_sqrt",
+) -> tuple[dict, dict, dict]:
+    """One Adam step (Kingma & Ba, Algorithm 1) at step ``t`` (counted from 1).
+
+    ``v  = beta1*v + (1-beta1)*g``
+    ``s  = beta2*s + (1-beta2)*g**2``
+    ``vh = v / (1 - beta1**t)``;  ``sh = s / (1 - beta2**t)``
+    ``p  = p - lr * vh / (sqrt(sh) + eps)``   (``epsilon_placement="outside_sqrt"``)
+    ``p  = p - lr * vh / sqrt(sh + eps)``     (``epsilon_placement="inside_sqrt"``, the seed's)
+    """
+    if epsilon_placement not in ADAM_EPSILON:
+        raise ValueError(f"adam.epsilon must be one of {ADAM_EPSILON}, not {epsilon_placement!r}")
+    correction1 = 1.0 - math.pow(beta1, t)
+    correction2 = 1.0 - math.pow(beta2, t)
+    new_parameters, new_v, new_s = {}, {}, {}
+    for param, grad in slot_names(parameters):
+        g = grads[grad]
+        new_v[grad] = beta1 * v[grad] + (1.0 - beta1) * g
+        new_s[grad] = beta2 * s[grad] + (1.0 - beta2) * np.square(g)
+        v_hat = new_v[grad] / correction1
+        s_hat = new_s[grad] / correction2
+        if epsilon_placement == "outside_sqrt":
+            denominator = np.sqrt(s_hat) + epsilon
+        else:
+            denominator = np.sqrt(s_hat + epsilon)
+        new_parameters[param] = parameters[param] - learning_rate * v_hat / denominator
+    return new_parameters, new_v, new_s
