@@ -1,1 +1,130 @@
-"""placeholder"""
+"""The golden vectors: the files in this package, their schema, and the loader.
+
+``load_suite()`` reads the shipped set; ``load_suite(path)`` reads another (a
+private set from ``optconform generate --seed N --out DIR``) and validates it
+against ``schema/vectors.schema.json`` first. Every problem is a
+:class:`VectorError` whose message is one line naming the file and the case.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+
+from .codec import CodecError, decode_array
+
+SCHEMA_FILE = "schema/vectors.schema.json"
+
+
+class VectorError(ValueError):
+    """A vector directory or file that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One golden case, its arrays decoded to NumPy."""
+
+    id: str
+    op: str
+    description: str
+    why: str
+    tags: tuple[str, ...]
+    conventions: dict
+    inputs: dict
+    expected: dict
+    tolerance: dict
+    float64_only: str | None = None
+
+    def runs_at(self, dtype: str) -> bool:
+        return dtype in self.tolerance
+
+
+def shipped_dir() -> Path:
+    """The directory of the vectors installed with the package."""
+    return Path(str(resources.files(__name__)))
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads((shipped_dir() / SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def decode_value(value, where: str):
+    """JSON -> Python: array objects become NumPy arrays, the rest keeps its structure."""
+    if isinstance(value, dict):
+        if set(value) == {"dtype", "shape", "data"}:
+            return decode_array(value, where)
+        return {key: decode_value(item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode_value(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    return value
+
+
+def _validator():
+    return jsonschema.Draft202012Validator(schema())
+
+
+def read_file(path: Path, validate: bool = True) -> list[Case]:
+    """The cases of one vector file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise VectorError(f"{path}: cannot read ({error.strerror or error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise VectorError(f"{path}: not valid JSON ({error})") from None
+    if validate:
+        error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            case = _case_id_at(document, error.absolute_path)
+            raise VectorError(f"{path}: {case}at {where}: {error.message[:200]}")
+    cases = []
+    for raw in document.get("cases", []):
+        where = f"{path.name}: case {raw.get('id')!r}"
+        try:
+            cases.append(Case(
+                id=raw["id"], op=raw["op"], description=raw["description"], why=raw["why"],
+                tags=tuple(raw["tags"]), conventions=dict(raw["conventions"]),
+                inputs=decode_value(raw["inputs"], "inputs"), expected=decode_value(raw["expected"], "expected"),
+                tolerance=decode_value(raw["tolerance"], "tolerance"), float64_only=raw.get("float64_only")))
+        except (CodecError, KeyError, TypeError, AttributeError) as error:
+            raise VectorError(f"{where}: {error}") from None
+    return cases
+
+
+def _case_id_at(document, path) -> str:
+    path = list(path)
+    if len(path) >= 2 and path[0] == "cases" and isinstance(document, dict):
+        try:
+            return f"case {document['cases'][path[1]]['id']!r} "
+        except (KeyError, IndexError, TypeError):
+            return f"case #{path[1]} "
+    return ""
+
+
+def load_suite(directory: Path | str | None = None, validate: bool | None = None) -> list[Case]:
+    """Every case of a vector directory (default: the shipped one), in file order.
+
+    Validation against the schema is on for any directory given, off for the
+    shipped set (its tests validate it).
+    """
+    directory = Path(directory) if directory is not None else shipped_dir()
+    validate = (directory != shipped_dir()) if validate is None else validate
+    if not directory.is_dir():
+        raise VectorError(f"{directory}: no such vector directory")
+    files = sorted(p for p in directory.glob("*.json") if p.name != "manifest.json")
+    if not files:
+        raise VectorError(f"{directory}: holds no vector files (*.json)")
+    cases, seen = [], {}
+    for path in files:
+        for case in read_file(path, validate):
+            if case.id in seen:
+                raise VectorError(f"{path.name}: case id {case.id!r} also in {seen[case.id]}")
+            seen[case.id] = path.name
+            cases.append(case)
+    return cases

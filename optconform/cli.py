@@ -1,0 +1,132 @@
+"""The ``optconform`` command: check, generate, grade, list.
+
+Exit codes: 0 all conform (or the command succeeded), 1 some do not (or
+``generate --check`` found differences), 2 a usage or input error. Errors are one
+line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_NONCONFORMING, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A usage or input error: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _generate(args) -> int:
+    from optconform.reference import generate
+    from optconform.reference.catalogue import DEFAULT_SEED
+    from optconform.vectors import shipped_dir
+
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    out = Path(args.out) if args.out else shipped_dir()
+    if args.check:
+        problems = generate.check_suite(out, seed)
+        for line in problems:
+            print(line)
+        if problems:
+            print(f"{len(problems)} difference(s) between {out} and the reference "
+                  f"(regenerate with: optconform generate{'' if args.out is None else ' --out ' + args.out})",
+                  file=sys.stderr)
+            return EXIT_NONCONFORMING
+        print(f"{out}: up to date with the reference")
+        return EXIT_OK
+    if args.out is None and args.seed is not None:
+        raise UsageError("--seed without --out would overwrite the shipped vectors; give --out DIR")
+    try:
+        written = generate.write_suite(out, seed)
+    except OSError as error:
+        raise UsageError(f"cannot write to {out}: {error.strerror or error}") from None
+    print(f"wrote {len(written)} files to {out}")
+    return EXIT_OK
+
+
+def _list(args) -> int:
+    from optconform.harness.selection import list_suite
+
+    print(list_suite(args))
+    return EXIT_OK
+
+
+def _check(args) -> int:
+    from optconform.harness.cli import run_check
+
+    return run_check(args)
+
+
+def _grade(args) -> int:
+    from optconform.harness.grade import run_grade
+
+    return run_grade(args)
+
+
+def add_check_options(parser: argparse.ArgumentParser) -> None:
+    """The selection and run options shared by ``check``, ``grade`` and ``list``."""
+    parser.add_argument("--ops", help="comma-separated ops or families to run (e.g. adam, momentum.update)")
+    parser.add_argument("--convention", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a convention the target declares (repeatable)")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="the precision the implementation computes in; picks the tolerances")
+    parser.add_argument("--vectors", metavar="DIR", help="another vector set (e.g. from generate --seed)")
+    parser.add_argument("--skip", metavar="FILE", help="case-id prefixes to skip, one a line, # comments")
+    parser.add_argument("--xfail", metavar="FILE", help="case-id prefixes expected to fail, one a line")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="per-call time limit for a child process (default 10)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="optconform", description="Conformance suite for mini-batch, momentum and Adam steps.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check = sub.add_parser("check", help="run the vectors against a target")
+    check.add_argument("target", nargs="?", help="module, module:object, file.py or notebook.ipynb")
+    check.add_argument("--cmd", help="a program speaking the wire protocol")
+    add_check_options(check)
+    check.add_argument("--format", choices=("text", "json", "junit", "gradescope"), default="text")
+    check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints)")
+    check.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+    check.set_defaults(run=_check)
+
+    generate = sub.add_parser("generate", help="write the golden vectors from the reference")
+    generate.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on differences")
+    generate.add_argument("--seed", type=int, help="a private set: same catalogue, fresh numbers")
+    generate.add_argument("--out", metavar="DIR", help="where to write (default: the shipped vectors)")
+    generate.set_defaults(run=_generate)
+
+    grade = sub.add_parser("grade", help="grade many submissions into a gradebook and feedback")
+    grade.add_argument("submissions", nargs="+", help=".py files, .ipynb notebooks or directories of them")
+    add_check_options(grade)
+    grade.add_argument("--out", metavar="DIR", default="grades", help="where the gradebook and feedback go")
+    grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once")
+    grade.set_defaults(run=_grade)
+
+    listing = sub.add_parser("list", help="the ops, conventions, tags and cases")
+    add_check_options(listing)
+    listing.set_defaults(run=_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except UsageError as error:
+        print(f"optconform: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("optconform: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
