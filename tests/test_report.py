@@ -1,0 +1,427 @@
+"""The report formats (text, json, junit, gradescope), on RunReports built by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+from junitparser import Error, Failure, JUnitXml, Skipped
+
+from optconform.harness.report import FORMATS, render, summary_line, to_json_safe
+from optconform.harness.results import CaseResult, RunReport
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "gradescope_results.schema.json"
+
+ODD_MESSAGE = "parameters['W1'][0,1]: expected 1.0 < 2.0 & \"quoted\" — ünïcødé ✓ 🙂"
+ODD_DIAGNOSIS = "epsilon inside the square root (\"sqrt(s + eps)\" < & >)"
+
+
+def make_report() -> RunReport:
+    results = [
+        CaseResult(
+            id="mini_batches/structural/divisible",
+            op="mini_batches",
+            status="pass",
+            message="",
+            max_abs_err=0.0,
+            max_rel_err=0.0,
+            description="m = 128 divisible by size 64",
+            why="an extra empty batch",
+        ),
+        CaseResult(
+            id="mini_batches/structural/remainder",
+            op="mini_batches",
+            status="fail",
+            message="batch count: expected 3, got 2",
+            diagnosis="last batch dropped",
+            description="m = 148, size 64: two full batches and one of 20",
+            why="the last, partial batch forgotten",
+            details=["expected sizes [64, 64, 20]", "got sizes [64, 64]"],
+        ),
+        CaseResult(
+            id="momentum.update/ema/nondefault",
+            op="momentum.update",
+            status="pass",
+            max_abs_err=1e-17,
+            max_rel_err=2e-16,
+            why="beta hard-coded",
+        ),
+        CaseResult(
+            id="momentum.update/ema/beta-zero",
+            op="momentum.update",
+            status="fail",
+            message="v['dW1'][0,0]: expected 0.5, got 5.0",
+            max_abs_err=4.5,
+            max_rel_err=9.0,
+            diagnosis="heavy-ball momentum (v = beta*v + g)",
+            why="the EMA form confused with heavy-ball",
+            details=["v['dW1'] max abs err 4.5", "parameters['W1'] max abs err 0.045"],
+        ),
+        CaseResult(
+            id="adam.update/inside_sqrt/odd",
+            op="adam.update",
+            status="fail",
+            message=ODD_MESSAGE,
+            max_abs_err=float("nan"),
+            max_rel_err=float("inf"),
+            diagnosis=ODD_DIAGNOSIS,
+            description="odd <characters> & \"quotes\"",
+            why="eps on the wrong side of sqrt \u2014 <see> & 'notes'",
+            details=["got NaN where a number was expected", "control char here:\x01 end"],
+        ),
+        CaseResult(
+            id="adam.update/outside_sqrt/t-1",
+            op="adam.update",
+            status="error",
+            message="TypeError: update_parameters_with_adam() missing 1 required positional argument: 't'\nTraceback line 2",
+            why="t counted from 1",
+        ),
+        CaseResult(
+            id="adam.update/outside_sqrt/t-2",
+            op="adam.update",
+            status="fail",
+            message="s['db1'][1,0]: expected 1e-06, got 1e-05",
+            max_abs_err=9e-6,
+            max_rel_err=9.0,
+            diagnosis="beta1 and beta2 swapped",
+            why="the two betas confused",
+            xfail=True,
+        ),
+        CaseResult(
+            id="adam.update/outside_sqrt/t-3",
+            op="adam.update",
+            status="pass",
+            max_abs_err=0.0,
+            max_rel_err=0.0,
+            xfail=True,
+        ),
+        CaseResult(
+            id="adam.init/one-layer-1x1",
+            op="adam.init",
+            status="not_implemented",
+            message="initialize_adam is not defined",
+        ),
+        CaseResult(
+            id="adam.init/one-layer-row",
+            op="adam.init",
+            status="not_implemented",
+            message="initialize_adam is not defined",
+        ),
+        CaseResult(
+            id="adam.init/one-layer-column",
+            op="adam.init",
+            status="not_implemented",
+            message="initialize_adam is not defined",
+        ),
+    ]
+    return RunReport(
+        target="my_port.py",
+        dtype="float64",
+        conventions={"adam.epsilon": "outside_sqrt", "mini_batches.rng": "numpy_legacy"},
+        results=results,
+        target_name="my port",
+        skipped=["momentum.trajectory/ema/course"],
+        warnings=["the notebook's top-level training loop was not run"],
+        diagnosis_summary=["momentum.update: 1 case fails, consistent with: heavy-ball momentum"],
+    )
+
+
+@pytest.fixture
+def report() -> RunReport:
+    return make_report()
+
+
+# --------------------------------------------------------------------------- summary line
+
+
+def test_summary_line(report):
+    line = summary_line(report)
+    assert "\n" not in line
+    assert line.startswith("optconform: my_port.py at float64: ")
+    # xfailed cases are counted apart from failures
+    assert "3 passed, 3 failed, 1 error, 3 not implemented, 1 xfail" in line
+    assert line.endswith("(score 3/11)")
+
+
+def test_summary_line_example_shape():
+    report = RunReport(
+        target="my_port.py",
+        dtype="float64",
+        conventions={},
+        results=[CaseResult(id=f"c{i}", op="adam.update", status="pass") for i in range(2)]
+        + [CaseResult(id="x", op="adam.update", status="fail", message="m")],
+    )
+    assert summary_line(report) == (
+        "optconform: my_port.py at float64: 2 passed, 1 failed, 0 errors, 0 not implemented (score 2/3)"
+    )
+
+
+# --------------------------------------------------------------------------- text
+
+
+def test_text_summary_first(report):
+    text = render(report, "text")
+    lines = text.splitlines()
+    assert lines[0] == summary_line(report)
+    head = text.split("Failures and errors")[0]
+    for expected in (
+        "my_port.py",
+        "float64",
+        "adam.epsilon=outside_sqrt",
+        "mini_batches.rng=numpy_legacy",
+        "DOES NOT CONFORM",
+        "3 passed, 3 failed, 1 error, 3 not implemented, 1 xfail",
+        "momentum.update: 1 case fails, consistent with: heavy-ball momentum",
+        "the notebook's top-level training loop was not run",
+    ):
+        assert expected in head, expected
+    # the per-op table comes before any case
+    for op in ("mini_batches", "momentum.update", "adam.init", "adam.update"):
+        assert any(line.strip().startswith(op + " ") for line in head.splitlines()), op
+    assert head.index("Diagnosis:") < head.index("Warnings:")
+
+
+def test_text_lists_failures_with_message_and_diagnosis(report):
+    text = render(report, "text")
+    failures = text.split("Failures and errors")[1]
+    for case in report.results:
+        if case.counts_as_failure:
+            assert case.id in failures
+            assert _first(case.message) in failures
+            if case.diagnosis:
+                assert f"likely mistake: {case.diagnosis}" in failures
+            assert case.why in failures
+    # the diagnosis has a line of its own, after the message
+    lines = text.splitlines()
+    i = lines.index("FAIL  momentum.update/ema/beta-zero")
+    assert lines[i + 1].strip() == "v['dW1'][0,0]: expected 0.5, got 5.0"
+    assert lines[i + 2].strip() == "likely mistake: heavy-ball momentum (v = beta*v + g)"
+    # details are indented deeper than the message
+    detail = next(line for line in lines if "v['dW1'] max abs err 4.5" in line)
+    assert detail.startswith("      ")
+    # the odd characters come through unharmed
+    assert ODD_MESSAGE in text and ODD_DIAGNOSIS in text
+    assert "max abs err nan, max rel err inf" in text
+
+
+def test_text_hides_passing_cases_unless_verbose(report):
+    text = render(report, "text")
+    for case_id in ("mini_batches/structural/divisible", "momentum.update/ema/nondefault"):
+        assert case_id not in text
+    verbose = render(report, "text", verbose=True)
+    assert "PASS  mini_batches/structural/divisible" in verbose
+    assert "PASS  momentum.update/ema/nondefault" in verbose
+    assert "momentum.trajectory/ema/course" in verbose  # the skipped ids
+
+
+def test_text_groups_not_implemented_and_separates_xfail(report):
+    text = render(report, "text")
+    assert "adam.init: not implemented (3 cases)" in text
+    assert "adam.init/one-layer-1x1" not in text
+    failures = text.split("Failures and errors (4):")[1].split("Not implemented:")[0]
+    assert "adam.update/outside_sqrt/t-2" not in failures
+    xfail = text.split("Expected failures")[1]
+    assert "XFAIL adam.update/outside_sqrt/t-2" in xfail
+    assert "beta1 and beta2 swapped" in xfail
+    assert "XPASS adam.update/outside_sqrt/t-3" in xfail
+
+
+def test_text_all_passing():
+    report = RunReport(
+        target="pkg.mod",
+        dtype="float32",
+        conventions={},
+        results=[CaseResult(id="adam.update/x", op="adam.update", status="pass")],
+    )
+    text = render(report, "text")
+    assert "CONFORMS" in text and "DOES NOT" not in text
+    assert "Failures" not in text and "adam.update/x" not in text
+
+
+# --------------------------------------------------------------------------- json
+
+
+def test_json_parses_with_summary_and_cases(report):
+    out = render(report, "json")
+    assert ": NaN" not in out and "Infinity" not in out
+    data = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    summary = data["summary"]
+    for key in ("passed", "failed", "errors", "not_implemented", "score", "max_score"):
+        assert isinstance(summary[key], int), key
+    assert summary["passed"] == 3
+    assert summary["failed"] == 4  # the result model's count: by status alone
+    assert summary["errors"] == 1
+    assert summary["not_implemented"] == 3
+    assert summary["score"] == 3 and summary["max_score"] == 11
+    assert len(data["cases"]) == len(report.results)
+    for entry, case in zip(data["cases"], report.results):
+        for key in ("id", "op", "status", "max_abs_err", "max_rel_err", "message", "diagnosis"):
+            assert key in entry, key
+        assert entry["id"] == case.id and entry["op"] == case.op and entry["status"] == case.status
+        assert entry["message"] == case.message and entry["diagnosis"] == case.diagnosis
+    odd = next(entry for entry in data["cases"] if entry["id"] == "adam.update/inside_sqrt/odd")
+    assert odd["max_abs_err"] == "nan" and odd["max_rel_err"] == "inf"
+    assert odd["message"] == ODD_MESSAGE
+    assert data["conforms"] is False
+
+
+def test_json_is_exactly_the_result_model(report):
+    report.results = [case for case in report.results if not any(
+        isinstance(v, float) and not math.isfinite(v) for v in (case.max_abs_err, case.max_rel_err)
+    )]
+    assert json.loads(render(report, "json")) == report.to_json()
+
+
+def test_to_json_safe():
+    assert to_json_safe({"a": [float("nan"), float("-inf"), 1.5, (2, None)], 3: True}) == {
+        "a": ["nan", "-inf", 1.5, [2, None]],
+        "3": True,
+    }
+
+
+# --------------------------------------------------------------------------- junit
+
+
+def test_junit_parses_and_counts_match(report):
+    out = render(report, "junit")
+    root = ET.fromstring(out)
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["mini_batches", "momentum.update", "adam.init", "adam.update"]
+    assert int(root.get("tests")) == len(report.results)
+    assert int(root.get("failures")) == 2 + 0 + 1  # mini_batches, momentum, the odd adam case
+    assert int(root.get("errors")) == 1
+    assert int(root.get("skipped")) == 3 + 1  # not implemented, xfail
+    for suite in suites:
+        cases = suite.findall("testcase")
+        assert int(suite.get("tests")) == len(cases)
+        assert int(suite.get("failures")) == sum(1 for c in cases if c.find("failure") is not None)
+        assert int(suite.get("errors")) == sum(1 for c in cases if c.find("error") is not None)
+        assert int(suite.get("skipped")) == sum(1 for c in cases if c.find("skipped") is not None)
+        for case in cases:
+            assert case.get("classname") == suite.get("name")
+
+    xml = JUnitXml.fromstring(out)
+    assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (11, 3, 1, 4)
+    by_id = {case.name: case for suite in xml for case in suite}
+    assert set(by_id) == {case.id for case in report.results}
+    assert by_id["mini_batches/structural/divisible"].is_passed
+
+    failure = by_id["momentum.update/ema/beta-zero"].result[0]
+    assert isinstance(failure, Failure)
+    assert failure.message == (
+        "v['dW1'][0,0]: expected 0.5, got 5.0 — likely mistake: heavy-ball momentum (v = beta*v + g)"
+    )
+    assert "parameters['W1'] max abs err 0.045" in failure.text
+    assert "the EMA form confused with heavy-ball" in failure.text
+
+    odd = by_id["adam.update/inside_sqrt/odd"].result[0]
+    assert isinstance(odd, Failure)
+    assert odd.message == f"{ODD_MESSAGE} — likely mistake: {ODD_DIAGNOSIS}"
+    assert "eps on the wrong side of sqrt" in odd.text
+
+    error = by_id["adam.update/outside_sqrt/t-1"].result[0]
+    assert isinstance(error, Error)
+    assert error.message.startswith("TypeError: update_parameters_with_adam()")
+    assert "\n" not in error.message
+
+    for case_id in ("adam.init/one-layer-1x1", "adam.init/one-layer-row", "adam.init/one-layer-column"):
+        skipped = by_id[case_id].result[0]
+        assert isinstance(skipped, Skipped) and skipped.message == "not implemented"
+
+    xfail = by_id["adam.update/outside_sqrt/t-2"].result[0]
+    assert isinstance(xfail, Skipped) and xfail.message.startswith("xfail: ")
+    assert "beta1 and beta2 swapped" in xfail.message
+    assert by_id["adam.update/outside_sqrt/t-3"].is_passed
+
+
+def test_junit_empty_report():
+    report = RunReport(target="t", dtype="float64", conventions={})
+    root = ET.fromstring(render(report, "junit"))
+    assert root.tag == "testsuites" and root.get("tests") == "0"
+
+
+# --------------------------------------------------------------------------- gradescope
+
+
+def _validate_gradescope(data):
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
+def test_gradescope_validates_and_scores_add_up(report):
+    out = render(report, "gradescope")
+    data = json.loads(out)
+    _validate_gradescope(data)
+    assert data["visibility"] == "visible"
+    assert data["output"].splitlines()[0] == summary_line(report)
+    assert len(data["tests"]) == len(report.results)
+    assert sum(t["score"] for t in data["tests"]) == data["score"] == report.summary()["score"] == 3
+    assert sum(t["max_score"] for t in data["tests"]) == data["max_score"] == len(report.results)
+    for test, case in zip(data["tests"], report.results):
+        assert test["name"] == case.id
+        assert test["max_score"] == 1
+        assert test["name_format"] == "text" and test["output_format"] == "text"
+        assert test["status"] == ("passed" if case.status == "pass" else "failed")
+        assert test["score"] == (1 if case.status == "pass" else 0)
+        if case.status == "fail":
+            assert case.message in test["output"]
+            assert case.why in test["output"]
+            if case.diagnosis:
+                assert f"Likely mistake: {case.diagnosis}" in test["output"]
+    beta_zero = next(t for t in data["tests"] if t["name"] == "momentum.update/ema/beta-zero")
+    assert "update_parameters_with_momentum" in beta_zero["output"]
+    missing = next(t for t in data["tests"] if t["name"] == "adam.init/one-layer-1x1")
+    assert "initialize_adam" in missing["output"] and missing["score"] == 0
+
+
+def test_gradescope_schema_rejects_bad_results():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    good = {"score": 1, "tests": [{"name": "a", "score": 1, "max_score": 1, "status": "passed"}]}
+    assert validator.is_valid(good)
+    assert validator.is_valid({"tests": [{"score": 1}]})  # score on every test instead of the top
+    assert not validator.is_valid({"tests": [{"name": "no score anywhere"}]})
+    assert not validator.is_valid({"score": "1"})
+    assert not validator.is_valid({"score": 1, "visibility": "sometimes"})
+    assert not validator.is_valid({"score": 1, "tests": [{"score": 1, "status": "error"}]})
+    assert not validator.is_valid({"score": 1, "tests": [{"score": 1, "output_format": "rtf"}]})
+    assert not validator.is_valid({"score": 1, "tests": [{"score": 1, "maxscore": 1}]})
+
+
+def test_gradescope_all_passing_and_empty():
+    passing = RunReport(
+        target="student.ipynb",
+        dtype="float64",
+        conventions={},
+        results=[CaseResult(id=f"adam.update/{i}", op="adam.update", status="pass") for i in range(4)],
+    )
+    data = json.loads(render(passing, "gradescope"))
+    _validate_gradescope(data)
+    assert data["score"] == data["max_score"] == 4
+    empty = json.loads(render(RunReport(target="x.py", dtype="float64", conventions={}), "gradescope"))
+    _validate_gradescope(empty)
+    assert empty["score"] == 0 and empty["tests"] == []
+
+
+# --------------------------------------------------------------------------- all formats
+
+
+def test_unknown_format(report):
+    with pytest.raises(ValueError, match="text, json, junit, gradescope"):
+        render(report, "html")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_renders_a_string(report, fmt):
+    out = render(report, fmt)
+    assert isinstance(out, str) and out.strip()
+
+
+def _first(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
