@@ -1,0 +1,165 @@
+"""Python functions behind the op interface.
+
+A namespace (a module, an object, or a submission's definitions) exposes some of
+the course's functions; :class:`PythonAdapter` finds them by their course or seed
+names, calls them positionally in the course's argument order, and shapes what
+they return into the op's result dict. It also notices what a call did wrong
+beyond its values: inputs it changed, and ``v`` and ``s`` that are one object.
+
+The same adapter serves in-process targets and the child process, so a file, a
+notebook and a module all reach the comparer the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+
+#: Op -> accepted function names, course name first.
+FUNCTION_NAMES = {
+    "mini_batches": ("random_mini_batches",),
+    "momentum.init": ("initialize_velocity",),
+    "momentum.update": ("update_parameters_with_momentum",),
+    "adam.init": ("initialize_adam", "initialize_parameters_Adam", "initialize_parameters_adam"),
+    "adam.update": ("update_parameters_with_adam", "update_parameters_Adam", "update_parameters_adam"),
+}
+#: Op -> call arguments in the course's positional order.
+ARGUMENTS = {
+    "mini_batches": ("X", "Y", "mini_batch_size", "seed"),
+    "momentum.init": ("parameters",),
+    "momentum.update": ("parameters", "grads", "v", "beta", "learning_rate"),
+    "adam.init": ("parameters",),
+    "adam.update": ("parameters", "grads", "v", "s", "t", "learning_rate", "beta1", "beta2", "epsilon"),
+}
+#: Inputs an op must leave as they were.
+UNCHANGED_INPUTS = {"mini_batches": ("X", "Y"), "momentum.update": ("grads",), "adam.update": ("grads",)}
+CONVENTIONS_ATTRIBUTE = "OPTCONFORM_CONVENTIONS"
+
+
+class ResultShapeError(TypeError):
+    """A function returned something that is not the op's result shape."""
+
+
+def _lookup(namespace, name):
+    if isinstance(namespace, dict):
+        return namespace.get(name)
+    return getattr(namespace, name, None)
+
+
+def _as_array(value, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - any conversion failure is the target's
+        raise ResultShapeError(f"{where} is {type(value).__name__}, not an array") from None
+    if array.dtype.kind not in "fiub" or array.dtype == object:
+        raise ResultShapeError(f"{where} is {type(value).__name__} of dtype {array.dtype}, not an array of numbers")
+    return array if array.dtype.name in ("float32", "float64") else array.astype(np.float64)
+
+
+def _as_tree(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ResultShapeError(f"{where} is {type(value).__name__}, not a dict of arrays")
+    return {str(key): _as_array(item, f"{where}[{key!r}]") for key, item in value.items()}
+
+
+def _returned(value, count: int, function: str) -> tuple:
+    """The first ``count`` values of a returned tuple (later ones are ignored)."""
+    if count == 1 and not isinstance(value, tuple):
+        return (value,)
+    if not isinstance(value, (tuple, list)) or len(value) < count:
+        got = f"a {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (tuple, list)) else "")
+        raise ResultShapeError(f"{function} returned {got}; expected {count} values")
+    return tuple(value[:count])
+
+
+def _changed_inputs(before: dict, after: dict) -> list[str]:
+    changed = []
+    for key, old in before.items():
+        new = after[key]
+        if isinstance(old, dict):
+            changed += [f"{key}[{k!r}]" for k in old if k not in new or not np.array_equal(old[k], new[k], equal_nan=True)]
+        elif not np.array_equal(old, new, equal_nan=True):
+            changed.append(key)
+    return changed
+
+
+def _shares_memory(v: dict, s: dict) -> bool:
+    return v is s or any(
+        isinstance(v.get(k), np.ndarray) and isinstance(s.get(k), np.ndarray) and np.shares_memory(v[k], s[k])
+        for k in v)
+
+
+class PythonAdapter:
+    """The ops a Python namespace implements, callable by op name."""
+
+    def __init__(self, namespace: Any, name: str = "python"):
+        self.name = name
+        self.functions: dict[str, Callable] = {}
+        for op, names in FUNCTION_NAMES.items():
+            for function_name in names:
+                function = _lookup(namespace, function_name)
+                if callable(function):
+                    self.functions[op] = function
+                    break
+        declared = _lookup(namespace, CONVENTIONS_ATTRIBUTE)
+        self.conventions = dict(declared) if isinstance(declared, dict) else {}
+
+    @property
+    def ops(self) -> list[str]:
+        return [op for op in FUNCTION_NAMES if op in self.functions]
+
+    def call(self, op: str, args: dict) -> tuple[dict, list[str]]:
+        """Call ``op`` with ``args``; return ``(result, problems)``.
+
+        The arguments are deep-copied first, so the caller's stay intact and a
+        change the function makes to an input it must not change is reported.
+        """
+        function = self.functions[op]
+        args = copy.deepcopy(args)
+        watched = {key: copy.deepcopy(args[key]) for key in UNCHANGED_INPUTS.get(op, ())}
+        positional = [args[name] for name in ARGUMENTS[op]]
+        if op == "mini_batches" and not _takes_seed(function):
+            np.random.seed(args["seed"])
+            positional = positional[:3]
+        returned = function(*positional)
+        result = self._shape(op, returned, function.__name__)
+        problems = [f"changed its input {key}" for key in _changed_inputs(watched, args)]
+        if op == "adam.init" and _shares_memory(*_returned(returned, 2, function.__name__)):
+            problems.append("returned v and s that are the same object (or share memory)")
+        return result, problems
+
+    @staticmethod
+    def _shape(op: str, returned, function: str) -> dict:
+        if op == "mini_batches":
+            if not isinstance(returned, (list, tuple)):
+                raise ResultShapeError(f"{function} returned a {type(returned).__name__}, not a list of batches")
+            batches = []
+            for index, batch in enumerate(returned):
+                x, y = _returned(batch, 2, f"{function} batch {index}")
+                batches.append([_as_array(x, f"batch {index} X"), _as_array(y, f"batch {index} Y")])
+            return {"batches": batches}
+        if op == "momentum.init":
+            (v,) = _returned(returned, 1, function)
+            return {"v": _as_tree(v, "v")}
+        if op == "adam.init":
+            v, s = _returned(returned, 2, function)
+            return {"v": _as_tree(v, "v"), "s": _as_tree(s, "s")}
+        if op == "momentum.update":
+            parameters, v = _returned(returned, 2, function)
+            return {"parameters": _as_tree(parameters, "parameters"), "v": _as_tree(v, "v")}
+        parameters, v, s = _returned(returned, 3, function)
+        return {"parameters": _as_tree(parameters, "parameters"), "v": _as_tree(v, "v"), "s": _as_tree(s, "s")}
+
+
+def _takes_seed(function: Callable) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return True
+    if "seed" in parameters:
+        return True
+    positional = [p for p in parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 4 or any(p.kind == p.VAR_POSITIONAL for p in parameters.values())

@@ -1,0 +1,139 @@
+"""The child process: a Python target served over the wire protocol.
+
+``python -m optconform.harness.child TARGET`` loads a ``.py`` file, a notebook or
+a module and answers wire-protocol requests on its original stdin/stdout. Before
+any of the target's code runs, the protocol's file descriptors are set aside:
+the target's prints go to stderr and its ``input()`` reads an empty stdin, so
+nothing it does corrupts the protocol. It never sees expected outputs: only
+the arguments of each call cross the wire.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+
+def _set_aside_protocol_streams():
+    """Keep private copies of fds 0 and 1 for the protocol; point 0 at /dev/null and 1 at stderr."""
+    protocol_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    sys.stdout = sys.stderr
+    return protocol_in, protocol_out
+
+
+def _limit_resources(memory_mb: int, cpu_seconds: int) -> None:
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    for limit, value in ((resource.RLIMIT_AS, memory_mb * 1024 * 1024), (resource.RLIMIT_CPU, cpu_seconds)):
+        if value > 0:
+            soft, hard = resource.getrlimit(limit)
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            try:
+                resource.setrlimit(limit, (value, hard))
+            except (ValueError, OSError):
+                pass
+
+
+def _trimmed_traceback(error: BaseException, target_file: str | None) -> str:
+    """One line: the exception and the innermost frame in the target's own code."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if target_file and (f.filename == target_file or os.path.basename(target_file) in f.filename)]
+    frame = own[-1] if own else (frames[-1] if frames else None)
+    where = f" (at {os.path.basename(frame.filename)}:{frame.lineno}, in {frame.name})" if frame else ""
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({error.code!r}){where}"
+    text = f"{type(error).__name__}: {error}".replace("\n", " ")
+    return f"{text[:300]}{where}"
+
+
+def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, load_warnings=()) -> None:
+    """Answer requests until ``shutdown`` or end of input."""
+    from . import protocol
+
+    def reply(message):
+        protocol_out.write(protocol.dumps(message))
+        protocol_out.flush()
+
+    for raw in protocol_in:
+        if not raw.strip():
+            continue
+        try:
+            request = protocol.parse_line(raw, "request")
+            protocol.validate_request(request)
+        except protocol.ProtocolError as error:
+            reply({"id": None, "ok": False, "error": str(error)})
+            continue
+        rid, op = request["id"], request["op"]
+        if op == "shutdown":
+            reply({"id": rid, "ok": True, "result": {}})
+            return
+        if op == "hello":
+            reply({"id": rid, "ok": True, "result": {
+                "name": adapter.name, "protocol": protocol.PROTOCOL_VERSION, "ops": adapter.ops,
+                "conventions": adapter.conventions, "warnings": list(load_warnings)}})
+            continue
+        if op not in adapter.ops:
+            reply({"id": rid, "ok": False, "error": f"{op} is not implemented"})
+            continue
+        try:
+            args = protocol.decode_args(op, request.get("args", {}))
+            result, problems = adapter.call(op, args)
+            message = {"id": rid, "ok": True, "result": protocol.encode_result(op, result)}
+            if problems:
+                message["problems"] = problems
+        except BaseException as error:  # noqa: BLE001 - whatever the target does is reported, not fatal
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            message = {"id": rid, "ok": False, "error": _trimmed_traceback(error, target_file)}
+        reply(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print("usage: python -m optconform.harness.child TARGET", file=sys.stderr)
+        return 2
+    target = argv[0]
+    protocol_in, protocol_out = _set_aside_protocol_streams()
+    _limit_resources(int(os.environ.get("OPTCONFORM_MEMORY_MB", "2048")),
+                     int(os.environ.get("OPTCONFORM_CPU_SECONDS", "600")))
+    from . import protocol
+    from .adapter import PythonAdapter
+    from .loader import LoadError, is_file_target, load_module_target, load_source
+
+    target_file, warnings = None, []
+    try:
+        if is_file_target(target):
+            from pathlib import Path
+
+            namespace, warnings = load_source(Path(target))
+            target_file = os.path.abspath(target)
+        else:
+            namespace = load_module_target(target)
+        adapter = PythonAdapter(namespace, name=os.path.basename(target))
+    except (LoadError, Exception) as error:  # noqa: BLE001 - reported to the harness, one line
+        message = str(error) if isinstance(error, LoadError) else _trimmed_traceback(error, None)
+        for raw in protocol_in:
+            try:
+                rid = protocol.parse_line(raw).get("id")
+            except protocol.ProtocolError:
+                rid = None
+            protocol_out.write(protocol.dumps({"id": rid, "ok": False, "error": message}))
+            protocol_out.flush()
+            break
+        return 3
+    serve(adapter, protocol_in, protocol_out, target_file, warnings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""``optconform check``: from command-line arguments to a report and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, UsageError
+
+from ..reference.conventions import ConventionError, resolve
+from ..vectors import VectorError, load_suite
+from .runner import run_cases
+from .selection import PrefixList, SelectionError, parse_conventions, parse_ops, select
+from .session import TargetError, open_session
+
+
+def prepare(args):
+    """Everything a run needs that can fail as a usage or input error, checked before a target starts."""
+    try:
+        ops = parse_ops(args.ops)
+        overrides = parse_conventions(args.convention)
+        skip, xfail = PrefixList.read(args.skip), PrefixList.read(args.xfail)
+        cases = load_suite(args.vectors) if args.vectors else load_suite()
+    except (SelectionError, VectorError) as error:
+        raise UsageError(str(error)) from None
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    return ops, overrides, skip, xfail, cases
+
+
+def run_target(args, target: str | None, cmd: str | None, prepared=None):
+    """Open the target, run the selected cases, close; returns the RunReport."""
+    ops, overrides, skip, xfail, cases = prepared or prepare(args)
+    try:
+        session = open_session(target, cmd, args.timeout)
+    except TargetError as error:
+        raise UsageError(str(error)) from None
+    try:
+        try:
+            conventions = resolve(session.info.conventions, overrides)
+        except ConventionError as error:
+            raise UsageError(f"{session.info.name} declares {error}") from None
+        selection = select(cases, conventions, args.dtype, ops, skip, xfail)
+        return run_cases(session, selection, args.dtype, conventions, target or cmd)
+    finally:
+        session.close()
+
+
+def run_check(args) -> int:
+    from .report import render, summary_line
+
+    if bool(args.target) == bool(args.cmd):
+        raise UsageError("give exactly one of TARGET or --cmd")
+    report = run_target(args, args.target, args.cmd)
+    text = render(report, args.format, verbose=args.verbose) if args.format == "text" else render(report, args.format)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write {args.output}: {error.strerror or error}") from None
+        print(render(report, "text") if args.format == "text" else summary_line(report))
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return EXIT_OK if report.conforms else EXIT_NONCONFORMING

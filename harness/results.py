@@ -1,0 +1,103 @@
+"""What a run found: one :class:`CaseResult` per case, gathered in a :class:`RunReport`.
+
+This is the narrow interface between checking and reporting: the report formats
+read these and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+STATUSES = ("pass", "fail", "error", "not_implemented")
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one case.
+
+    ``status`` is one of :data:`STATUSES`. ``message`` says what differs (key,
+    index, expected vs got) or what went wrong; ``diagnosis`` names the likely
+    mistake when the output matches a known one. ``xfail`` marks a case listed in
+    the ``--xfail`` file: its failure does not fail the run.
+    """
+
+    id: str
+    op: str
+    status: str
+    message: str = ""
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    diagnosis: str | None = None
+    description: str = ""
+    why: str = ""
+    details: list[str] = field(default_factory=list)
+    xfail: bool = False
+
+    @property
+    def counts_as_failure(self) -> bool:
+        return self.status in ("fail", "error") and not self.xfail
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "op": self.op,
+            "status": self.status,
+            "max_abs_err": self.max_abs_err,
+            "max_rel_err": self.max_rel_err,
+            "message": self.message,
+            "diagnosis": self.diagnosis,
+            "xfail": self.xfail,
+            "description": self.description,
+            "why": self.why,
+            "details": self.details,
+        }
+
+
+@dataclass
+class RunReport:
+    """All results of one run against one target."""
+
+    target: str
+    dtype: str
+    conventions: dict
+    results: list[CaseResult] = field(default_factory=list)
+    target_name: str = ""
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: Summary lines such as "adam.update: 14 cases fail, all consistent with: no bias correction".
+    diagnosis_summary: list[str] = field(default_factory=list)
+
+    def counts(self) -> Counter:
+        return Counter(result.status for result in self.results)
+
+    @property
+    def conforms(self) -> bool:
+        """True when no case fails or errs (xfail cases aside); not-implemented ops do not fail the run."""
+        return not any(result.counts_as_failure for result in self.results)
+
+    def summary(self) -> dict:
+        counts = self.counts()
+        return {
+            "passed": counts["pass"],
+            "failed": sum(1 for r in self.results if r.status == "fail" and not r.xfail),
+            "errors": sum(1 for r in self.results if r.status == "error" and not r.xfail),
+            "not_implemented": counts["not_implemented"],
+            "skipped": len(self.skipped),
+            "xfailed": sum(1 for r in self.results if r.xfail and r.status != "pass"),
+            "score": counts["pass"],
+            "max_score": len(self.results),
+        }
+
+    def to_json(self) -> dict:
+        return {
+            "target": self.target,
+            "target_name": self.target_name,
+            "dtype": self.dtype,
+            "conventions": self.conventions,
+            "conforms": self.conforms,
+            "summary": self.summary(),
+            "diagnosis_summary": self.diagnosis_summary,
+            "warnings": self.warnings,
+            "cases": [result.to_json() for result in self.results],
+        }

@@ -1,0 +1,140 @@
+"""Which cases run: by op, by convention, by dtype, and by skip and xfail lists."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..reference.conventions import CONVENTIONS, ConventionError, parse_assignment
+
+#: Case ops and the target ops each needs. A trajectory needs the update (and uses the init).
+CASE_OPS = {
+    "mini_batches": ("mini_batches",),
+    "momentum.init": ("momentum.init",),
+    "adam.init": ("adam.init",),
+    "momentum.update": ("momentum.update",),
+    "adam.update": ("adam.update",),
+    "momentum.trajectory": ("momentum.update", "momentum.init"),
+    "adam.trajectory": ("adam.update", "adam.init"),
+}
+#: A target whose convention is the key also satisfies cases assuming the values.
+SATISFIES = {("mini_batches.rng", "numpy_legacy"): {"structural"}}
+
+
+class SelectionError(ValueError):
+    """A bad --ops, --convention, --skip or --xfail; the message is one line."""
+
+
+def parse_ops(text: str | None) -> list[str] | None:
+    """``"adam,mini_batches"`` -> the names, each a case op or a family (``adam``, ``momentum``)."""
+    if not text:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    families = {op.split(".")[0] for op in CASE_OPS}
+    for name in names:
+        if name not in CASE_OPS and name not in families:
+            raise SelectionError(f"unknown op {name!r}; known: {', '.join(sorted(set(CASE_OPS) | families))}")
+    return names
+
+
+def op_selected(case_op: str, wanted: list[str] | None) -> bool:
+    if wanted is None:
+        return True
+    family = case_op.split(".")[0]
+    return any(name in (case_op, family) or name == CASE_OPS[case_op][0] for name in wanted)
+
+
+def parse_conventions(assignments: list[str]) -> dict:
+    try:
+        return dict(parse_assignment(text) for text in assignments)
+    except ConventionError as error:
+        raise SelectionError(str(error)) from None
+
+
+def conventions_match(case_conventions: dict, conventions: dict) -> bool:
+    """Does a target with ``conventions`` share every assumption of the case?"""
+    for name, value in case_conventions.items():
+        mine = conventions.get(name)
+        if mine != value and value not in SATISFIES.get((name, mine), ()):
+            return False
+    return True
+
+
+@dataclass
+class PrefixList:
+    """Case-id prefixes from a --skip or --xfail file; remembers which were used."""
+
+    source: str
+    prefixes: list[str] = field(default_factory=list)
+    used: set = field(default_factory=set)
+
+    @classmethod
+    def read(cls, path: str | None) -> "PrefixList":
+        if not path:
+            return cls("")
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise SelectionError(f"{path}: cannot read ({getattr(error, 'strerror', None) or error})") from None
+        prefixes = [line.split("#", 1)[0].strip() for line in lines]
+        return cls(path, [p for p in prefixes if p])
+
+    def matches(self, case_id: str) -> bool:
+        hits = [p for p in self.prefixes if case_id.startswith(p)]
+        self.used.update(hits)
+        return bool(hits)
+
+    def unused_warnings(self) -> list[str]:
+        return [f"{self.source}: {p!r} matches no case" for p in self.prefixes if p not in self.used]
+
+
+@dataclass
+class Selection:
+    """The cases to run and, apart, the ones not run and why."""
+
+    run: list = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    xfail: set = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+
+def select(cases, conventions: dict, dtype: str, ops: list[str] | None = None,
+           skip: PrefixList | None = None, xfail: PrefixList | None = None) -> Selection:
+    """Cases of the wanted ops that assume the target's conventions and run at ``dtype``."""
+    skip, xfail = skip or PrefixList(""), xfail or PrefixList("")
+    selection = Selection()
+    for case in cases:
+        if not op_selected(case.op, ops) or not conventions_match(case.conventions, conventions):
+            continue
+        matched_skip = skip.matches(case.id)
+        matched_xfail = xfail.matches(case.id)
+        if matched_skip:
+            selection.skipped.append(f"{case.id}: in {skip.source}")
+        elif not case.runs_at(dtype):
+            selection.skipped.append(f"{case.id}: {case.float64_only}")
+        else:
+            selection.run.append(case)
+            if matched_xfail:
+                selection.xfail.add(case.id)
+    selection.warnings = skip.unused_warnings() + xfail.unused_warnings()
+    return selection
+
+
+def list_suite(args) -> str:
+    """The text of ``optconform list``: ops, conventions, tags and the cases."""
+    from ..vectors import load_suite
+
+    cases = load_suite(args.vectors) if getattr(args, "vectors", None) else load_suite()
+    wanted = parse_ops(getattr(args, "ops", None))
+    cases = [case for case in cases if op_selected(case.op, wanted)]
+    lines = ["ops:"]
+    per_op = Counter(case.op for case in cases)
+    lines += [f"  {op:<22} {per_op[op]:>4} cases" for op in CASE_OPS if per_op[op]]
+    lines.append("conventions (first value is the default):")
+    lines += [f"  {name}={'|'.join(spec['values'])}\n      {spec['help']}" for name, spec in CONVENTIONS.items()]
+    tags = Counter(tag for case in cases for tag in case.tags)
+    lines.append("tags: " + ", ".join(f"{tag} ({n})" for tag, n in sorted(tags.items())))
+    lines.append(f"cases ({len(cases)}):")
+    lines += [f"  {case.id:<52} {case.description}" for case in cases]
+    return "\n".join(lines)

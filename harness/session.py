@@ -1,0 +1,288 @@
+"""Sessions: a live connection to a target, one call per op.
+
+:class:`InProcessSession` calls a trusted module's functions directly;
+:class:`ProcessSession` talks the wire protocol to a program (a ``--cmd``, or the
+child process that serves a file or notebook). Both offer the same two things:
+``info`` (what the target said in ``hello``) and ``call(op, args)``.
+
+A call that fails raises :class:`CallFailed` with a one-line reason; the session
+stays usable (a program that died or desynchronised is restarted), so the other
+cases still run. A target that cannot be started at all raises
+:class:`TargetError` when the session opens.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import protocol
+from .adapter import PythonAdapter, ResultShapeError
+
+
+class TargetError(Exception):
+    """The target cannot be used at all (exit code 2); the message is one line."""
+
+
+class CallFailed(Exception):
+    """One call failed: the target raised, crashed, hung or answered nonsense."""
+
+
+class NotImplementedOp(Exception):
+    """The target does not implement this op."""
+
+
+@dataclass
+class TargetInfo:
+    name: str
+    ops: list[str]
+    conventions: dict
+    protocol: str = protocol.PROTOCOL_VERSION
+    warnings: list[str] = field(default_factory=list)
+
+
+class InProcessSession:
+    """A trusted Python namespace, called directly."""
+
+    def __init__(self, namespace, name: str):
+        self.adapter = PythonAdapter(namespace, name)
+        self.info = TargetInfo(name, self.adapter.ops, self.adapter.conventions)
+
+    def call(self, op: str, args: dict, conventions: dict | None = None) -> tuple[dict, list[str]]:
+        if op not in self.adapter.ops:
+            raise NotImplementedOp(op)
+        try:
+            return self.adapter.call(op, args)
+        except ResultShapeError as error:
+            raise CallFailed(str(error)) from None
+        except Exception as error:  # noqa: BLE001 - the target's exception becomes this case's error
+            raise CallFailed(f"{type(error).__name__}: {error}"[:300]) from None
+
+    def close(self) -> None:
+        pass
+
+
+def _signal_name(code: int) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def sandbox_environment(home: str) -> dict:
+    """A scrubbed environment for untrusted programs: no secrets, one BLAS thread."""
+    keep = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "SYSTEMROOT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+            "VIRTUAL_ENV", "OPTCONFORM_MEMORY_MB", "OPTCONFORM_CPU_SECONDS")
+    env = {key: os.environ[key] for key in keep if key in os.environ}
+    env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
+                "HOME": home, "MPLBACKEND": "Agg"})
+    return env
+
+
+class ProcessSession:
+    """A program speaking the wire protocol, restarted whenever a call leaves it unusable."""
+
+    def __init__(self, argv: list[str], name: str, timeout: float = 10.0, sandbox: bool = True,
+                 start_timeout: float | None = None):
+        self.argv, self.timeout, self.sandbox = argv, timeout, sandbox
+        self.start_timeout = start_timeout if start_timeout is not None else max(timeout, 30.0)
+        self.display_name = name
+        self.process: subprocess.Popen | None = None
+        self.stderr_tail: collections.deque = collections.deque(maxlen=40)
+        self._buffer = b""
+        self._next_id = 0
+        self._scratch = tempfile.TemporaryDirectory(prefix="optconform-")
+        self.restarts = 0
+        self.info = self._start(first=True)
+
+    # ------------------------------------------------------------ process
+
+    def _spawn(self) -> None:
+        try:
+            self.process = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                cwd=self._scratch.name if self.sandbox else None,
+                env=sandbox_environment(self._scratch.name) if self.sandbox else None, start_new_session=True)
+        except (OSError, ValueError) as error:
+            raise TargetError(f"cannot start {self.display_name}: {getattr(error, 'strerror', None) or error}") from None
+        self._buffer = b""
+        self.stderr_tail.clear()
+        threading.Thread(target=self._drain_stderr, args=(self.process,), daemon=True).start()
+
+    def _drain_stderr(self, process) -> None:
+        for line in iter(process.stderr.readline, b""):
+            self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
+
+    def _kill(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (process.stdin, process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def _start(self, first: bool = False) -> TargetInfo:
+        self._spawn()
+        try:
+            result, _ = self._request("hello", None, self.start_timeout)
+            protocol.validate_hello(result)
+        except _Refused as refusal:
+            self._kill()
+            raise TargetError(str(refusal)) from None
+        except (CallFailed, protocol.ProtocolError) as error:
+            self._kill()
+            raise TargetError(f"{self.display_name}: {'no' if first else 'no longer a'} usable hello: {error}") from None
+        return TargetInfo(result["name"], list(result["ops"]), dict(result.get("conventions", {})),
+                          result.get("protocol", "unversioned"), list(result.get("warnings", [])))
+
+    def _restart(self) -> None:
+        self._kill()
+        self.restarts += 1
+        try:
+            self._start()
+        except TargetError:
+            self.process = None
+
+    # ------------------------------------------------------------ lines
+
+    def _read_line(self, deadline: float) -> bytes:
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.process.stdout], [], [], remaining)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(self.process.stdout.fileno(), 1 << 20)
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk
+            if len(self._buffer) > protocol.MAX_LINE_BYTES:
+                raise protocol.ProtocolError("wrote a line longer than 64 MiB")
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def _stderr_hint(self) -> str:
+        lines = [line for line in self.stderr_tail if line.strip()]
+        return f"; stderr: {lines[-1][:200]}" if lines else ""
+
+    def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None):
+        """Send one request and return its result; CallFailed says why not."""
+        if self.process is None:
+            raise CallFailed("the program could not be restarted after an earlier failure")
+        self._next_id += 1
+        message = {"id": self._next_id, "op": op}
+        if args is not None:
+            message["args"] = args
+        if conventions:
+            message["conventions"] = conventions
+        deadline = time.monotonic() + timeout
+        try:
+            self.process.stdin.write(protocol.dumps(message).encode())
+            self.process.stdin.flush()
+            while True:
+                line = self._read_line(deadline)
+                if line.strip():
+                    break
+            response = protocol.parse_line(line, "the program's answer")
+            protocol.validate_response(response)
+        except TimeoutError:
+            raise CallFailed(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            code = self.process.wait(timeout=5) if self.process else None
+            raise CallFailed(f"the program {_signal_name(code)} during the call{self._stderr_hint()}") from None
+        except protocol.ProtocolError as error:
+            raise CallFailed(f"protocol error: {error}") from None
+        if response["id"] != self._next_id:
+            raise CallFailed(f"protocol error: answered id {response['id']!r} to request id {self._next_id}")
+        if not response["ok"]:
+            raise _Refused(response["error"].strip().splitlines()[0][:400] if response["error"].strip() else "error")
+        return response["result"], response.get("problems", [])
+
+    # ------------------------------------------------------------ public
+
+    def call(self, op: str, args: dict, conventions: dict | None = None) -> tuple[dict, list[str]]:
+        if op not in self.info.ops:
+            raise NotImplementedOp(op)
+        try:
+            result, problems = self._request(op, protocol.encode_args(args), self.timeout, conventions)
+        except _Refused as refusal:
+            raise CallFailed(str(refusal)) from None
+        except CallFailed:
+            self._restart()
+            raise
+        try:
+            return protocol.decode_result(op, result), problems
+        except protocol.ProtocolError as error:
+            raise CallFailed(str(error)) from None
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self._next_id += 1
+                self.process.stdin.write(protocol.dumps({"id": self._next_id, "op": "shutdown"}).encode())
+                self.process.stdin.flush()
+                self.process.stdin.close()
+                self.process.wait(timeout=2)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+        self._scratch.cleanup()
+
+
+class _Refused(CallFailed):
+    """The program answered ``ok: false``: the call failed, but the program is fine."""
+
+
+def child_argv(target: str) -> list[str]:
+    """The command that serves a Python file, notebook or module as a child process."""
+    path = os.path.abspath(target) if os.path.exists(target) else target
+    return [sys.executable, "-m", "optconform.harness.child", path]
+
+
+def open_session(target: str | None, cmd: str | None, timeout: float, in_process: bool | None = None):
+    """The session for a command-line target: a module in-process, a file or notebook in a child, or ``--cmd``."""
+    from .loader import LoadError, is_file_target, load_module_target
+
+    if cmd:
+        try:
+            argv = shlex.split(cmd)
+        except ValueError as error:
+            raise TargetError(f"--cmd {cmd!r}: {error}") from None
+        if not argv:
+            raise TargetError("--cmd is empty")
+        return ProcessSession(argv, argv[0], timeout, sandbox=False)
+    if not target:
+        raise TargetError("name a TARGET (module, module:object, file.py, notebook.ipynb) or give --cmd")
+    if is_file_target(target):
+        if not os.path.exists(target):
+            raise TargetError(f"{target}: no such file")
+        return ProcessSession(child_argv(target), os.path.basename(target), timeout, sandbox=True)
+    if in_process is False:
+        return ProcessSession(child_argv(target), target, timeout, sandbox=True)
+    try:
+        return InProcessSession(load_module_target(target), target)
+    except LoadError as error:
+        raise TargetError(str(error)) from None
