@@ -7,6 +7,7 @@ that name the field that is wrong.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from functools import lru_cache
@@ -33,11 +34,23 @@ def wire_schema() -> dict:
     return json.loads(text)
 
 
+@lru_cache(maxsize=1)
+def _runtime_defs() -> dict:
+    """The schema's definitions, less the per-element check of array ``data``.
+
+    Validating every number of every array through the schema costs more than
+    all the rest of a run; the codec checks each element anyway (and names it),
+    so at run time the schema checks the envelope and the codec the numbers.
+    """
+    defs = copy.deepcopy(wire_schema()["$defs"])
+    defs["array"]["properties"]["data"] = {"type": "array"}
+    return defs
+
+
 @lru_cache(maxsize=None)
 def _validator(definition: str, op: str | None = None):
-    schema = wire_schema()
     ref = f"#/$defs/results/{op}" if op else f"#/$defs/{definition}"
-    return jsonschema.Draft202012Validator({"$ref": ref, "$defs": schema["$defs"]})
+    return jsonschema.Draft202012Validator({"$ref": ref, "$defs": _runtime_defs()})
 
 
 def _check(validator, message, what: str) -> None:

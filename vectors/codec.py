@@ -30,8 +30,11 @@ def encode_array(array) -> dict:
     """A NumPy array (float32 or float64) -> its JSON object."""
     array = np.asarray(array)
     dtype = array.dtype.name if array.dtype.name in DTYPES else "float64"
-    flat = array.astype(dtype, copy=False).ravel().tolist()
-    return {"dtype": dtype, "shape": list(array.shape), "data": [_encode_float(float(x)) for x in flat]}
+    flat = array.astype(dtype, copy=False).ravel()
+    data = flat.tolist()
+    if not np.isfinite(flat).all():
+        data = [_encode_float(x) for x in data]
+    return {"dtype": dtype, "shape": list(array.shape), "data": data}
 
 
 def decode_array(obj, where: str = "array", dtype: str | None = None) -> np.ndarray:
@@ -45,6 +48,8 @@ def decode_array(obj, where: str = "array", dtype: str | None = None) -> np.ndar
         raise CodecError(f"{where}: shape must be a list of non-negative integers")
     if not isinstance(data, list) or len(data) != math.prod(shape):
         raise CodecError(f"{where}: data must be a list of {math.prod(shape)} numbers for shape {shape}")
+    if all(type(x) is float or type(x) is int for x in data):  # the common case, checked fast
+        return _build(data, obj["dtype"], shape, where, dtype)
     values = []
     for x in data:
         if isinstance(x, bool) or not isinstance(x, (int, float, str)):
@@ -54,10 +59,14 @@ def decode_array(obj, where: str = "array", dtype: str | None = None) -> np.ndar
                 raise CodecError(f"{where}: data holds the string {x!r}; only 'nan', 'inf', '-inf' are allowed")
             x = _NON_FINITE[x]
         values.append(x)
+    return _build(values, obj["dtype"], shape, where, dtype)
+
+
+def _build(values: list, wire_dtype: str, shape: list, where: str, dtype: str | None) -> np.ndarray:
     try:
-        array = np.array(values, dtype=obj["dtype"]).reshape(shape)
+        array = np.array(values, dtype=wire_dtype).reshape(shape)
     except OverflowError:
-        raise CodecError(f"{where}: a value does not fit in {obj['dtype']}") from None
+        raise CodecError(f"{where}: a value does not fit in {wire_dtype}") from None
     return array.astype(dtype) if dtype else array
 
 

@@ -1,0 +1,357 @@
+"""The harness end to end: targets, checks, selection and the command line.
+
+Each check is shown to fail on an implementation with the matching bug; the
+buggy implementations are the reference with one thing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import optconform.reference as reference
+from optconform.harness.checks import check_case
+from optconform.harness.runner import run_cases
+from optconform.harness.selection import PrefixList, select
+from optconform.harness.session import InProcessSession, ProcessSession, child_argv
+from optconform.reference import ops
+from optconform.reference.conventions import resolve
+from optconform.vectors import load_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = load_suite()
+
+
+def by_id(case_id):
+    return next(case for case in CASES if case.id == case_id)
+
+
+def reference_target(**conventions):
+    """The reference as a target declaring ``conventions`` (and computing under them)."""
+    declared = resolve({"mini_batches.rng": "numpy_legacy"}, conventions)
+    return types.SimpleNamespace(
+        OPTCONFORM_CONVENTIONS=declared,
+        random_mini_batches=reference.random_mini_batches,
+        initialize_velocity=reference.initialize_velocity,
+        initialize_adam=reference.initialize_adam,
+        update_parameters_with_momentum=lambda p, g, v, beta, lr: ops.momentum_update(
+            p, g, v, beta, lr, declared["momentum.form"]),
+        update_parameters_with_adam=lambda p, g, v, s, t, lr=0.01, b1=0.9, b2=0.999, eps=1e-8: ops.adam_update(
+            p, g, v, s, t, lr, b1, b2, eps, declared["adam.epsilon"]),
+    )
+
+
+def run(namespace, dtype="float64", ops_wanted=None, session=None):
+    session = session or InProcessSession(namespace, "test target")
+    conventions = resolve(session.info.conventions)
+    selection = select(CASES, conventions, dtype, ops_wanted)
+    return run_cases(session, selection, dtype, conventions, "test target")
+
+
+def with_changes(**functions):
+    """The reference target with some functions replaced."""
+    target = reference_target()
+    for name, function in functions.items():
+        setattr(target, name, function)
+    return target
+
+
+def failures(report):
+    return [r for r in report.results if r.status != "pass"]
+
+
+# ---------------------------------------------------------------- the reference conforms
+
+
+@pytest.mark.parametrize("conventions", [
+    {}, {"adam.epsilon": "inside_sqrt", "momentum.form": "heavy_ball"}])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_reference_passes_every_case_in_process(conventions, dtype):
+    report = run(reference_target(**conventions), dtype)
+    assert failures(report) == []
+    expected = len(select(CASES, resolve(reference_target(**conventions).OPTCONFORM_CONVENTIONS), dtype).run)
+    assert len(report.results) == expected > 100
+
+
+def test_every_case_runs_under_some_convention():
+    ran = set()
+    for conventions in ({}, {"adam.epsilon": "inside_sqrt", "momentum.form": "heavy_ball"}):
+        ran |= {r.id for r in run(reference_target(**conventions)).results}
+    assert ran == {case.id for case in CASES}
+
+
+def test_reference_module_passes_through_the_child_process():
+    session = ProcessSession(child_argv("optconform.reference"), "reference", timeout=30)
+    try:
+        report = run(None, session=session)
+    finally:
+        session.close()
+    assert session.info.protocol == "optconform/1"
+    assert failures(report) == []
+    assert len(report.results) > 150
+
+
+def test_cli_check_of_the_reference_module_exits_zero():
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "optconform.reference"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CONFORMS" in done.stdout
+
+
+# ---------------------------------------------------------------- each check fails on its bug
+
+
+def test_value_mismatch_names_key_index_expected_and_got():
+    def no_bias_correction(p, g, v, s, t, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
+        return _no_correction(p, g, v, s, lr, b1, b2, eps)
+
+    report = run(with_changes(update_parameters_with_adam=no_bias_correction), ops_wanted=["adam.update"])
+    failed = failures(report)
+    assert failed and all(r.status == "fail" for r in failed)
+    message = by_result(report, "adam.update/outside_sqrt/t-1").message
+    assert message.startswith("parameters.") and "expected" in message and "got" in message and "[" in message
+
+
+def _no_correction(p, g, v, s, lr, b1, b2, eps):
+    new_p, new_v, new_s = {}, {}, {}
+    for param, grad in ops.slot_names(p):
+        new_v[grad] = b1 * v[grad] + (1 - b1) * g[grad]
+        new_s[grad] = b2 * s[grad] + (1 - b2) * g[grad] ** 2
+        new_p[param] = p[param] - lr * new_v[grad] / (np.sqrt(new_s[grad]) + eps)
+    return new_p, new_v, new_s
+
+
+def by_result(report, case_id):
+    return next(r for r in report.results if r.id == case_id)
+
+
+def _structural(case_id):
+    return by_id(f"mini_batches/structural/{case_id}")
+
+
+def _batches_check(function, case_id="pairing", rng_convention="structural"):
+    target = with_changes(random_mini_batches=function)
+    session = InProcessSession(target, "t")
+    case = by_id(f"mini_batches/{rng_convention}/{case_id}")
+    return check_case(case, session, "float64", resolve(target.OPTCONFORM_CONVENTIONS))
+
+
+def test_mini_batches_last_batch_dropped_fails():
+    def dropped(X, Y, size=64, seed=0):
+        return reference.random_mini_batches(X, Y, size, seed)[:-1] if X.shape[1] % size else \
+            reference.random_mini_batches(X, Y, size, seed)
+
+    outcome = _batches_check(dropped)
+    assert outcome.status == "fail" and "last, partial batch dropped" in outcome.message
+
+
+def test_mini_batches_unpaired_fails():
+    def unpaired(X, Y, size=64, seed=0):
+        m = X.shape[1]
+        px, py = np.random.RandomState(seed).permutation(m), np.random.RandomState(seed + 99).permutation(m)
+        return [(X[:, px][:, k:k + size], Y[:, py][:, k:k + size]) for k in range(0, m, size)]
+
+    outcome = _batches_check(unpaired)
+    assert outcome.status == "fail" and "no longer paired" in outcome.message
+
+
+def test_mini_batches_not_shuffled_fails():
+    def unshuffled(X, Y, size=64, seed=0):
+        return [(X[:, k:k + size], Y[:, k:k + size]) for k in range(0, X.shape[1], size)]
+
+    outcome = _batches_check(unshuffled)
+    assert outcome.status == "fail" and "not shuffled" in outcome.message
+
+
+def test_mini_batches_seed_ignored_fails():
+    def seed_ignored(X, Y, size=64, seed=0):
+        return reference.random_mini_batches(X, Y, size, 12345)
+
+    outcome = _batches_check(seed_ignored)
+    assert outcome.status == "fail" and "seed is ignored" in outcome.message
+
+
+def test_mini_batches_nondeterministic_fails():
+    generator = np.random.default_rng(0)
+
+    def unseeded(X, Y, size=64, seed=0):
+        perm = generator.permutation(X.shape[1])
+        return [(X[:, perm][:, k:k + size], Y[:, perm][:, k:k + size]) for k in range(0, X.shape[1], size)]
+
+    outcome = _batches_check(unseeded)
+    assert outcome.status == "fail" and "different batches on a second call" in outcome.message
+
+
+def test_other_rng_passes_structural_but_fails_numpy_legacy():
+    def other_rng(X, Y, size=64, seed=0):
+        perm = np.random.default_rng(seed).permutation(X.shape[1])
+        return [(X[:, perm][:, k:k + size], Y[:, perm][:, k:k + size]) for k in range(0, X.shape[1], size)]
+
+    assert _batches_check(other_rng).status == "pass"
+    outcome = _batches_check(other_rng, rng_convention="numpy_legacy")
+    assert outcome.status == "fail" and "np.random.permutation order" in outcome.message
+
+
+def test_seedless_random_mini_batches_is_called_after_seeding_numpy():
+    def seedless(X, Y, mini_batch_size=64):
+        m = X.shape[1]
+        perm = list(np.random.permutation(m))
+        return [(X[:, perm][:, k:k + mini_batch_size], Y[:, perm][:, k:k + mini_batch_size])
+                for k in range(0, m, mini_batch_size)]
+
+    target = with_changes(random_mini_batches=seedless)
+    report = run(target, ops_wanted=["mini_batches"])
+    assert failures(report) == [] and len(report.results) == len(
+        [c for c in CASES if c.op == "mini_batches"])
+
+
+def test_changed_grads_fail():
+    def mutating(p, g, v, beta, lr):
+        out = ops.momentum_update(p, g, v, beta, lr)
+        g["dW1"] *= 2
+        return out
+
+    report = run(with_changes(update_parameters_with_momentum=mutating), ops_wanted=["momentum.update"])
+    # doubling zero gradients changes nothing: only the zero-gradient case may pass
+    assert {r.id for r in report.results if r.status == "pass"} == {"momentum.update/ema/zero-grads"}
+    assert all("changed its input grads['dW1']" in r.message for r in failures(report))
+
+
+def test_private_step_counter_fails_teacher_forced_at_a_named_step():
+    counter = {"t": 0}
+
+    def private_counter(p, g, v, s, t, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
+        counter["t"] += 1
+        return ops.adam_update(p, g, v, s, counter["t"], lr, b1, b2, eps)
+
+    report = run(with_changes(update_parameters_with_adam=private_counter), ops_wanted=["adam.trajectory"])
+    assert report.results and all(r.status == "fail" for r in report.results)
+    assert any("first wrong step" in r.message for r in report.results)
+
+
+def test_aliased_v_and_s_fail():
+    def aliased_init(parameters):
+        v = ops.momentum_init(parameters)
+        return v, v
+
+    report = run(with_changes(initialize_adam=aliased_init), ops_wanted=["adam.init"])
+    assert report.results and all("same object" in r.message for r in report.results)
+
+
+def test_stale_velocity_fails_free_running_only():
+    def nonzero_init(parameters):
+        return {k: v + 0.5 for k, v in ops.momentum_init(parameters).items()}
+
+    report = run(with_changes(initialize_velocity=nonzero_init), ops_wanted=["momentum.trajectory"])
+    assert report.results and all(r.status == "fail" for r in report.results)
+    assert all("free-running" in r.message and "state is carried wrongly" in r.message for r in report.results)
+
+
+def test_missing_op_is_not_implemented_and_fails_the_run():
+    target = with_changes()
+    del target.update_parameters_with_adam
+    report = run(target, ops_wanted=["adam"])
+    statuses = {r.op: r.status for r in report.results}
+    assert statuses["adam.update"] == "not_implemented" and statuses["adam.trajectory"] == "not_implemented"
+    assert statuses["adam.init"] == "pass"
+    assert not report.conforms
+
+
+def test_exception_in_target_is_an_error_with_its_message():
+    def broken(parameters):
+        raise ZeroDivisionError("boom")
+
+    report = run(with_changes(initialize_velocity=broken), ops_wanted=["momentum.init"])
+    assert report.results and all(r.status == "error" and "ZeroDivisionError: boom" in r.message
+                                  for r in report.results)
+
+
+def test_float32_rounded_gradients_fail_at_float64():
+    def rounded(p, g, v, s, t, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
+        g = {k: x.astype(np.float32).astype(np.float64) for k, x in g.items()}
+        return ops.adam_update(p, g, v, s, t, lr, b1, b2, eps)
+
+    report = run(with_changes(update_parameters_with_adam=rounded), ops_wanted=["adam.update"])
+    assert by_result(report, "adam.update/outside_sqrt/nondefault").status == "fail"
+
+
+# ---------------------------------------------------------------- selection
+
+
+def test_skip_and_xfail_files(tmp_path):
+    skip = tmp_path / "skip.txt"
+    skip.write_text("# comment\nadam.update/outside_sqrt/t-\nno/such/case  # typo\n")
+    xfail = tmp_path / "xfail.txt"
+    xfail.write_text("momentum.init/\n")
+    conventions = resolve(reference_target().OPTCONFORM_CONVENTIONS)
+    selection = select(CASES, conventions, "float64", None, PrefixList.read(str(skip)), PrefixList.read(str(xfail)))
+    ids = {case.id for case in selection.run}
+    assert "adam.update/outside_sqrt/t-1" not in ids and "adam.update/outside_sqrt/nondefault" in ids
+    assert any(s.startswith("adam.update/outside_sqrt/t-1000") for s in selection.skipped)
+    assert selection.warnings == [f"{skip}: 'no/such/case' matches no case"]
+    assert all(case_id.startswith("momentum.init/") for case_id in selection.xfail) and selection.xfail
+
+
+def test_float64_only_cases_are_not_run_at_float32():
+    conventions = resolve(reference_target().OPTCONFORM_CONVENTIONS)
+    selection = select(CASES, conventions, "float32")
+    assert all(case.runs_at("float32") for case in selection.run)
+    assert any("float64 only" in reason for reason in selection.skipped)
+
+
+# ---------------------------------------------------------------- files and notebooks
+
+
+def test_course_submission_file_conforms_and_its_demo_never_runs():
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(ROOT / "examples/course_submission.py"),
+                           "--format", "json"], capture_output=True, text=True, timeout=300)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr
+    assert report["summary"]["failed"] == report["summary"]["errors"] == 0
+    assert report["summary"]["passed"] > 150
+
+
+def test_seed_notebook_with_runaway_cell_is_graded_with_seed_names():
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(ROOT / "examples/seed_notebook.ipynb"),
+                           "--format", "json", "--convention", "adam.epsilon=inside_sqrt"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    status = {}
+    for case in report["cases"]:
+        status.setdefault(case["op"], set()).add(case["status"])
+    # the seed's Adam (epsilon inside the root, seed names) conforms under its own convention ...
+    assert status["adam.update"] == {"pass"} and status["adam.init"] == {"pass"}
+    assert status["momentum.update"] == {"pass"}
+    # ... and its reshape((1, m)) breaks labels with n_y > 1, with the student's line named
+    n_y_three = next(c for c in report["cases"] if c["id"] == "mini_batches/structural/n-y-three")
+    assert n_y_three["status"] == "error" and "reshape" in n_y_three["message"] and "cell" in n_y_three["message"]
+
+
+def test_output_file_and_terminal_summary(tmp_path):
+    out = tmp_path / "report.xml"
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "optconform.reference", "--ops",
+                           "momentum.init", "--format", "junit", "--output", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    assert "10 passed" in done.stdout and "<testsuite" in out.read_text()
+
+
+def test_module_object_target(tmp_path):
+    module = tmp_path / "port_with_object.py"
+    module.write_text(textwrap.dedent("""
+        import types
+        import optconform.reference as r
+        port = types.SimpleNamespace(initialize_velocity=r.initialize_velocity)
+    """))
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "port_with_object:port", "--ops",
+                           "momentum.init"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 0, done.stdout + done.stderr
