@@ -1,0 +1,587 @@
+"""``optconform grade``: many student submissions into a gradebook and per-student feedback.
+
+Each submission (a ``.py`` file or an ``.ipynb`` notebook) is graded on its own:
+it runs in its own sandboxed child process (see :mod:`.session`), and whatever it
+does (fails to load, hangs, crashes, raises) costs only its own row. Submissions
+are graded concurrently (``--jobs``, default: one per CPU); a line on stderr
+reports each one as it finishes.
+
+Into ``--out DIR`` go:
+
+- ``gradebook.csv``: one row per student (``student, file, score, max_score,
+  percent, passed, failed, errors, not_implemented, status, diagnosis``), sorted by
+  student; ``status`` is ``ok``, ``load_error`` (the submission could not be
+  loaded or started: score 0, the reason in ``diagnosis``) or ``grader_error``
+  (a fault of the grader itself, which also makes the exit code 1);
+- ``gradebook.json``: the same rows plus the counts per op and the diagnoses;
+- ``feedback/<student>.txt``: a short friendly header naming the main mistakes,
+  then the text report; ``feedback/<student>.json``: the JSON report.
+
+Exit codes: 0 every submission was graded (whatever the scores: a student's
+non-conformance is not the grader's failure), 1 the grader failed on some
+submission, 2 a usage or input error (bad options, a path that is neither a
+submission nor a directory of them; the others are still graded).
+
+A submission's directory layout: a ``.py``/``.ipynb`` file named on the command
+line is one student (named after the file's stem); in a directory named on the
+command line, each such file directly inside is one student, and each
+subdirectory holding exactly one such file is one student named after the
+subdirectory (Gradescope- and Moodle-style exports).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, EXIT_USAGE, UsageError
+
+from ..reference.conventions import ConventionError, resolve
+from .cli import prepare
+from .report import render, to_json_safe
+from .results import RunReport
+from .runner import run_cases
+from .selection import select
+from .session import CallFailed, TargetError, open_session
+
+SUFFIXES = (".py", ".ipynb")
+
+#: After this many calls of one op time out in a row, the op's remaining calls fail at once:
+#: a submission that hangs costs a few timeouts, not one per case.
+MAX_CONSECUTIVE_TIMEOUTS = 3
+
+CSV_COLUMNS = ("student", "file", "score", "max_score", "percent", "passed", "failed", "errors",
+               "not_implemented", "status", "diagnosis")
+
+#: What a student calls each case op (the notebook's function names); a trajectory calls the update step after step.
+OP_FUNCTIONS = {
+    "mini_batches": "random_mini_batches",
+    "momentum.init": "initialize_velocity",
+    "momentum.update": "update_parameters_with_momentum",
+    "momentum.trajectory": "update_parameters_with_momentum",
+    "adam.init": "initialize_adam",
+    "adam.update": "update_parameters_with_adam",
+    "adam.trajectory": "update_parameters_with_adam",
+}
+
+_IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+# --------------------------------------------------------------------------- submissions
+
+
+@dataclass
+class Submission:
+    student: str
+    path: Path          # the file to grade
+    display: str        # the path as the gradebook shows it
+    problem: str = ""   # set when the submission is known to be ungradable before it runs (e.g. two files)
+
+
+def _gradable(path: Path) -> bool:
+    return path.suffix in SUFFIXES and not path.name.startswith(".")
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".") and path.name not in _IGNORED_DIRS
+
+
+def expand_submissions(paths: list[str], exclude: Path | None = None) -> tuple[list[Submission], list[str]]:
+    """The submissions named by ``paths`` (files and directories) and a one-line error per unusable path."""
+    found: list[Submission] = []
+    errors: list[str] = []
+    for text in paths:
+        path = Path(text)
+        if not path.exists():
+            errors.append(f"{text}: no such file or directory")
+        elif path.is_file():
+            if path.suffix in SUFFIXES:
+                found.append(Submission(path.stem, path, text))
+            else:
+                errors.append(f"{text}: not a .py file, an .ipynb notebook or a directory of them")
+        elif path.is_dir():
+            before = len(found)
+            try:
+                entries = sorted(path.iterdir(), key=lambda p: p.name)
+            except OSError as error:
+                errors.append(f"{text}: cannot list ({error.strerror or error})")
+                continue
+            for entry in entries:
+                if not _visible(entry) or (exclude is not None and _same_path(entry, exclude)):
+                    continue
+                if entry.is_file() and _gradable(entry):
+                    found.append(Submission(entry.stem, entry, str(entry)))
+                elif entry.is_dir():
+                    try:
+                        inside = sorted((p for p in entry.iterdir() if p.is_file() and _gradable(p)),
+                                        key=lambda p: p.name)
+                    except OSError as error:
+                        errors.append(f"{entry}: cannot list ({error.strerror or error})")
+                        continue
+                    if len(inside) == 1:
+                        found.append(Submission(entry.name, inside[0], str(inside[0])))
+                    elif len(inside) > 1:
+                        names = ", ".join(p.name for p in inside[:5]) + (", ..." if len(inside) > 5 else "")
+                        found.append(Submission(entry.name, inside[0], str(entry),
+                                                f"{len(inside)} .py/.ipynb files in {entry.name}/ ({names}); "
+                                                "expected exactly one"))
+                    else:
+                        print(f"optconform: note: {entry}: no .py or .ipynb file inside; not graded", file=sys.stderr)
+            if len(found) == before:
+                errors.append(f"{text}: no .py or .ipynb submissions in this directory")
+        else:
+            errors.append(f"{text}: not a file or directory")
+    return _deduplicate(found), errors
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def safe_name(student: str) -> str:
+    """A file name for ``student``: letters, digits, ``._-`` (others become ``_``), never hidden or empty."""
+    name = re.sub(r"[^\w.-]", "_", student, flags=re.UNICODE).strip("._") or "student"
+    name = name[:100]
+    if name.split(".")[0].upper() in _WINDOWS_RESERVED:
+        name = "_" + name
+    return name
+
+
+def _deduplicate(found: list[Submission]) -> list[Submission]:
+    """The same file named twice is graded once; two students with one name (or file name) get -2, -3, ..."""
+    unique, seen_files, taken = [], set(), set()
+    for submission in found:
+        key = submission.path.resolve() if not submission.problem else (submission.display,)
+        if key in seen_files:
+            continue
+        seen_files.add(key)
+        name, number = submission.student, 1
+        while safe_name(name).lower() in taken:
+            number += 1
+            name = f"{submission.student}-{number}"
+        if name != submission.student:
+            print(f"optconform: note: two submissions are named {submission.student!r}; "
+                  f"{submission.display} is graded as {name!r}", file=sys.stderr)
+            submission.student = name
+        taken.add(safe_name(name).lower())
+        unique.append(submission)
+    return unique
+
+
+# --------------------------------------------------------------------------- one submission
+
+
+class _GuardedSession:
+    """A session that gives up on an op after it timed out several times in a row, and stops on interrupt."""
+
+    def __init__(self, inner, timeout: float, stop: threading.Event):
+        self.inner, self.timeout, self.stop = inner, timeout, stop
+        self.info = inner.info
+        self.timeouts: Counter = Counter()
+
+    def call(self, op, args, conventions=None):
+        if self.stop.is_set():
+            raise CallFailed("not run: grading was interrupted")
+        if self.timeouts[op] >= MAX_CONSECUTIVE_TIMEOUTS:
+            raise CallFailed(f"not run: {op} timed out {self.timeouts[op]} times in a row "
+                             f"(limit {self.timeout:g} s per call)")
+        started = time.monotonic()
+        try:
+            answer = self.inner.call(op, args, conventions)
+        except CallFailed:
+            if time.monotonic() - started >= self.timeout:
+                self.timeouts[op] += 1
+            else:
+                self.timeouts[op] = 0
+            raise
+        self.timeouts[op] = 0
+        return answer
+
+    def close(self):
+        self.inner.close()
+
+
+@dataclass
+class Graded:
+    submission: Submission
+    status: str                      # ok | load_error | grader_error
+    report: RunReport | None = None
+    reason: str = ""
+    seconds: float = 0.0
+    row: dict = field(default_factory=dict)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shorten_paths(text: str, path: Path) -> str:
+    """The student's absolute path in a message, shown as the file name."""
+    for form in (str(path.resolve()), os.path.abspath(path)):
+        text = text.replace(form, path.name)
+    return text
+
+
+def grade_one(submission: Submission, args, prepared, stop: threading.Event) -> Graded:
+    """Grade one submission; whatever it does, a :class:`Graded` comes back."""
+    started = time.monotonic()
+    if submission.problem:
+        return Graded(submission, "load_error", reason=submission.problem)
+    if stop.is_set():
+        return Graded(submission, "grader_error", reason="not graded: grading was interrupted")
+    ops, overrides, skip, xfail, cases = prepared
+    try:
+        try:
+            session = open_session(str(submission.path), None, args.timeout)
+        except TargetError as error:
+            return Graded(submission, "load_error", reason=_one_line(_shorten_paths(str(error), submission.path)),
+                          seconds=time.monotonic() - started)
+        guarded = _GuardedSession(session, args.timeout, stop)
+        try:
+            try:
+                conventions = resolve(session.info.conventions, overrides)
+            except ConventionError as error:
+                return Graded(submission, "load_error", reason=_one_line(f"the submission declares {error}"),
+                              seconds=time.monotonic() - started)
+            selection = select(cases, conventions, args.dtype, ops, skip, xfail)
+            report = run_cases(guarded, selection, args.dtype, conventions, submission.display)
+        finally:
+            guarded.close()
+        return Graded(submission, "ok", report=report, seconds=time.monotonic() - started)
+    except UsageError as error:
+        return Graded(submission, "load_error", reason=_one_line(_shorten_paths(str(error), submission.path)),
+                      seconds=time.monotonic() - started)
+    except Exception as error:  # noqa: BLE001 - one submission's trouble never stops the others
+        return Graded(submission, "grader_error", reason=_one_line(f"grader error: {type(error).__name__}: {error}"),
+                      seconds=time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------- diagnoses
+
+
+def _short_diagnosis(diagnosis: str) -> str:
+    """``title [name]: explanation Fix: ...`` -> ``title [name]``; anything else, its first 120 characters."""
+    match = re.match(r"^(.{3,160}?\[[\w.:-]+\])", diagnosis)
+    return match.group(1) if match else _one_line(diagnosis, 120)
+
+
+@dataclass
+class Issue:
+    """One thing wrong with a submission: an op's failures, errors or absence."""
+
+    kind: str            # diagnosed | fail | error | not_implemented
+    ops: list[str]
+    count: int
+    total: int
+    text: str = ""       # the diagnosis or first message
+
+
+def issues(report: RunReport) -> list[Issue]:
+    """What went wrong, most important first: named mistakes, then failures, errors, missing ops."""
+    per_op: dict[str, list] = defaultdict(list)
+    for case in report.results:
+        per_op[case.op].append(case)
+    found: list[Issue] = []
+    by_diagnosis: dict[str, Issue] = {}
+    by_missing: dict[str, Issue] = {}
+    for op, cases in per_op.items():
+        failing = [c for c in cases if c.status == "fail" and not c.xfail]
+        errors = [c for c in cases if c.status == "error" and not c.xfail]
+        missing = [c for c in cases if c.status == "not_implemented"]
+        diagnoses = Counter(c.diagnosis for c in failing if c.diagnosis)
+        if diagnoses:
+            diagnosis, count = diagnoses.most_common(1)[0]
+            if diagnosis in by_diagnosis:
+                issue = by_diagnosis[diagnosis]
+                issue.ops.append(op)
+                issue.count += count
+                issue.total += len(cases)
+            else:
+                by_diagnosis[diagnosis] = Issue("diagnosed", [op], count, len(cases), diagnosis)
+                found.append(by_diagnosis[diagnosis])
+            rest = len(failing) - count
+            if rest:
+                first = next(c for c in failing if c.diagnosis != diagnosis)
+                found.append(Issue("fail", [op], rest, len(cases), first.message))
+        elif failing:
+            found.append(Issue("fail", [op], len(failing), len(cases), failing[0].message))
+        if errors:
+            found.append(Issue("error", [op], len(errors), len(cases), errors[0].message))
+        if missing:
+            function = OP_FUNCTIONS.get(op, op)
+            if function in by_missing:
+                by_missing[function].ops.append(op)
+                by_missing[function].count += len(missing)
+                by_missing[function].total += len(cases)
+            else:
+                by_missing[function] = Issue("not_implemented", [op], len(missing), len(cases))
+                found.append(by_missing[function])
+    rank = {"diagnosed": 0, "fail": 1, "error": 2, "not_implemented": 3}
+    return sorted(found, key=lambda issue: (rank[issue.kind], -issue.count))
+
+
+def headline(graded: Graded) -> str:
+    """One line for the gradebook: the load error, or the top issues."""
+    if graded.status != "ok":
+        return graded.reason
+    found = issues(graded.report)
+    parts = []
+    for issue in found[:2]:
+        ops = ", ".join(issue.ops)
+        if issue.kind == "diagnosed":
+            parts.append(f"{ops}: {_short_diagnosis(_mistake(issue.text))} ({issue.count} cases)")
+        elif issue.kind == "fail":
+            parts.append(f"{ops}: {issue.count} of {issue.total} cases wrong")
+        elif issue.kind == "error":
+            parts.append(f"{ops}: {issue.count} errors ({_one_line(issue.text, 80)})")
+        else:
+            parts.append(f"{ops}: not implemented")
+    if len(found) > 2:
+        parts.append(f"+{len(found) - 2} more")
+    return _one_line("; ".join(parts), 300)
+
+
+def _function(ops: list[str], steps: bool = True) -> str:
+    """The student's function(s) behind ``ops``, e.g. ``update_parameters_with_adam (over several steps)``."""
+    names = list(dict.fromkeys(OP_FUNCTIONS.get(op, op) for op in ops))
+    text = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if steps and all(op.endswith(".trajectory") for op in ops):
+        text += ", called for several steps in a row,"
+    return text
+
+
+def _mistake(diagnosis: str) -> str:
+    """A diagnosis without a leading ``matches`` / ``consistent with``, to follow "a known mistake: "."""
+    return re.sub(r"^(matches|consistent with)\s+", "", diagnosis.strip(), flags=re.IGNORECASE)
+
+
+def feedback_header(graded: Graded, row: dict) -> str:
+    """A short, friendly note for the student, naming the main mistakes before the full report."""
+    sub = graded.submission
+    lines = [f"Feedback for {sub.student} ({sub.path.name})",
+             f"Score: {row['score']}/{row['max_score']} ({row['percent']:.1f}%)", ""]
+    if graded.status != "ok":
+        lines += ["Your submission could not be graded, so nothing was checked and the score is 0:",
+                  f"  {graded.reason}"]
+        if graded.status == "load_error":
+            lines += ["", "Fix this (make sure the file opens and runs without errors) and submit again."]
+        else:
+            lines += ["", "This is a problem with the grader, not necessarily with your work: "
+                          "please tell your instructor."]
+        return "\n".join(lines)
+    found = issues(graded.report)
+    if not found:
+        lines.append("Everything that was checked matches the reference. Well done!")
+    else:
+        lines.append("What to look at first:")
+        for issue in found[:4]:
+            function = _function(issue.ops)
+            if issue.kind == "diagnosed":
+                text = (f"Your {function} gives wrong results in {issue.count} of {issue.total} checks, "
+                        f"and they match a known mistake: {_mistake(issue.text)}")
+            elif issue.kind == "fail":
+                text = (f"Your {function} does not give the reference results in {issue.count} of "
+                        f"{issue.total} checks. First difference: {_one_line(issue.text, 240)}")
+            elif issue.kind == "error":
+                text = (f"Your {function} raised an error, took too long or returned something the grader "
+                        f"could not read in {issue.count} of {issue.total} checks: {_one_line(issue.text, 240)}")
+            else:
+                text = (f"The grader could not find {_function(issue.ops, steps=False)} in your submission ({issue.count} checks scored 0). "
+                        "Check that it is defined at the top level, with the name and arguments the assignment asks for.")
+            lines.append(f"  - {text}")
+        if len(found) > 4:
+            lines.append(f"  - ... and {len(found) - 4} more: see the full report below.")
+    load_warnings = [w for w in graded.report.warnings if "skipped" in w]
+    if load_warnings:
+        lines += ["", "Parts of your file could not be loaded (and were left out):"]
+        lines += [f"  - {_one_line(w, 240)}" for w in load_warnings[:5]]
+    lines += ["", "The full report follows: each failing check says what was expected and what your code returned."]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- gradebook
+
+
+def _op_counts(report: RunReport | None) -> dict:
+    counts: dict[str, Counter] = {}
+    for case in report.results if report else ():
+        counts.setdefault(case.op, Counter())["xfail" if case.xfail and case.status != "pass" else case.status] += 1
+    return {op: {key: c[key] for key in ("pass", "fail", "error", "not_implemented", "xfail")}
+            for op, c in counts.items()}
+
+
+def make_row(graded: Graded, default_max: int) -> dict:
+    sub = graded.submission
+    if graded.status == "ok":
+        summary = graded.report.summary()
+        score, max_score = summary["score"], summary["max_score"]
+        counts = (summary["passed"], summary["failed"], summary["errors"], summary["not_implemented"])
+    else:
+        score, max_score, counts = 0, default_max, (0, 0, 0, 0)
+    return {
+        "student": sub.student, "file": sub.display, "score": score, "max_score": max_score,
+        "percent": round(100.0 * score / max_score, 1) if max_score else 0.0,
+        "passed": counts[0], "failed": counts[1], "errors": counts[2], "not_implemented": counts[3],
+        "status": graded.status, "diagnosis": headline(graded),
+    }
+
+
+def _csv_cell(value):
+    """Text that a spreadsheet would run as a formula (=, +, -, @) is quoted with a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def write_feedback(graded: Graded, row: dict, feedback_dir: Path) -> None:
+    name = safe_name(graded.submission.student)
+    header = feedback_header(graded, row)
+    if graded.status == "ok":
+        body = render(graded.report, "text")
+        report_json = render(graded.report, "json")
+    else:
+        body = ""
+        report_json = json.dumps(to_json_safe({
+            "target": graded.submission.display, "status": graded.status, "error": graded.reason,
+            "conforms": False,
+            "summary": {"passed": 0, "failed": 0, "errors": 0, "not_implemented": 0, "score": 0,
+                        "max_score": row["max_score"]},
+            "cases": []}), indent=2)
+    rule = "=" * 72
+    _write(feedback_dir / f"{name}.txt", f"{header}\n\n{rule}\n\n{body}" if body else header)
+    _write(feedback_dir / f"{name}.json", report_json)
+
+
+def write_gradebook(out: Path, rows: list[dict], graded: list[Graded], meta: dict) -> None:
+    with open(out / "gradebook.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _csv_cell(row[key]) for key in CSV_COLUMNS})
+    by_student = {g.submission.student: g for g in graded}
+    entries = []
+    for row in rows:
+        g = by_student[row["student"]]
+        entry = dict(row)
+        entry["feedback"] = f"feedback/{safe_name(row['student'])}.txt"
+        entry["seconds"] = round(g.seconds, 2)
+        entry["ops"] = _op_counts(g.report)
+        entry["diagnosis_summary"] = list(g.report.diagnosis_summary) if g.report else []
+        entry["warnings"] = list(g.report.warnings) if g.report else []
+        if g.status != "ok":
+            entry["reason"] = g.reason
+        entries.append(entry)
+    _write(out / "gradebook.json", json.dumps(to_json_safe({**meta, "submissions": entries}), indent=2))
+
+
+def summary_table(rows: list[dict]) -> str:
+    width = max([len("student")] + [len(row["student"]) for row in rows])
+    width = min(width, 40)
+    lines = [f"{'student':<{width}}  {'score':>9}  {'%':>6}  {'status':<12}  diagnosis"]
+    for row in rows:
+        score = f"{row['score']}/{row['max_score']}"
+        lines.append(f"{row['student'][:width]:<{width}}  {score:>9}  {row['percent']:>6.1f}  {row['status']:<12}  "
+                     f"{_one_line(row['diagnosis'], 100)}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run_grade(args) -> int:
+    prepared = prepare(args)
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    out = Path(args.out)
+    submissions, path_errors = expand_submissions(args.submissions, exclude=out)
+    for line in path_errors:
+        print(f"optconform: error: {line}", file=sys.stderr)
+    if not submissions:
+        raise UsageError("nothing to grade: no .py or .ipynb submissions among the paths given")
+    feedback_dir = out / "feedback"
+    try:
+        feedback_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create {feedback_dir}: {error.strerror or error}") from None
+
+    ops, overrides, skip, xfail, cases = prepared
+    try:
+        default_max = len(select(cases, resolve({}, overrides), args.dtype, ops, skip, xfail).run)
+    except ConventionError as error:
+        raise UsageError(str(error)) from None
+
+    stop = threading.Event()
+    total = len(submissions)
+    graded: list[Graded] = []
+    rows_by_student: dict[str, dict] = {}
+    write_errors: list[str] = []
+    executor = ThreadPoolExecutor(max_workers=min(jobs, total), thread_name_prefix="optconform-grade")
+    try:
+        futures = {executor.submit(grade_one, sub, args, prepared, stop): sub for sub in submissions}
+        for done, future in enumerate(as_completed(futures), start=1):
+            sub = futures[future]
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 - grade_one catches everything; belt and braces
+                result = Graded(sub, "grader_error", reason=_one_line(f"grader error: {type(error).__name__}: {error}"))
+            row = make_row(result, default_max)
+            graded.append(result)
+            rows_by_student[sub.student] = row
+            try:
+                write_feedback(result, row, feedback_dir)
+            except OSError as error:
+                write_errors.append(f"cannot write feedback for {sub.student}: {error.strerror or error}")
+            if result.status == "ok":
+                note = f"{row['score']}/{row['max_score']}"
+            else:
+                note = f"{result.status.replace('_', ' ')}: {_one_line(result.reason, 120)}"
+            print(f"[{done}/{total}] {sub.student}: {note}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        stop.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        executor.shutdown(wait=True)
+
+    rows = [rows_by_student[name] for name in sorted(rows_by_student, key=lambda s: (s.lower(), s))]
+    meta = {"dtype": args.dtype, "ops": args.ops or "all", "conventions": list(args.convention),
+            "timeout": args.timeout, "vectors": args.vectors or "shipped", "max_score": default_max}
+    try:
+        write_gradebook(out, rows, graded, meta)
+    except OSError as error:
+        raise UsageError(f"cannot write the gradebook in {out}: {error.strerror or error}") from None
+    for line in write_errors:
+        print(f"optconform: error: {line}", file=sys.stderr)
+
+    print(summary_table(rows))
+    statuses = Counter(row["status"] for row in rows)
+    mean = sum(row["percent"] for row in rows) / len(rows)
+    print(f"\ngraded {len(rows)} submission{'' if len(rows) == 1 else 's'}: {statuses['ok']} ok, "
+          f"{statuses['load_error']} load error{'' if statuses['load_error'] == 1 else 's'}"
+          + (f", {statuses['grader_error']} grader error(s)" if statuses["grader_error"] else "")
+          + f"; mean {mean:.1f}%; gradebook and feedback in {out}")
+    if path_errors:
+        print(f"optconform: error: {len(path_errors)} path(s) could not be graded (see above)", file=sys.stderr)
+        return EXIT_USAGE
+    if statuses["grader_error"] or write_errors:
+        return EXIT_NONCONFORMING
+    return EXIT_OK

@@ -1,0 +1,178 @@
+"""``optconform grade``: a directory of student submissions into a gradebook and feedback.
+
+One run grades six submissions at once (correct, the seed notebook, a buggy one,
+a syntax error, a hanging one and a broken notebook), restricted to the Adam
+update and a few of its cases to stay fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from optconform.cli import main
+from optconform.harness.grade import expand_submissions, safe_name
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+HAS_DIAGNOSIS = importlib.util.find_spec("optconform.harness.diagnose") is not None
+
+CORRECT = (EXAMPLES / "course_submission.py").read_text(encoding="utf-8")
+BUGGY = (CORRECT.replace("v_corrected[key] = v[key] / (1 - beta1 ** t)", "v_corrected[key] = v[key]")
+         .replace("s_corrected[key] = s[key] / (1 - beta2 ** t)", "s_corrected[key] = s[key]"))
+SYNTAX_ERROR = """import numpy as np
+
+
+def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01)
+    return parameters, v, s
+"""
+HANGING = """import numpy as np
+
+
+def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
+                                beta1=0.9, beta2=0.999, epsilon=1e-8):
+    while True:
+        pass
+"""
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("grade")
+    subs = base / "submissions"
+    subs.mkdir()
+    assert BUGGY != CORRECT
+    (subs / "correct.py").write_text(CORRECT, encoding="utf-8")
+    shutil.copy(EXAMPLES / "seed_notebook.ipynb", subs / "seed.ipynb")
+    (subs / "buggy.py").write_text(BUGGY, encoding="utf-8")
+    (subs / "syntax_error.py").write_text(SYNTAX_ERROR, encoding="utf-8")
+    (subs / "hanging.py").write_text(HANGING, encoding="utf-8")
+    (subs / "broken_nb.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (subs / "notes.txt").write_text("not a submission", encoding="utf-8")
+    skip = base / "skip.txt"
+    skip.write_text("# the sweep adds nothing these tests need\nadam.update/outside_sqrt/sweep-\n", encoding="utf-8")
+    out = base / "grades"
+    code = main(["grade", str(subs), "--ops", "adam.update", "--skip", str(skip), "--timeout", "1",
+                 "--jobs", "4", "--out", str(out)])
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    return code, out, rows
+
+
+def test_every_submission_graded_exit_0(graded):
+    code, out, rows = graded
+    assert code == 0
+    assert set(rows) == {"correct", "seed", "buggy", "syntax_error", "hanging", "broken_nb"}
+    assert list(rows) == sorted(rows, key=str.lower)
+    for row in rows.values():
+        assert int(row["max_score"]) > 0
+        assert row["status"] in ("ok", "load_error")
+
+
+def test_scores_order_correct_above_buggy(graded):
+    _, _, rows = graded
+    correct, buggy, seed = rows["correct"], rows["buggy"], rows["seed"]
+    assert correct["status"] == "ok" and correct["score"] == correct["max_score"]
+    assert float(correct["percent"]) == 100.0 and correct["diagnosis"] == ""
+    assert buggy["status"] == "ok" and int(buggy["score"]) < int(correct["score"])
+    assert int(buggy["failed"]) > 0
+    assert seed["status"] == "ok" and int(seed["score"]) < int(correct["score"])
+    if HAS_DIAGNOSIS:
+        assert "bias correction" in buggy["diagnosis"]
+        assert "epsilon" in seed["diagnosis"]
+
+
+def test_load_errors_score_zero_with_a_reason(graded):
+    _, _, rows = graded
+    syntax, broken = rows["syntax_error"], rows["broken_nb"]
+    for row in (syntax, broken):
+        assert row["status"] == "load_error" and row["score"] == "0" and row["percent"] == "0.0"
+    assert "syntax_error.py:4" in syntax["diagnosis"] and "syntax error" in syntax["diagnosis"]
+    assert "broken_nb.ipynb" in broken["diagnosis"] and "notebook" in broken["diagnosis"]
+
+
+def test_hanging_submission_times_out_without_stopping_the_others(graded):
+    _, out, rows = graded
+    hanging = rows["hanging"]
+    assert hanging["status"] == "ok" and hanging["score"] == "0"
+    assert int(hanging["errors"]) == int(hanging["max_score"])
+    assert "timed out" in hanging["diagnosis"]
+    book = json.loads((out / "gradebook.json").read_text(encoding="utf-8"))
+    entry = next(e for e in book["submissions"] if e["student"] == "hanging")
+    assert entry["seconds"] < 30  # a few timeouts, not one per case
+
+
+def test_gradebook_json_has_per_op_counts(graded):
+    _, out, rows = graded
+    book = json.loads((out / "gradebook.json").read_text(encoding="utf-8"))
+    entries = {e["student"]: e for e in book["submissions"]}
+    assert set(entries) == set(rows)
+    correct = entries["correct"]
+    assert correct["ops"]["adam.update"]["pass"] > 0 and correct["ops"]["adam.update"]["fail"] == 0
+    assert sum(c["pass"] for c in correct["ops"].values()) == correct["score"]
+    assert entries["buggy"]["ops"]["adam.update"]["fail"] > 0
+    assert entries["syntax_error"]["ops"] == {} and "syntax" in entries["syntax_error"]["reason"]
+    for student, row in rows.items():
+        assert str(entries[student]["score"]) == row["score"]
+
+
+def test_feedback_names_the_mistakes(graded):
+    _, out, rows = graded
+    feedback = out / "feedback"
+    for student in rows:
+        assert (feedback / f"{student}.txt").is_file()
+        json.loads((feedback / f"{student}.json").read_text(encoding="utf-8"))
+    buggy = (feedback / "buggy.txt").read_text(encoding="utf-8")
+    assert buggy.startswith("Feedback for buggy (buggy.py)")
+    assert "Your update_parameters_with_adam" in buggy and "FAIL" in buggy
+    if HAS_DIAGNOSIS:
+        assert "bias correction" in buggy.split("=" * 72)[0]  # named in the header, before the full report
+    assert "Well done" in (feedback / "correct.txt").read_text(encoding="utf-8")
+    syntax = (feedback / "syntax_error.txt").read_text(encoding="utf-8")
+    assert "could not be graded" in syntax and "syntax_error.py:4" in syntax
+    assert "timed out" in (feedback / "hanging.txt").read_text(encoding="utf-8")
+    report = json.loads((feedback / "buggy.json").read_text(encoding="utf-8"))
+    assert report["summary"]["failed"] > 0 and report["cases"]
+    assert json.loads((feedback / "broken_nb.json").read_text(encoding="utf-8"))["status"] == "load_error"
+
+
+def test_nonexistent_path_is_a_usage_error(tmp_path, capsys):
+    code = main(["grade", str(tmp_path / "nobody.py"), "--out", str(tmp_path / "grades")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nobody.py: no such file or directory" in err
+    assert not (tmp_path / "grades" / "gradebook.csv").exists()
+
+
+def test_expand_directories_and_names(tmp_path):
+    root = tmp_path / "export"
+    (root / "Ann Lee_123").mkdir(parents=True)
+    (root / "Ann Lee_123" / "homework.ipynb").write_text("{}", encoding="utf-8")
+    (root / "two").mkdir()
+    (root / "two" / "a.py").write_text("", encoding="utf-8")
+    (root / "two" / "b.py").write_text("", encoding="utf-8")
+    (root / "empty").mkdir()
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / ".ipynb_checkpoints" / "x.ipynb").write_text("{}", encoding="utf-8")
+    (root / "bob.py").write_text("", encoding="utf-8")
+    (root / "grades").mkdir()
+    (root / "grades" / "ignored.py").write_text("", encoding="utf-8")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "bob.py").write_text("", encoding="utf-8")
+    found, errors = expand_submissions([str(root), str(other), str(root / "bob.py"), "missing.py",
+                                        str(root / "empty")], exclude=root / "grades")
+    names = {s.student: s for s in found}
+    assert set(names) == {"Ann Lee_123", "two", "bob", "bob-2"}
+    assert names["Ann Lee_123"].path.name == "homework.ipynb"
+    assert "expected exactly one" in names["two"].problem
+    assert errors[0] == "missing.py: no such file or directory"
+    assert any("empty" in e for e in errors)
+    assert safe_name("Ann Lee_123") == "Ann_Lee_123"
+    assert safe_name("../../etc/passwd") == "etc_passwd"
+    assert safe_name("...") == "student"
