@@ -256,7 +256,7 @@ def _case_block(case: CaseResult, label: str) -> list[str]:
 def _render_text(report: RunReport, verbose: bool = False) -> str:
     lines = [text_summary(report)]
 
-    failing = [case for case in report.results if case.counts_as_failure]
+    failing = [case for case in report.results if case.status in ("fail", "error") and not case.xfail]
     if failing:
         lines += ["", f"Failures and errors ({len(failing)}):"]
         for case in failing:
