@@ -78,7 +78,7 @@ class CaseItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return "optconform", None, f"{self.case.id}"
+        return self.path, None, f"optconform {self.case.id}"
 
 
 def pytest_collection_modifyitems(session, config, items):

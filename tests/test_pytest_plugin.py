@@ -1,0 +1,60 @@
+"""The pytest plugin: every case a test item, failures that read like the report."""
+
+from __future__ import annotations
+
+import textwrap
+
+pytest_plugins = ["pytester"]
+
+
+def test_each_case_is_an_item_and_the_reference_passes(pytester):
+    result = pytester.runpytest_subprocess("--optconform-target=optconform.reference",
+                                           "--optconform-ops=momentum.init,adam.init", "-v")
+    result.assert_outcomes(passed=20)
+    result.stdout.fnmatch_lines(["*momentum.init/one-layer-1x1 PASSED*"])
+
+
+def test_a_buggy_port_fails_with_message_diagnosis_and_why(pytester):
+    pytester.makepyfile(buggy_port=textwrap.dedent("""
+        import numpy as np
+        from optconform.reference import ops
+
+        def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+            # heavy-ball where the course's EMA form is declared
+            return ops.momentum_update(parameters, grads, v, beta, learning_rate, "heavy_ball")
+    """))
+    result = pytester.runpytest_subprocess("--optconform-target=buggy_port", "--optconform-ops=momentum.update",
+                                           "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] >= 30 and "passed" not in outcomes or outcomes.get("passed", 0) <= 2
+    text = result.stdout.str()
+    assert "fail: v.dW1[" in text or "fail: parameters." in text
+    assert "this case exists to catch:" in text
+    assert result.ret == 1
+
+
+def test_missing_ops_are_skipped_with_the_reason(pytester):
+    pytester.makepyfile(partial_port="from optconform.reference import initialize_velocity\n")
+    result = pytester.runpytest_subprocess("--optconform-target=partial_port", "--optconform-ops=momentum", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] == 10 and outcomes["skipped"] > 0
+    result.stdout.fnmatch_lines(["*momentum.update is not implemented*"])
+
+
+def test_xfail_file_marks_expected_failures(pytester):
+    pytester.makepyfile(bad_init=textwrap.dedent("""
+        import numpy as np
+        def initialize_velocity(parameters):
+            return {"d" + k: np.ones_like(p) for k, p in parameters.items()}
+    """))
+    xfail = pytester.makefile(".txt", xfail="momentum.init/one-layer\n")
+    result = pytester.runpytest_subprocess("--optconform-target=bad_init", "--optconform-ops=momentum.init",
+                                           f"--optconform-xfail={xfail}")
+    outcomes = result.parseoutcomes()
+    assert outcomes["xfailed"] == 3 and outcomes["failed"] == 7
+
+
+def test_a_target_that_cannot_load_is_a_usage_error(pytester):
+    result = pytester.runpytest_subprocess("--optconform-target=no_such_module_here")
+    assert result.ret == 4  # pytest's usage error
+    result.stderr.fnmatch_lines(["*optconform: no module named 'no_such_module_here'*"])
