@@ -61,11 +61,19 @@ def second_moments(rng, dims, scale=1e-2):
 
 
 def log_uniform_magnitudes(rng, dims, low, high):
-    """Gradients of random sign whose magnitudes spread over ``[10**low, 10**high]``."""
+    """Gradients of random sign whose magnitudes spread over ``[10**low, 10**high]``.
+
+    Both ends are always present (the first element is ``+10**low``, the last
+    ``-10**high``): a few random draws alone rarely reach them.
+    """
     tree = network(rng, dims, 1.0, "d")
-    return {
+    tree = {
         key: np.sign(value) * 10.0 ** rng.uniform(low, high, size=value.shape) for key, value in tree.items()
     }
+    keys = list(tree)
+    tree[keys[0]].flat[0] = 10.0**low
+    tree[keys[-1]].flat[-1] = -(10.0**high)
+    return tree
 
 
 def indexed_columns(n_x, n_y, m):
