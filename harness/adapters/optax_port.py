@@ -1,0 +1,300 @@
+"""optax (JAX) behind the course-signature target interface: a real port.
+
+Every update is computed by an optax ``GradientTransformation``; this module only maps
+the course's arguments and state onto optax's state and back. Importing it turns on
+JAX's 64-bit mode (``jax.config.update("jax_enable_x64", True)``) for the whole process,
+so float64 inputs are computed in float64 (without it JAX silently computes in float32).
+
+Targets (``optconform check TARGET``):
+
+- ``optconform.harness.adapters.optax_port`` -- the course's conventions: EMA momentum
+  through ``optax.sgd`` and Adam through ``optax.adam(eps=epsilon)`` (epsilon outside).
+- ``optconform.harness.adapters.optax_port:eps_root`` -- Adam through
+  ``optax.adam(eps=0, eps_root=epsilon)``, which computes
+  ``p -= lr * vh / sqrt(sh + epsilon)`` with ``sh`` the *bias-corrected* second moment:
+  exactly the seed notebook's ``adam.epsilon=inside_sqrt``.
+- ``optconform.harness.adapters.optax_port:heavy_ball`` -- plain ``optax.sgd`` momentum
+  (``v = beta*v + g``), declared as ``momentum.form=heavy_ball``.
+
+The mappings (see ``docs/ports.md``):
+
+- EMA momentum ``v = beta*v + (1-beta)*g; p -= lr*v`` is
+  ``optax.chain(optax.scale(1 - beta), optax.sgd(lr, momentum=beta))`` with the
+  ``TraceState.trace`` loaded from ``v``: ``optax.trace`` computes ``g' + beta*trace``,
+  and feeding it ``g' = (1-beta)*g`` makes that the course's EMA. (optax's trace starts
+  from zeros, so unlike PyTorch's SGD it has no special first step.)
+- heavy-ball momentum is ``optax.sgd(lr, momentum=beta)`` with the trace loaded from ``v``.
+- Adam at step ``t`` is ``optax.adam(lr, b1, b2, eps)`` with
+  ``ScaleByAdamState(count=t-1, mu=v, nu=s)`` loaded, so that it performs step ``t``.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+try:
+    import jax
+    import jax.numpy as jnp
+    import optax
+except ImportError as exc:  # pragma: no cover - exercised only without jax/optax
+    raise ImportError(
+        "optconform.harness.adapters.optax_port needs JAX and optax, which are not installed. "
+        "Install them with: pip install jax jaxlib optax"
+    ) from exc
+
+jax.config.update("jax_enable_x64", True)
+
+#: What the default target computes.
+OPTCONFORM_CONVENTIONS = {
+    "adam.epsilon": "outside_sqrt",
+    "momentum.form": "ema",
+    "mini_batches.rng": "structural",
+}
+
+_FLOAT_DTYPES = (np.float32, np.float64)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _slots(parameters: dict) -> list[tuple[str, str]]:
+    """``[("W1", "dW1"), ("b1", "db1"), ...]`` for the layers in ``parameters``."""
+    pairs = []
+    for layer in range(1, len(parameters) // 2 + 1):
+        pairs.append((f"W{layer}", f"dW{layer}"))
+        pairs.append((f"b{layer}", f"db{layer}"))
+    return pairs
+
+
+def _dtype_of(array) -> np.dtype:
+    """The dtype a parameter is computed in: its own if float32/float64, else float64."""
+    dtype = np.asarray(array).dtype
+    return dtype if dtype.type in _FLOAT_DTYPES else np.dtype(np.float64)
+
+
+def _tree(source: dict, slots, key_index: int, parameters: dict) -> dict:
+    """A JAX pytree keyed by parameter name (``W1``, ...), in each parameter's dtype.
+
+    ``source`` is keyed like ``parameters`` (``key_index=0``) or like ``grads``, ``v``
+    and ``s`` (``key_index=1``: ``dW1``, ...).
+    """
+    tree = {}
+    for param, grad in slots:
+        dtype = _dtype_of(parameters[param])
+        tree[param] = jnp.asarray(np.array(source[(param, grad)[key_index]], dtype=dtype, copy=True))
+    return tree
+
+
+def _numpy(array) -> np.ndarray:
+    """A fresh, writable NumPy array."""
+    return np.array(array, copy=True)
+
+
+def _load_state(state, state_type, **fields):
+    """``state`` (a tuple of states, nested as ``optax.chain`` nests them) with the one
+    ``state_type`` in it replaced by ``state_type._replace(**fields)``."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, state_type):
+            found.append(node)
+            return node._replace(**fields)
+        if isinstance(node, tuple) and not hasattr(node, "_fields"):
+            return tuple(walk(child) for child in node)
+        return node
+
+    new_state = walk(state)
+    if len(found) != 1:  # pragma: no cover - an optax behaviour change
+        raise RuntimeError(f"expected one {state_type.__name__} in the optax state, found {len(found)}")
+    return new_state
+
+
+def _find_state(state, state_type):
+    if isinstance(state, state_type):
+        return state
+    if isinstance(state, tuple) and not hasattr(state, "_fields"):
+        for child in state:
+            hit = _find_state(child, state_type)
+            if hit is not None:
+                return hit
+    return None
+
+
+def _check_step(t) -> int:
+    if isinstance(t, bool) or int(t) != t or int(t) < 1:
+        raise ValueError(f"t counts Adam steps from 1; got {t!r}")
+    if int(t) > np.iinfo(np.int32).max:
+        raise ValueError(f"optax counts Adam steps in int32; t={t} does not fit")
+    return int(t)
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
+    """Shuffle the columns of X and Y with one ``jax.random.permutation`` and cut them.
+
+    The order is JAX's (``jax.random.permutation(jax.random.key(seed), m)``), not
+    NumPy's: this conforms under ``mini_batches.rng=structural`` only.
+    """
+    X = np.asarray(X)
+    Y = np.asarray(Y)
+    size = int(mini_batch_size)
+    if size < 1:
+        raise ValueError(f"mini_batch_size must be at least 1, not {mini_batch_size!r}")
+    m = X.shape[1]
+    if Y.shape[1] != m:
+        raise ValueError(f"X has {m} columns but Y has {Y.shape[1]}")
+    if m == 0:
+        return []
+    perm = jax.random.permutation(jax.random.key(int(seed)), m)
+    shuffled_X = jnp.take(jnp.asarray(X), perm, axis=1)
+    shuffled_Y = jnp.take(jnp.asarray(Y), perm, axis=1)
+    return [
+        (_numpy(shuffled_X[:, k : k + size]), _numpy(shuffled_Y[:, k : k + size]))
+        for k in range(0, m, size)
+    ]
+
+
+def initialize_velocity(parameters):
+    """Zero velocity, from ``optax.sgd(...).init``'s ``TraceState`` (keys ``dW1, db1, ...``)."""
+    slots = _slots(parameters)
+    params = _tree(parameters, slots, 0, parameters)
+    trace = _find_state(optax.sgd(0.0, momentum=0.9).init(params), optax.TraceState).trace
+    return {grad: _numpy(trace[param]) for param, grad in slots}
+
+
+def _momentum_step(parameters, grads, v, beta, learning_rate, gradient_scale):
+    """One ``optax.sgd(lr, momentum=beta)`` step on ``gradient_scale * g``, trace = ``v``."""
+    slots = _slots(parameters)
+    params = _tree(parameters, slots, 0, parameters)
+    g = _tree(grads, slots, 1, parameters)
+    transform = optax.sgd(float(learning_rate), momentum=float(beta))
+    if gradient_scale is not None:
+        transform = optax.chain(optax.scale(float(gradient_scale)), transform)
+    state = _load_state(transform.init(params), optax.TraceState, trace=_tree(v, slots, 1, parameters))
+    updates, new_state = transform.update(g, state, params)
+    new_params = optax.apply_updates(params, updates)
+    trace = _find_state(new_state, optax.TraceState).trace
+    return (
+        {param: _numpy(new_params[param]) for param, _ in slots},
+        {grad: _numpy(trace[param]) for param, grad in slots},
+    )
+
+
+def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+    """EMA momentum via ``optax.chain(optax.scale(1-beta), optax.sgd(lr, momentum=beta))``."""
+    return _momentum_step(parameters, grads, v, beta, learning_rate, gradient_scale=1.0 - float(beta))
+
+
+def initialize_adam(parameters):
+    """Zero ``(v, s)``, from ``optax.adam(...).init``'s ``ScaleByAdamState`` (mu, nu)."""
+    slots = _slots(parameters)
+    params = _tree(parameters, slots, 0, parameters)
+    adam_state = _find_state(optax.adam(0.01).init(params), optax.ScaleByAdamState)
+    return (
+        {grad: _numpy(adam_state.mu[param]) for param, grad in slots},
+        {grad: _numpy(adam_state.nu[param]) for param, grad in slots},
+    )
+
+
+def _adam_step(parameters, grads, v, s, t, learning_rate, beta1, beta2, eps, eps_root):
+    t = _check_step(t)
+    slots = _slots(parameters)
+    params = _tree(parameters, slots, 0, parameters)
+    g = _tree(grads, slots, 1, parameters)
+    transform = optax.adam(float(learning_rate), b1=float(beta1), b2=float(beta2), eps=eps, eps_root=eps_root)
+    state = _load_state(
+        transform.init(params),
+        optax.ScaleByAdamState,
+        count=jnp.asarray(t - 1, dtype=jnp.int32),
+        mu=_tree(v, slots, 1, parameters),
+        nu=_tree(s, slots, 1, parameters),
+    )
+    updates, new_state = transform.update(g, state, params)
+    new_params = optax.apply_updates(params, updates)
+    adam_state = _find_state(new_state, optax.ScaleByAdamState)
+    if int(adam_state.count) != t:  # pragma: no cover - an optax behaviour change
+        raise RuntimeError(f"optax.adam performed step {int(adam_state.count)}, not {t}")
+    return (
+        {param: _numpy(new_params[param]) for param, _ in slots},
+        {grad: _numpy(adam_state.mu[param]) for param, grad in slots},
+        {grad: _numpy(adam_state.nu[param]) for param, grad in slots},
+    )
+
+
+def update_parameters_with_adam(
+    parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8
+):
+    """Adam step ``t`` via ``optax.adam(lr, b1, b2, eps=epsilon)``, state (count=t-1, mu=v, nu=s).
+
+    Returns ``(parameters, v, s)``; optax computes ``p -= lr * vh / (sqrt(sh) + eps)``.
+    """
+    return _adam_step(parameters, grads, v, s, t, learning_rate, beta1, beta2, float(epsilon), 0.0)
+
+
+#: The seed notebook's names for the Adam functions.
+initialize_parameters_Adam = initialize_adam
+update_parameters_Adam = update_parameters_with_adam
+
+
+def _adam_eps_root(
+    parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8
+):
+    """Adam via ``optax.adam(lr, b1, b2, eps=0, eps_root=epsilon)``.
+
+    optax adds ``eps_root`` to the bias-corrected ``nu_hat`` before the root:
+    ``p -= lr * vh / (sqrt(sh + epsilon) + 0)``, i.e. ``adam.epsilon=inside_sqrt``.
+    """
+    return _adam_step(parameters, grads, v, s, t, learning_rate, beta1, beta2, 0.0, float(epsilon))
+
+
+def _heavy_ball_momentum(parameters, grads, v, beta, learning_rate):
+    """optax's own momentum ``v = beta*v + g; p -= lr*v``: ``optax.sgd(lr, momentum=beta)``."""
+    return _momentum_step(parameters, grads, v, beta, learning_rate, gradient_scale=None)
+
+
+def _variant(doc: str, conventions: dict, **functions) -> SimpleNamespace:
+    base = dict(
+        random_mini_batches=random_mini_batches,
+        initialize_velocity=initialize_velocity,
+        update_parameters_with_momentum=update_parameters_with_momentum,
+        initialize_adam=initialize_adam,
+        update_parameters_with_adam=update_parameters_with_adam,
+    )
+    base.update(functions)
+    base["initialize_parameters_Adam"] = base["initialize_adam"]
+    base["update_parameters_Adam"] = base["update_parameters_with_adam"]
+    return SimpleNamespace(
+        __doc__=doc, OPTCONFORM_CONVENTIONS={**OPTCONFORM_CONVENTIONS, **conventions}, **base
+    )
+
+
+#: Target ``optconform.harness.adapters.optax_port:eps_root``: epsilon inside the root.
+eps_root = _variant(
+    "optax_port with optax.adam(eps=0, eps_root=epsilon): p -= lr*vh/sqrt(sh+eps); adam.epsilon=inside_sqrt.",
+    {"adam.epsilon": "inside_sqrt"},
+    update_parameters_with_adam=_adam_eps_root,
+)
+
+#: Target ``optconform.harness.adapters.optax_port:heavy_ball``: plain optax.sgd momentum.
+heavy_ball = _variant(
+    "optax_port with plain optax.sgd momentum (v = beta*v + g); momentum.form=heavy_ball.",
+    {"momentum.form": "heavy_ball"},
+    update_parameters_with_momentum=_heavy_ball_momentum,
+)
+
+__all__ = [
+    "OPTCONFORM_CONVENTIONS",
+    "eps_root",
+    "heavy_ball",
+    "initialize_adam",
+    "initialize_parameters_Adam",
+    "initialize_velocity",
+    "random_mini_batches",
+    "update_parameters_Adam",
+    "update_parameters_with_adam",
+    "update_parameters_with_momentum",
+]

@@ -1,0 +1,240 @@
+"""PyTorch behind the course-signature target interface: a real port, not a re-derivation.
+
+Every update is computed by ``torch.optim`` itself; this module only maps the course's
+arguments and state onto the optimizer's and back.
+
+Targets (``optconform check TARGET``):
+
+- ``optconform.harness.adapters.torch_port`` -- the course's conventions:
+  EMA momentum through ``torch.optim.SGD`` and Adam through ``torch.optim.Adam``.
+- ``optconform.harness.adapters.torch_port:heavy_ball`` -- the same, but momentum is
+  plain PyTorch SGD momentum (``v = beta*v + g``), declared as ``momentum.form=heavy_ball``.
+
+The mappings (see ``docs/ports.md`` for the derivations and the differences found):
+
+- EMA momentum ``v = beta*v + (1-beta)*g; p -= lr*v`` is
+  ``SGD(momentum=beta, dampening=beta, lr=lr)`` **with the incoming ``v`` always loaded
+  as ``state["momentum_buffer"]``, zeros included**. ``dampening`` alone is not enough:
+  on a fresh optimizer SGD's first step sets the buffer to the raw gradient
+  (``buf = g``, no ``(1-dampening)`` factor), so it would step by ``lr*g`` where the
+  course steps by ``lr*(1-beta)*g``.
+- heavy-ball momentum ``v = beta*v + g; p -= lr*v`` is ``SGD(momentum=beta, dampening=0)``
+  with ``v`` loaded as the buffer (needed whenever ``v`` is non-zero).
+- Adam at step ``t`` is ``Adam(lr, betas=(beta1, beta2), eps=epsilon)`` with
+  ``exp_avg = v``, ``exp_avg_sq = s`` and ``step = t - 1`` loaded, so that its own
+  increment makes it perform step ``t``. PyTorch puts ``eps`` outside the square root.
+
+Inputs are NumPy arrays (float64 or float32); each parameter is computed in its own
+dtype and returned as a fresh NumPy array of that dtype. Inputs are never changed.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError(
+        "optconform.harness.adapters.torch_port needs PyTorch, which is not installed. "
+        "Install the CPU build with: pip install torch==2.13.0"
+    ) from exc
+
+#: What the default target computes.
+OPTCONFORM_CONVENTIONS = {
+    "adam.epsilon": "outside_sqrt",
+    "momentum.form": "ema",
+    "mini_batches.rng": "structural",
+}
+
+_FLOAT_DTYPES = (np.float32, np.float64)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _slots(parameters: dict) -> list[tuple[str, str]]:
+    """``[("W1", "dW1"), ("b1", "db1"), ...]`` for the layers in ``parameters``."""
+    pairs = []
+    for layer in range(1, len(parameters) // 2 + 1):
+        pairs.append((f"W{layer}", f"dW{layer}"))
+        pairs.append((f"b{layer}", f"db{layer}"))
+    return pairs
+
+
+def _dtype_of(array) -> np.dtype:
+    """The dtype a parameter is computed in: its own if float32/float64, else float64."""
+    dtype = np.asarray(array).dtype
+    return dtype if dtype.type in _FLOAT_DTYPES else np.dtype(np.float64)
+
+
+def _tensor(array, dtype: np.dtype) -> torch.Tensor:
+    """A fresh torch tensor (a copy: the NumPy input is never shared or changed)."""
+    return torch.tensor(np.array(array, dtype=dtype, copy=True))
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A fresh NumPy array owning its memory."""
+    return tensor.detach().cpu().numpy().copy()
+
+
+def _leaf_parameters(parameters: dict, grads: dict) -> tuple[list, list]:
+    """Torch leaf parameters with ``.grad`` set, in slot order, and their slots."""
+    slots = _slots(parameters)
+    tensors = []
+    for param, grad in slots:
+        dtype = _dtype_of(parameters[param])
+        p = _tensor(parameters[param], dtype).requires_grad_(True)
+        p.grad = _tensor(grads[grad], dtype)
+        tensors.append(p)
+    return tensors, slots
+
+
+def _check_step(t) -> int:
+    if isinstance(t, bool) or int(t) != t or int(t) < 1:
+        raise ValueError(f"t counts Adam steps from 1; got {t!r}")
+    return int(t)
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
+    """Shuffle the columns of X and Y with one ``torch.randperm`` permutation and cut them.
+
+    ``torch.Generator().manual_seed(seed)`` seeds the permutation, so the order is
+    PyTorch's, not NumPy's: this conforms under ``mini_batches.rng=structural`` only.
+    Batches are ``mini_batch_size`` columns each, the last one holds the rest.
+    """
+    X = np.asarray(X)
+    Y = np.asarray(Y)
+    size = int(mini_batch_size)
+    if size < 1:
+        raise ValueError(f"mini_batch_size must be at least 1, not {mini_batch_size!r}")
+    m = X.shape[1]
+    if Y.shape[1] != m:
+        raise ValueError(f"X has {m} columns but Y has {Y.shape[1]}")
+    if m == 0:
+        return []
+    generator = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(m, generator=generator)
+    shuffled_X = torch.tensor(np.array(X, copy=True))[:, perm]
+    shuffled_Y = torch.tensor(np.array(Y, copy=True))[:, perm]
+    return [
+        (_numpy(x_batch), _numpy(y_batch))
+        for x_batch, y_batch in zip(
+            torch.split(shuffled_X, size, dim=1), torch.split(shuffled_Y, size, dim=1)
+        )
+    ]
+
+
+def initialize_velocity(parameters):
+    """Zero velocity ``v[dWl]``, ``v[dbl]`` shaped and typed like ``Wl``, ``bl``."""
+    return {
+        grad: _numpy(torch.zeros_like(_tensor(parameters[param], _dtype_of(parameters[param]))))
+        for param, grad in _slots(parameters)
+    }
+
+
+def _sgd_momentum_step(parameters, grads, v, beta, learning_rate, dampening):
+    """One ``torch.optim.SGD`` step with every incoming ``v`` loaded as its buffer."""
+    tensors, slots = _leaf_parameters(parameters, grads)
+    optimizer = torch.optim.SGD(
+        tensors, lr=float(learning_rate), momentum=float(beta), dampening=float(dampening)
+    )
+    for p, (param, grad) in zip(tensors, slots):
+        # Loaded even when v is zero: without a buffer, SGD's first step takes buf = g.
+        optimizer.state[p]["momentum_buffer"] = _tensor(v[grad], p.detach().numpy().dtype)
+    optimizer.step()
+    new_parameters, new_v = {}, {}
+    for p, (param, grad) in zip(tensors, slots):
+        new_parameters[param] = _numpy(p)
+        if float(beta) == 0.0:
+            # With momentum=0 SGD keeps no buffer at all (it neither reads nor writes
+            # state["momentum_buffer"]) and steps by lr*g: the velocity is then g itself,
+            # (1-0)*g in either form, which is exactly the gradient SGD stepped with.
+            new_v[grad] = _numpy(p.grad)
+        else:
+            new_v[grad] = _numpy(optimizer.state[p]["momentum_buffer"])
+    return new_parameters, new_v
+
+
+def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+    """EMA momentum ``v = beta*v + (1-beta)*g; p -= lr*v`` via ``SGD(momentum=beta, dampening=beta)``."""
+    return _sgd_momentum_step(parameters, grads, v, beta, learning_rate, dampening=beta)
+
+
+def initialize_adam(parameters):
+    """Zero ``(v, s)``: what ``torch.optim.Adam`` initialises ``exp_avg``/``exp_avg_sq`` to."""
+    return initialize_velocity(parameters), initialize_velocity(parameters)
+
+
+def update_parameters_with_adam(
+    parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8
+):
+    """Adam step ``t`` via ``torch.optim.Adam`` with ``exp_avg=v``, ``exp_avg_sq=s``, ``step=t-1``.
+
+    Returns ``(parameters, v, s)``. PyTorch computes
+    ``p -= (lr/(1-beta1**t)) * v / (sqrt(s)/sqrt(1-beta2**t) + eps)``: epsilon outside.
+    """
+    t = _check_step(t)
+    tensors, slots = _leaf_parameters(parameters, grads)
+    optimizer = torch.optim.Adam(
+        tensors, lr=float(learning_rate), betas=(float(beta1), float(beta2)), eps=float(epsilon)
+    )
+    # torch keeps the step as a CPU float32 scalar; float64 once t-1 exceeds 2**24.
+    step_dtype = torch.float32 if t - 1 <= 2**24 else torch.float64
+    for p, (param, grad) in zip(tensors, slots):
+        dtype = p.detach().numpy().dtype
+        state = optimizer.state[p]
+        state["step"] = torch.tensor(float(t - 1), dtype=step_dtype)
+        state["exp_avg"] = _tensor(v[grad], dtype)
+        state["exp_avg_sq"] = _tensor(s[grad], dtype)
+    optimizer.step()
+    new_parameters, new_v, new_s = {}, {}, {}
+    for p, (param, grad) in zip(tensors, slots):
+        state = optimizer.state[p]
+        if float(state["step"]) != t:  # pragma: no cover - a torch behaviour change
+            raise RuntimeError(f"torch.optim.Adam performed step {float(state['step'])}, not {t}")
+        new_parameters[param] = _numpy(p)
+        new_v[grad] = _numpy(state["exp_avg"])
+        new_s[grad] = _numpy(state["exp_avg_sq"])
+    return new_parameters, new_v, new_s
+
+
+#: The seed notebook's names for the Adam functions.
+initialize_parameters_Adam = initialize_adam
+update_parameters_Adam = update_parameters_with_adam
+
+
+def _heavy_ball_momentum(parameters, grads, v, beta, learning_rate):
+    """PyTorch's own momentum ``v = beta*v + g; p -= lr*v``: ``SGD(momentum=beta)``."""
+    return _sgd_momentum_step(parameters, grads, v, beta, learning_rate, dampening=0.0)
+
+
+#: Target ``optconform.harness.adapters.torch_port:heavy_ball``: plain SGD momentum.
+heavy_ball = SimpleNamespace(
+    __doc__="torch_port with plain torch.optim.SGD momentum (v = beta*v + g); momentum.form=heavy_ball.",
+    OPTCONFORM_CONVENTIONS={**OPTCONFORM_CONVENTIONS, "momentum.form": "heavy_ball"},
+    random_mini_batches=random_mini_batches,
+    initialize_velocity=initialize_velocity,
+    update_parameters_with_momentum=_heavy_ball_momentum,
+    initialize_adam=initialize_adam,
+    update_parameters_with_adam=update_parameters_with_adam,
+    initialize_parameters_Adam=initialize_adam,
+    update_parameters_Adam=update_parameters_with_adam,
+)
+
+__all__ = [
+    "OPTCONFORM_CONVENTIONS",
+    "heavy_ball",
+    "initialize_adam",
+    "initialize_parameters_Adam",
+    "initialize_velocity",
+    "random_mini_batches",
+    "update_parameters_Adam",
+    "update_parameters_with_adam",
+    "update_parameters_with_momentum",
+]
