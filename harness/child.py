@@ -17,7 +17,7 @@ import traceback
 
 def _set_aside_protocol_streams():
     """Keep private copies of fds 0 and 1 for the protocol; point 0 at /dev/null and 1 at stderr."""
-    protocol_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    protocol_in = os.fdopen(os.dup(0), "rb")  # buffered: an unbuffered readline reads a byte per syscall
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -51,13 +51,15 @@ def _trimmed_traceback(error: BaseException, target_file: str | None) -> str:
     where = f" (at {os.path.basename(frame.filename)}:{frame.lineno}, in {frame.name})" if frame else ""
     if isinstance(error, SystemExit):
         return f"called sys.exit({error.code!r}){where}"
-    text = f"{type(error).__name__}: {error}".replace("\n", " ")
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    text = text.replace("\n", " ")
     return f"{text[:300]}{where}"
 
 
 def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, load_warnings=()) -> None:
     """Answer requests until ``shutdown`` or end of input."""
     from . import protocol
+    from .adapter import ResultShapeError
 
     def reply(message):
         protocol_out.write(protocol.dumps(message))
@@ -90,6 +92,8 @@ def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, lo
             message = {"id": rid, "ok": True, "result": protocol.encode_result(op, result)}
             if problems:
                 message["problems"] = problems
+        except ResultShapeError as error:  # what the function returned, not where in the harness that was noticed
+            message = {"id": rid, "ok": False, "error": str(error)[:400]}
         except BaseException as error:  # noqa: BLE001 - whatever the target does is reported, not fatal
             if isinstance(error, KeyboardInterrupt):
                 raise

@@ -23,8 +23,8 @@ def prepare(args):
         cases = load_suite(args.vectors) if args.vectors else load_suite()
     except (SelectionError, VectorError) as error:
         raise UsageError(str(error)) from None
-    if args.timeout is not None and args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
+    if args.timeout is not None and not 0 < args.timeout < float("inf"):  # also refuses nan
+        raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
     return ops, overrides, skip, xfail, cases
 
 

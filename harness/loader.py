@@ -82,10 +82,21 @@ def _strip_magics(source: str) -> str:
 
 def notebook_cells(path: Path) -> list[str]:
     """The code cells of a notebook, read with nbformat."""
+    import json
+
     import nbformat
 
     try:
-        notebook = nbformat.read(str(path), as_version=4)
+        text = path.read_text(encoding="utf-8")
+        document = json.loads(text)
+    except OSError as error:
+        raise LoadError(f"{path}: cannot read ({error.strerror or error})") from None
+    except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nesting too deep
+        raise LoadError(f"{path}: not a notebook: not valid JSON ({str(error).splitlines()[0][:120]})") from None
+    if not isinstance(document, dict) or "cells" not in document or "nbformat" not in document:
+        raise LoadError(f"{path}: not a notebook: JSON without the notebook keys 'nbformat' and 'cells'")
+    try:
+        notebook = nbformat.reads(text, as_version=4)
     except Exception as error:  # noqa: BLE001 - nbformat raises many kinds for a broken file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise LoadError(f"{path}: not a readable notebook ({reason[:160]})") from None

@@ -81,7 +81,7 @@ def parse_line(line: bytes | str, what: str = "line") -> dict:
     text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
     try:
         message = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also an integer of over 4300 digits, or nesting too deep
         raise ProtocolError(f"{what} is not JSON: {text.strip()[:80]!r}") from None
     if not isinstance(message, dict):
         raise ProtocolError(f"{what} is not a JSON object: {text.strip()[:80]!r}")
@@ -140,5 +140,5 @@ def decode_result(op: str, result: dict) -> dict:
                                 for i, (x, y) in enumerate(result["batches"])]}
         return {key: decode_tree(tree, key) for key, tree in result.items()
                 if key in ("parameters", "v", "s")}
-    except CodecError as error:
+    except ValueError as error:  # a CodecError, or NumPy refusing a shape (over 64 dimensions, a dimension >= 2**63)
         raise ProtocolError(f"{op} result: {error}") from None

@@ -117,12 +117,13 @@ class ProcessSession:
                 env=sandbox_environment(self._scratch.name) if self.sandbox else None, start_new_session=True)
         except (OSError, ValueError) as error:
             raise TargetError(f"cannot start {self.display_name}: {getattr(error, 'strerror', None) or error}") from None
+        os.set_blocking(self.process.stdin.fileno(), False)  # writes are bounded by the call's deadline
         self._buffer = b""
         self.stderr_tail.clear()
         threading.Thread(target=self._drain_stderr, args=(self.process,), daemon=True).start()
 
     def _drain_stderr(self, process) -> None:
-        for line in iter(process.stderr.readline, b""):
+        for line in iter(lambda: process.stderr.readline(8192), b""):  # bounded: a flood without newlines
             self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
 
     def _kill(self) -> None:
@@ -172,9 +173,9 @@ class ProcessSession:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([self.process.stdout], [], [], remaining)
+            ready, _, _ = select.select([self.process.stdout], [], [], min(remaining, 60.0))
             if not ready:
-                raise TimeoutError
+                continue
             chunk = os.read(self.process.stdout.fileno(), 1 << 20)
             if not chunk:
                 raise EOFError
@@ -183,6 +184,30 @@ class ProcessSession:
                 raise protocol.ProtocolError("wrote a line longer than 64 MiB")
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        """Write a request without ever blocking past ``deadline`` (a program may stop reading its stdin)."""
+        fd = self.process.stdin.fileno()
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            _, ready, _ = select.select([], [fd], [], min(remaining, 60.0))
+            if not ready:
+                continue
+            try:
+                view = view[os.write(fd, view[:1 << 16]):]
+            except BlockingIOError:
+                continue
+
+    def _exit_status(self) -> str:
+        """How the program ended, or that it closed its output and lingers (it is killed at the restart)."""
+        try:
+            code = self.process.wait(timeout=1) if self.process else None
+        except subprocess.TimeoutExpired:
+            return "closed its output"
+        return _signal_name(code)
 
     def _stderr_hint(self) -> str:
         lines = [line for line in self.stderr_tail if line.strip()]
@@ -200,8 +225,7 @@ class ProcessSession:
             message["conventions"] = conventions
         deadline = time.monotonic() + timeout
         try:
-            self.process.stdin.write(protocol.dumps(message).encode())
-            self.process.stdin.flush()
+            self._write(protocol.dumps(message).encode(), deadline)
             while True:
                 line = self._read_line(deadline)
                 if line.strip():
@@ -211,8 +235,7 @@ class ProcessSession:
         except TimeoutError:
             raise CallFailed(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            code = self.process.wait(timeout=5) if self.process else None
-            raise CallFailed(f"the program {_signal_name(code)} during the call{self._stderr_hint()}") from None
+            raise CallFailed(f"the program {self._exit_status()} during the call{self._stderr_hint()}") from None
         except protocol.ProtocolError as error:
             raise CallFailed(f"protocol error: {error}") from None
         if response["id"] != self._next_id:
@@ -242,11 +265,10 @@ class ProcessSession:
         if self.process is not None and self.process.poll() is None:
             try:
                 self._next_id += 1
-                self.process.stdin.write(protocol.dumps({"id": self._next_id, "op": "shutdown"}).encode())
-                self.process.stdin.flush()
+                self._write(protocol.dumps({"id": self._next_id, "op": "shutdown"}).encode(), time.monotonic() + 2)
                 self.process.stdin.close()
                 self.process.wait(timeout=2)
-            except (OSError, ValueError, subprocess.TimeoutExpired):
+            except (OSError, ValueError, TimeoutError, subprocess.TimeoutExpired):
                 pass
         self._kill()
         self._scratch.cleanup()

@@ -8,6 +8,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -116,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_errors() -> tuple[type, ...]:
+    """The project's usage and input errors, wherever a command lets one through (exit 2, one line)."""
+    from optconform.harness.loader import LoadError
+    from optconform.harness.selection import SelectionError
+    from optconform.harness.session import TargetError
+    from optconform.reference.conventions import ConventionError
+    from optconform.vectors import VectorError
+
+    return (VectorError, SelectionError, TargetError, ConventionError, LoadError)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -123,10 +135,24 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"optconform: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as error:  # noqa: BLE001 - the input errors below are one line, anything else is a bug
+        if not isinstance(error, _input_errors()):
+            raise
+        text = str(error).strip()
+        print(f"optconform: error: {text.splitlines()[0] if text else type(error).__name__}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("optconform: interrupted", file=sys.stderr)
         return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m optconform.cli``, this file is ``__main__``, and its UsageError is not the one the
+    # commands import from ``optconform.cli``: run the imported module's main so the two are one class.
+    from optconform.cli import main as _main
+
+    sys.exit(_main())

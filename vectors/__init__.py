@@ -75,24 +75,29 @@ def read_file(path: Path, validate: bool = True) -> list[Case]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise VectorError(f"{path}: cannot read ({error.strerror or error})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise VectorError(f"{path}: not valid JSON ({error})") from None
+    except (ValueError, RecursionError) as error:  # bad JSON or UTF-8, a 4300-digit integer, nesting too deep
+        raise VectorError(f"{path}: not valid JSON ({str(error)[:200] or type(error).__name__})") from None
     if validate:
-        error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+        try:
+            error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+        except RecursionError:
+            raise VectorError(f"{path}: nested too deeply to validate") from None
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
             case = _case_id_at(document, error.absolute_path)
             raise VectorError(f"{path}: {case}at {where}: {error.message[:200]}")
+    if not isinstance(document, dict) or not isinstance(document.get("cases", []), list):
+        raise VectorError(f"{path}: not a vector file (an object with a list of cases)")
     cases = []
     for raw in document.get("cases", []):
-        where = f"{path.name}: case {raw.get('id')!r}"
+        where = f"{path.name}: case {raw.get('id') if isinstance(raw, dict) else raw!r:.80}"
         try:
             cases.append(Case(
                 id=raw["id"], op=raw["op"], description=raw["description"], why=raw["why"],
                 tags=tuple(raw["tags"]), conventions=dict(raw["conventions"]),
                 inputs=decode_value(raw["inputs"], "inputs"), expected=decode_value(raw["expected"], "expected"),
                 tolerance=decode_value(raw["tolerance"], "tolerance"), float64_only=raw.get("float64_only")))
-        except (CodecError, KeyError, TypeError, AttributeError) as error:
+        except (CodecError, KeyError, TypeError, AttributeError, ValueError, RecursionError) as error:
             raise VectorError(f"{where}: {error}") from None
     return cases
 
