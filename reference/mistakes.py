@@ -1,0 +1,569 @@
+"""Known mistakes, as data beside the reference.
+
+Each :class:`Mistake` is a named, buggy variant of one reference operation: its
+``fn`` has the signature and return shape of the matching function in
+:mod:`optconform.reference.ops` and computes what an implementation with that bug
+returns. ``title`` names the bug in a few words, ``explanation`` says in one line
+what the implementation does, ``fix`` how to put it right.
+
+A mistake may hold only under some conventions (``when``): epsilon inside the
+square root is a mistake when the case expects it outside, and the other way
+round. ``float64_declared`` marks the one mistake that exists only when the
+target declared float64 (computing in float32).
+
+The harness (:mod:`optconform.harness.diagnose`) evaluates every mistake of a
+failing case's op on the case's inputs and names those the output matches. The
+vectors hold, for every mistake, a case telling it apart from the reference and
+from every other mistake (``tests/test_distinguishability.py``).
+
+Text rules: titles hold no ``:`` and no brackets; explanations and fixes hold no
+brackets (the diagnosis marks mistake names as ``[name]``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import ops
+from .conventions import resolve
+from .ops import layer_count, slot_names
+
+#: The course's defaults, the values a hard-coding implementation uses.
+COURSE_LR = 0.01
+COURSE_BETA = 0.9
+COURSE_BETA1 = 0.9
+COURSE_BETA2 = 0.999
+COURSE_EPSILON = 1e-8
+
+#: The op whose mistakes a trajectory case shows.
+STEP_OP = {"momentum.trajectory": "momentum.update", "adam.trajectory": "adam.update"}
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One known mistake: a buggy variant of a reference op."""
+
+    name: str
+    op: str
+    title: str
+    explanation: str
+    fix: str
+    fn: Callable
+    #: Conventions under which this is a mistake, as ``(name, value)`` pairs; empty: always.
+    when: tuple[tuple[str, str], ...] = ()
+    #: Only a mistake when the target declared float64 (the float32-arithmetic mistake).
+    float64_declared: bool = False
+
+    def applies(self, conventions: dict | None = None, dtype: str = "float64") -> bool:
+        """Whether this is a mistake for a case with ``conventions`` checked at ``dtype``."""
+        if self.float64_declared and dtype != "float64":
+            return False
+        resolved = resolve(conventions or {})
+        return all(resolved.get(name) == value for name, value in self.when)
+
+    def describe(self) -> str:
+        """``title [name]: explanation Fix: fix`` on one line."""
+        return f"{self.title} [{self.name}]: {self.explanation} Fix: {self.fix}"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _layer_of(key: str) -> int:
+    """``"W3"`` or ``"db3"`` -> 3."""
+    return int(key.lstrip("dWb"))
+
+
+def _to_float32(value):
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32)
+    if isinstance(value, dict):
+        return {key: _to_float32(item) for key, item in value.items()}
+    return value
+
+
+def _in_float32(reference_fn: Callable) -> Callable:
+    """``reference_fn`` evaluated on the inputs rounded to float32, returning float32 arrays."""
+    @functools.wraps(reference_fn)
+    def fn(*args, **kwargs):
+        return reference_fn(*[_to_float32(a) for a in args], **{k: _to_float32(v) for k, v in kwargs.items()})
+
+    return fn
+
+
+def _last(key: str, layers: int) -> bool:
+    return _layer_of(key) == layers
+
+
+def _first(key: str, layers: int) -> bool:
+    return _layer_of(key) == 1
+
+
+def _bias(key: str, layers: int) -> bool:
+    return key.startswith("b")
+
+
+def _everything(key: str, layers: int) -> bool:
+    return True
+
+
+# ---------------------------------------------------------------- mini_batches
+
+
+def _cut(X, Y, size):
+    m = X.shape[1]
+    return [(X[:, k : k + size].copy(), Y[:, k : k + size].copy()) for k in range(0, m, size)]
+
+
+def mb_last_dropped(X, Y, mini_batch_size=64, seed=0):
+    batches = ops.mini_batches(X, Y, mini_batch_size, seed)
+    return batches[:-1] if X.shape[1] % mini_batch_size else batches
+
+
+def mb_last_misaligned(X, Y, mini_batch_size=64, seed=0):
+    m = X.shape[1]
+    batches = ops.mini_batches(X, Y, mini_batch_size, seed)
+    rest = m % mini_batch_size
+    if rest:
+        perm = ops.permutation(m, seed)
+        batches[-1] = (X[:, perm][:, :rest].copy(), Y[:, perm][:, :rest].copy())
+    return batches
+
+
+def mb_different_permutations(X, Y, mini_batch_size=64, seed=0):
+    generator = np.random.RandomState(seed)
+    first, second = generator.permutation(X.shape[1]), generator.permutation(X.shape[1])
+    return list(zip([x for x, _ in _cut(X[:, first], Y, mini_batch_size)],
+                    [y for _, y in _cut(X, Y[:, second], mini_batch_size)]))
+
+
+def mb_unshuffled_x(X, Y, mini_batch_size=64, seed=0):
+    perm = ops.permutation(X.shape[1], seed)
+    return list(zip([x for x, _ in _cut(X, Y, mini_batch_size)],
+                    [y for _, y in _cut(X, Y[:, perm], mini_batch_size)]))
+
+
+def mb_no_shuffle(X, Y, mini_batch_size=64, seed=0):
+    return _cut(X, Y, mini_batch_size)
+
+
+def mb_seed_ignored(X, Y, mini_batch_size=64, seed=0):
+    return ops.mini_batches(X, Y, mini_batch_size, 0)
+
+
+def mb_other_generator(X, Y, mini_batch_size=64, seed=0):
+    perm = np.random.default_rng(seed).permutation(X.shape[1])
+    return _cut(X[:, perm], Y[:, perm], mini_batch_size)
+
+
+# ---------------------------------------------------------------- init
+
+
+def _init(parameters, *, skip=None, source="zeros", key_prefix="d", bias_flat=False, transpose=False):
+    layers = layer_count(parameters)
+    v = {}
+    for param, grad in slot_names(parameters):
+        if skip and skip(param, layers):
+            continue
+        value = parameters[param]
+        array = np.array(value, copy=True) if source == "parameters" else np.zeros_like(value)
+        if transpose and param.startswith("W"):
+            array = np.zeros_like(value.T)
+        if bias_flat and param.startswith("b"):
+            array = array.reshape(-1)
+        v[grad if key_prefix == "d" else param] = array
+    return v
+
+
+def _init_pair(**knobs):
+    def momentum_fn(parameters):
+        return _init(parameters, **knobs)
+
+    def adam_fn(parameters):
+        return _init(parameters, **knobs), _init(parameters, **knobs)
+
+    return momentum_fn, adam_fn
+
+
+INIT_MISTAKES = [
+    ("last-layer-skipped", dict(skip=_last), "the last layer skipped",
+     "no zeros are created for the last layer's dW and db (a loop such as range(L - 1) stops one layer short).",
+     "loop over every layer, l = 1 ... L, for example for l in range(1, L + 1)."),
+    ("first-layer-skipped", dict(skip=_first), "the first layer skipped",
+     "no zeros are created for layer 1 (a loop such as range(1, L) counted from 0 starts one layer late).",
+     "loop over every layer, l = 1 ... L, for example for l in range(1, L + 1)."),
+    ("biases-skipped", dict(skip=_bias), "the biases skipped",
+     "zeros are created for every dW but for no db.",
+     "create zeros for db1 ... dbL as well as for dW1 ... dWL."),
+    ("copied-from-parameters", dict(source="parameters"), "copied from the parameters instead of zeros",
+     "the moments start as copies of W and b instead of as zeros.",
+     "use np.zeros_like(parameters of that key) for every entry."),
+    ("keys-like-parameters", dict(key_prefix=""), "keys named W1, b1 instead of dW1, db1",
+     "the entries are keyed like the parameters, but the update looks them up as dW1, db1, ...",
+     "key the entries dW1, db1, ..., dWL, dbL."),
+    ("bias-flat", dict(bias_flat=True), "bias entries of shape (n,) instead of (n, 1)",
+     "the bias moments are 1-D, so they broadcast wrongly against the (n, 1) biases.",
+     "use np.zeros_like on the bias itself, or np.zeros((n, 1))."),
+    ("transposed", dict(transpose=True), "weight entries transposed",
+     "the weight moments have the shape of W transposed.",
+     "use np.zeros_like(W) or np.zeros(W.shape), not the shape reversed."),
+]
+
+
+# ---------------------------------------------------------------- momentum.update
+
+
+def _momentum(parameters, grads, v, beta, learning_rate, form="ema", *, swap_gain=False,
+              step_with="velocity", sign=1.0, keep_v=False, lr_in_velocity=False, skip=None):
+    layers = layer_count(parameters)
+    new_parameters, new_v = {}, {}
+    for param, grad in slot_names(parameters):
+        if skip and skip(param, layers):
+            new_parameters[param] = np.array(parameters[param], copy=True)
+            new_v[grad] = np.array(v[grad], copy=True)
+            continue
+        g = grads[grad]
+        gain = (1.0 - beta) if form == "ema" else 1.0
+        keep = beta
+        if swap_gain:
+            gain, keep = beta, 1.0 - beta
+        if lr_in_velocity:
+            velocity = keep * v[grad] + gain * learning_rate * g
+            new_parameters[param] = parameters[param] - sign * velocity
+        else:
+            velocity = keep * v[grad] + gain * g
+            direction = velocity if step_with == "velocity" else g
+            new_parameters[param] = parameters[param] - sign * learning_rate * direction
+        new_v[grad] = np.array(v[grad], copy=True) if keep_v else velocity
+    return new_parameters, new_v
+
+
+def _momentum_variant(**knobs):
+    def fn(parameters, grads, v, beta, learning_rate, form="ema"):
+        return _momentum(parameters, grads, v, beta, learning_rate, form, **knobs)
+
+    return fn
+
+
+def _momentum_hardcoded(**fixed):
+    def fn(parameters, grads, v, beta, learning_rate, form="ema"):
+        given = dict(beta=beta, learning_rate=learning_rate)
+        given.update(fixed)
+        return ops.momentum_update(parameters, grads, v, form=form, **given)
+
+    return fn
+
+
+# ---------------------------------------------------------------- adam.update
+
+
+def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8,
+          epsilon_placement="outside_sqrt", *, step=None, swap_moment_betas=False, corrections=None,
+          square=None, denominator=None, sign=1.0, skip=None, aliased=False, keep_state=False):
+    """Adam with knobs: each knob is one way of getting it wrong (see ``ops.adam_update``)."""
+    layers = layer_count(parameters)
+    new_parameters, new_v, new_s = {}, {}, {}
+    with np.errstate(all="ignore"):
+        for param, grad in slot_names(parameters):
+            if skip and skip(param, layers):
+                new_parameters[param] = np.array(parameters[param], copy=True)
+                new_v[grad], new_s[grad] = np.array(v[grad], copy=True), np.array(s[grad], copy=True)
+                continue
+            t_used = step(t, _layer_of(param)) if step else t
+            b1, b2 = (beta2, beta1) if swap_moment_betas else (beta1, beta2)
+            g = grads[grad]
+            v1 = b1 * v[grad] + (1.0 - b1) * g
+            squared = square(g, v1) if square else np.square(g)
+            s1 = b2 * (v1 if aliased else s[grad]) + (1.0 - b2) * squared
+            if corrections:
+                c1, c2 = corrections(beta1, beta2, t_used)
+            else:
+                c1, c2 = 1.0 - math.pow(beta1, t_used), 1.0 - math.pow(beta2, t_used)
+            v_hat, s_hat = v1 / c1, s1 / c2
+            if denominator:
+                den = denominator(s_hat, epsilon)
+            elif epsilon_placement == "outside_sqrt":
+                den = np.sqrt(s_hat) + epsilon
+            else:
+                den = np.sqrt(s_hat + epsilon)
+            new_parameters[param] = parameters[param] - sign * learning_rate * v_hat / den
+            if keep_state:
+                new_v[grad], new_s[grad] = np.array(v[grad], copy=True), np.array(s[grad], copy=True)
+            else:
+                new_v[grad], new_s[grad] = (s1 if aliased else v1), s1
+    return new_parameters, new_v, new_s
+
+
+def _adam_variant(**knobs):
+    def fn(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8,
+           epsilon_placement="outside_sqrt"):
+        return _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, epsilon_placement, **knobs)
+
+    return fn
+
+
+def _adam_hardcoded(**fixed):
+    def fn(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8,
+           epsilon_placement="outside_sqrt"):
+        given = dict(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
+        given.update(fixed)
+        return ops.adam_update(parameters, grads, v, s, t, epsilon_placement=epsilon_placement, **given)
+
+    return fn
+
+
+def _adam_placement(placement):
+    def fn(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8,
+           epsilon_placement="outside_sqrt"):
+        return ops.adam_update(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, placement)
+
+    return fn
+
+
+def _momentum_form(form_used):
+    def fn(parameters, grads, v, beta, learning_rate, form="ema"):
+        return ops.momentum_update(parameters, grads, v, beta, learning_rate, form_used)
+
+    return fn
+
+
+SKIP_TEXT = {
+    "last-layer-skipped": (_last, "the last layer skipped",
+                           "the last layer's W and b (and its state) come back unchanged: the loop stops one layer "
+                           "short, as range(L - 1) or range(1, L) does.",
+                           "loop over every layer, l = 1 ... L, for example for l in range(1, L + 1)."),
+    "first-layer-skipped": (_first, "the first layer skipped",
+                            "layer 1's W and b (and its state) come back unchanged: the loop starts one layer late, "
+                            "as range(1, L) used with str(l + 1) does.",
+                            "loop over every layer, l = 1 ... L, for example for l in range(1, L + 1)."),
+    "biases-skipped": (_bias, "the biases skipped",
+                       "the weights are updated but every b (and its state) comes back unchanged.",
+                       "update b1 ... bL with their db exactly as the weights are updated."),
+    "nothing-updated": (_everything, "nothing updated",
+                        "the parameters and the state come back exactly as they were given: the update is computed "
+                        "into something that is not returned.",
+                        "return the updated dictionaries (or assign into the ones you return)."),
+}
+
+# ---------------------------------------------------------------- the catalogue of mistakes
+
+
+def _build() -> list[Mistake]:
+    mistakes: list[Mistake] = []
+    add = mistakes.append
+
+    # mini_batches ------------------------------------------------------------------------------
+    op = "mini_batches"
+    add(Mistake("last-batch-dropped", op, "last mini-batch dropped",
+                "when m is not a multiple of the batch size, the final smaller batch is missing.",
+                "after the full batches, append one more with the remaining m % size columns.", mb_last_dropped))
+    add(Mistake("last-batch-misaligned", op, "last mini-batch cut at the wrong offset",
+                "the final smaller batch repeats the first m % size shuffled columns instead of the last ones.",
+                "slice the last batch as shuffled_X with columns num_complete * size up to m.", mb_last_misaligned))
+    add(Mistake("xy-different-permutations", op, "X and Y shuffled with different permutations",
+                "X and Y were each shuffled with their own permutation, so the labels no longer belong to "
+                "their examples.",
+                "draw one permutation and index both: X of columns permutation, Y of columns permutation.",
+                mb_different_permutations))
+    add(Mistake("unshuffled-x", op, "batches sliced from the unshuffled X",
+                "Y is shuffled but the X batches are cut from the original X, so the pairs are broken.",
+                "cut the X batches from shuffled_X, not from X.", mb_unshuffled_x))
+    add(Mistake("no-shuffle", op, "no shuffle",
+                "the batches are cut from X and Y in their original order.",
+                "shuffle first: permutation = np.random.permutation(m), then index X and Y with it.", mb_no_shuffle))
+    add(Mistake("seed-ignored", op, "seed ignored",
+                "the batches come out in the order of seed 0 whatever seed is given.",
+                "call np.random.seed(seed) with the seed argument, not a fixed number.", mb_seed_ignored))
+    add(Mistake("other-generator", op, "shuffled by another random generator",
+                "the batches are a valid shuffle, but not the order np.random.seed(seed) then "
+                "np.random.permutation(m) gives (unseeded, or another generator such as default_rng).",
+                "call np.random.seed(seed) and then np.random.permutation(m), or declare "
+                "mini_batches.rng=structural if your generator is meant to differ.", mb_other_generator,
+                when=(("mini_batches.rng", "numpy_legacy"),)))
+
+    # init --------------------------------------------------------------------------------------
+    for name, knobs, title, explanation, fix in INIT_MISTAKES:
+        momentum_fn, adam_fn = _init_pair(**knobs)
+        add(Mistake(name, "momentum.init", title, "v: " + explanation, fix, momentum_fn))
+        add(Mistake(name, "adam.init", title, "v and s: " + explanation, fix, adam_fn))
+
+    # momentum.update ---------------------------------------------------------------------------
+    op = "momentum.update"
+    add(Mistake("heavy-ball", op, "heavy-ball momentum instead of EMA",
+                "your velocity is v = beta*v + g (PyTorch's heavy-ball form), but this case expects the course's "
+                "v = beta*v + (1-beta)*g.",
+                "use v = beta*v + (1 - beta)*g, or declare momentum.form=heavy_ball if heavy-ball is what you mean.",
+                _momentum_form("heavy_ball"), when=(("momentum.form", "ema"),)))
+    add(Mistake("ema", op, "EMA momentum instead of heavy-ball",
+                "your velocity is v = beta*v + (1-beta)*g, but this case expects heavy-ball v = beta*v + g.",
+                "use v = beta*v + g, or declare momentum.form=ema (the course's form).",
+                _momentum_form("ema"), when=(("momentum.form", "heavy_ball"),)))
+    add(Mistake("step-with-gradient", op, "stepping with the gradient instead of the velocity",
+                "the parameters move by learning_rate * g, so the velocity is computed but never used.",
+                "update with the new velocity: p = p - learning_rate * v.", _momentum_variant(step_with="gradient")))
+    add(Mistake("wrong-sign", op, "step in the wrong direction",
+                "the parameters move up the gradient (p + learning_rate * v) instead of down.",
+                "subtract: p = p - learning_rate * v.", _momentum_variant(sign=-1.0)))
+    add(Mistake("velocity-not-stored", op, "velocity not stored",
+                "the parameters step with the new velocity, but v comes back unchanged, so the next step "
+                "starts from the old velocity.",
+                "assign the new velocity into v (v of dWl = ...) and return that v.",
+                _momentum_variant(keep_v=True)))
+    add(Mistake("beta-swapped", op, "beta and 1-beta swapped",
+                "your velocity is v = (1-beta)*v + beta*g, so the new gradient gets the large weight.",
+                "use v = beta*v + (1 - beta)*g.", _momentum_variant(swap_gain=True),
+                when=(("momentum.form", "ema"),)))
+    add(Mistake("lr-in-velocity", op, "learning rate folded into the velocity",
+                "the learning rate multiplies the gradient inside v, and the parameters step by v itself.",
+                "keep v free of the learning rate: v = beta*v + (1-beta)*g, then p = p - learning_rate * v.",
+                _momentum_variant(lr_in_velocity=True)))
+    add(Mistake("hardcoded-beta", op, "beta hard-coded to 0.9",
+                "the update uses beta = 0.9 whatever beta it is given.",
+                "use the beta argument.", _momentum_hardcoded(beta=COURSE_BETA)))
+    add(Mistake("hardcoded-learning-rate", op, "learning rate hard-coded to 0.01",
+                "the update uses learning_rate = 0.01 whatever learning rate it is given.",
+                "use the learning_rate argument.", _momentum_hardcoded(learning_rate=COURSE_LR)))
+    for name, (skip, title, explanation, fix) in SKIP_TEXT.items():
+        add(Mistake(name, op, title, explanation, fix, _momentum_variant(skip=skip)))
+    add(Mistake("float32", op, "computed in float32 although float64 was declared",
+                "the results agree with the reference only to float32 precision (about 7 digits).",
+                "compute in float64 (no float32 casts or tensors), or check with --dtype float32.",
+                _in_float32(ops.momentum_update), float64_declared=True))
+
+    # adam.update -------------------------------------------------------------------------------
+    op = "adam.update"
+    add(Mistake("no-bias-correction", op, "no bias correction",
+                "the update uses v and s directly instead of v/(1-beta1**t) and s/(1-beta2**t).",
+                "divide v by (1 - beta1**t) and s by (1 - beta2**t) before the step.",
+                _adam_variant(corrections=lambda b1, b2, t: (1.0, 1.0))))
+    add(Mistake("only-first-correction", op, "only the first bias correction",
+                "v is divided by (1 - beta1**t) but s is used without dividing by (1 - beta2**t).",
+                "also divide s by (1 - beta2**t).",
+                _adam_variant(corrections=lambda b1, b2, t: (1.0 - math.pow(b1, t), 1.0))))
+    add(Mistake("only-second-correction", op, "only the second bias correction",
+                "s is divided by (1 - beta2**t) but v is used without dividing by (1 - beta1**t).",
+                "also divide v by (1 - beta1**t).",
+                _adam_variant(corrections=lambda b1, b2, t: (1.0, 1.0 - math.pow(b2, t)))))
+    add(Mistake("t-plus-one", op, "t off by one (t + 1)",
+                "the bias corrections use t + 1 instead of the t given, as if t were incremented before use.",
+                "use t as given; the caller counts steps from 1.", _adam_variant(step=lambda t, layer: t + 1)))
+    add(Mistake("t-minus-one", op, "t off by one (t - 1)",
+                "the bias corrections use t - 1 instead of the t given, as if steps were counted from 0.",
+                "use t as given; the caller counts steps from 1.", _adam_variant(step=lambda t, layer: t - 1)))
+    add(Mistake("t-plus-layer", op, "t plus the layer number",
+                "layer l's corrections use t + l, as if t were incremented inside the loop over layers.",
+                "use the same t for every layer; never change t inside the loop.",
+                _adam_variant(step=lambda t, layer: t + layer)))
+    add(Mistake("t-plus-layer-index", op, "t plus the 0-based layer index",
+                "layer l's corrections use t + l - 1, so layer 1 is right and every later layer is off.",
+                "use the same t for every layer; never change t inside the loop.",
+                _adam_variant(step=lambda t, layer: t + layer - 1)))
+    add(Mistake("private-step-counter", op, "a private step counter instead of the given t",
+                "the corrections use a step count of your own that starts at 1 instead of the t argument.",
+                "use the t argument the caller passes; do not keep or reset a counter of your own.",
+                _adam_variant(step=lambda t, layer: 1)))
+    add(Mistake("epsilon-inside-sqrt", op, "epsilon inside the square root",
+                "you divide by sqrt(s_hat + epsilon), but this case expects sqrt(s_hat) + epsilon "
+                "(Kingma and Ba, PyTorch, the course).",
+                "use sqrt(s_hat) + epsilon, or declare adam.epsilon=inside_sqrt if inside is what you mean.",
+                _adam_placement("inside_sqrt"), when=(("adam.epsilon", "outside_sqrt"),)))
+    add(Mistake("epsilon-outside-sqrt", op, "epsilon outside the square root",
+                "you divide by sqrt(s_hat) + epsilon, but this case expects sqrt(s_hat + epsilon) "
+                "(the seed notebook's form).",
+                "use sqrt(s_hat + epsilon), or declare adam.epsilon=outside_sqrt (the default).",
+                _adam_placement("outside_sqrt"), when=(("adam.epsilon", "inside_sqrt"),)))
+    add(Mistake("epsilon-dropped", op, "epsilon dropped",
+                "the step divides by sqrt(s_hat) with no epsilon at all, which also divides by zero when s is 0.",
+                "add epsilon to the denominator.", _adam_variant(denominator=lambda sh, eps: np.sqrt(sh))))
+    add(Mistake("betas-swapped", op, "beta1 and beta2 swapped in the moments",
+                "v is averaged with beta2 and s with beta1.",
+                "v = beta1*v + (1-beta1)*g and s = beta2*s + (1-beta2)*g**2.",
+                _adam_variant(swap_moment_betas=True)))
+    add(Mistake("corrections-swapped", op, "bias corrections swapped",
+                "v is divided by (1 - beta2**t) and s by (1 - beta1**t).",
+                "v_hat = v/(1 - beta1**t) and s_hat = s/(1 - beta2**t).",
+                _adam_variant(corrections=lambda b1, b2, t: (1.0 - math.pow(b2, t), 1.0 - math.pow(b1, t)))))
+    add(Mistake("one-minus-beta-power", op, "(1-beta)**t instead of 1-beta**t",
+                "the corrections divide by (1 - beta)**t; the power belongs to beta alone.",
+                "write 1 - beta1**t and 1 - beta2**t.",
+                _adam_variant(corrections=lambda b1, b2, t: (math.pow(1.0 - b1, t), math.pow(1.0 - b2, t)))))
+    add(Mistake("hardcoded-learning-rate", op, "learning rate hard-coded to 0.01",
+                "the step uses learning_rate = 0.01 whatever learning rate it is given.",
+                "use the learning_rate argument.", _adam_hardcoded(learning_rate=COURSE_LR)))
+    add(Mistake("hardcoded-beta1", op, "beta1 hard-coded to 0.9",
+                "the first moment and its correction use beta1 = 0.9 whatever beta1 is given.",
+                "use the beta1 argument.", _adam_hardcoded(beta1=COURSE_BETA1)))
+    add(Mistake("hardcoded-beta2", op, "beta2 hard-coded to 0.999",
+                "the second moment and its correction use beta2 = 0.999 whatever beta2 is given.",
+                "use the beta2 argument.", _adam_hardcoded(beta2=COURSE_BETA2)))
+    add(Mistake("hardcoded-epsilon", op, "epsilon hard-coded to 1e-8",
+                "the step uses epsilon = 1e-8 whatever epsilon is given.",
+                "use the epsilon argument.", _adam_hardcoded(epsilon=COURSE_EPSILON)))
+    add(Mistake("hardcoded-defaults", op, "all hyperparameters hard-coded to the course defaults",
+                "the step uses learning_rate 0.01, beta1 0.9, beta2 0.999 and epsilon 1e-8 whatever it is given.",
+                "use the learning_rate, beta1, beta2 and epsilon arguments.",
+                _adam_hardcoded(learning_rate=COURSE_LR, beta1=COURSE_BETA1, beta2=COURSE_BETA2,
+                                epsilon=COURSE_EPSILON)))
+    add(Mistake("abs-for-square", op, "|g| instead of g**2 in s",
+                "the second moment averages the absolute gradient instead of its square.",
+                "s = beta2*s + (1-beta2)*np.square(g).", _adam_variant(square=lambda g, v1: np.abs(g))))
+    add(Mistake("v-squared-for-square", op, "v**2 instead of g**2 in s",
+                "the second moment averages the square of the new first moment v instead of the square of g.",
+                "s = beta2*s + (1-beta2)*np.square(g), with g the gradient.",
+                _adam_variant(square=lambda g, v1: np.square(v1))))
+    add(Mistake("no-sqrt", op, "no square root",
+                "the step divides by s_hat (plus epsilon) instead of by its square root.",
+                "divide by np.sqrt(s_hat) + epsilon.",
+                _adam_variant(denominator=lambda sh, eps: sh + eps)))
+    add(Mistake("wrong-sign", op, "step in the wrong direction",
+                "the parameters move up the gradient (p + learning_rate * ...) instead of down.",
+                "subtract the step: p = p - learning_rate * v_hat / (sqrt(s_hat) + epsilon).",
+                _adam_variant(sign=-1.0)))
+    add(Mistake("moments-not-stored", op, "moments not stored",
+                "the parameters step with the new moments, but v and s come back unchanged, so the next step "
+                "starts from the old moments.",
+                "assign the new moments into v and s and return them.", _adam_variant(keep_state=True)))
+    add(Mistake("v-s-aliased", op, "v and s are the same dictionary",
+                "s is computed from the new v (s = beta2*v + (1-beta2)*g**2) and v comes back equal to s, as "
+                "happens when v and s are one object (s = v, or v = s = a single dict at init).",
+                "keep two separate dictionaries: create v and s each with their own zeros, never s = v.",
+                _adam_variant(aliased=True)))
+    for name, (skip, title, explanation, fix) in SKIP_TEXT.items():
+        add(Mistake(name, op, title, explanation.replace("(and its state)", "(and their v and s)"), fix,
+                    _adam_variant(skip=skip)))
+    add(Mistake("float32", op, "computed in float32 although float64 was declared",
+                "the results agree with the reference only to float32 precision (about 7 digits).",
+                "compute in float64 (no float32 casts or tensors), or check with --dtype float32.",
+                _in_float32(ops.adam_update), float64_declared=True))
+    return mistakes
+
+
+#: Every known mistake, most common first within each op.
+MISTAKES: tuple[Mistake, ...] = tuple(_build())
+
+_BY_KEY = {(m.op, m.name): m for m in MISTAKES}
+assert len(_BY_KEY) == len(MISTAKES), "mistake names must be unique within an op"
+
+
+def step_op(op: str) -> str:
+    """The op whose mistakes a case of ``op`` can show: trajectories show their step's."""
+    return STEP_OP.get(op, op)
+
+
+def mistakes_for(op: str, conventions: dict | None = None, dtype: str | None = None) -> list[Mistake]:
+    """The mistakes of ``op`` (a trajectory op gives its step's), those that apply when given conventions/dtype."""
+    base = step_op(op)
+    found = [m for m in MISTAKES if m.op == base]
+    if conventions is None and dtype is None:
+        return found
+    return [m for m in found if m.applies(conventions, dtype or "float64")]
+
+
+def get(op: str, name: str) -> Mistake:
+    """The mistake ``name`` of ``op`` (a trajectory op looks in its step's); KeyError if unknown."""
+    return _BY_KEY[(step_op(op), name)]

@@ -1,0 +1,528 @@
+"""Diagnosis: every known mistake is named when made, and a correct output is never diagnosed.
+
+The buggy outputs here are made by calling each mistake's ``fn`` directly on a
+case's inputs (and, for trajectories, by a loop of this file's own), by
+independent re-implementations (another evaluation order, another RNG), and, at
+the end, by buggy course-style submissions checked through ``optconform check``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from optconform.harness.compare import compare_case_outputs
+from optconform.harness.diagnose import diagnose, diagnose_case, mistake_names, summarize
+from optconform.harness.results import CaseResult
+from optconform.reference import ops
+from optconform.reference.conventions import resolve
+from optconform.reference.mistakes import MISTAKES, get, step_op
+from optconform.vectors import load_suite
+
+KEY = lambda mistake: f"{mistake.op}:{mistake.name}"  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return load_suite()
+
+
+@pytest.fixture(scope="module")
+def by_id(suite):
+    return {case.id: case for case in suite}
+
+
+# ---------------------------------------------------------------- outputs, made here
+
+
+def call(op, fn, inputs, conventions):
+    """``fn`` (a reference op or a mistake's) on a case's inputs, in the vectors' output shape."""
+    i = inputs
+    if op == "mini_batches":
+        return {"batches": [[x, y] for x, y in fn(i["X"], i["Y"], i["mini_batch_size"], i["seed"])]}
+    if op == "momentum.init":
+        return {"v": fn(i["parameters"])}
+    if op == "adam.init":
+        return dict(zip(("v", "s"), fn(i["parameters"])))
+    if op == "momentum.update":
+        return dict(zip(("parameters", "v"), fn(i["parameters"], i["grads"], i["v"], i["beta"], i["learning_rate"],
+                                                 form=conventions["momentum.form"])))
+    if op == "adam.update":
+        return dict(zip(("parameters", "v", "s"), fn(
+            i["parameters"], i["grads"], i["v"], i["s"], i["t"], i["learning_rate"], i["beta1"], i["beta2"],
+            i["epsilon"], epsilon_placement=conventions["adam.epsilon"])))
+    raise AssertionError(op)
+
+
+def free_run(case, fn, conventions):
+    """A trajectory as the harness runs it free: zeros in, each step's own outputs carried, t = 1 ... N."""
+    adam = case.op == "adam.trajectory"
+    parameters = case.inputs["parameters"]
+    state = {"v": ops.momentum_init(parameters)} | ({"s": ops.momentum_init(parameters)} if adam else {})
+    hyper = ("learning_rate", "beta1", "beta2", "epsilon") if adam else ("beta", "learning_rate")
+    steps = []
+    with np.errstate(all="ignore"):
+        for index, grads in enumerate(case.inputs["grads"]):
+            inputs = {"parameters": parameters, "grads": grads, **state, **{k: case.inputs[k] for k in hyper}}
+            inputs["t"] = index + 1
+            out = call("adam.update" if adam else "momentum.update", fn, inputs, conventions)
+            steps.append(out)
+            parameters = out["parameters"]
+            state = {k: out[k] for k in state}
+    return {"steps": steps}
+
+
+REFERENCE = {"mini_batches": ops.mini_batches, "momentum.init": ops.momentum_init, "adam.init": ops.adam_init,
+             "momentum.update": ops.momentum_update, "adam.update": ops.adam_update}
+
+
+def output(case, fn=None):
+    conventions = resolve(case.conventions)
+    if case.op.endswith("trajectory"):
+        return free_run(case, fn or REFERENCE[case.op.replace("trajectory", "update")], conventions)
+    with np.errstate(all="ignore"):
+        return call(case.op, fn or REFERENCE[case.op], case.inputs, conventions)
+
+
+def legacy(case) -> bool:
+    return resolve(case.conventions).get("mini_batches.rng") == "numpy_legacy"
+
+
+def differs_from_reference(case, got) -> bool:
+    expected = output(case) if case.op == "mini_batches" else None
+    return not compare_case_outputs(case, got, "float64", expected=expected).ok
+
+
+# ---------------------------------------------------------------- every mistake is named
+
+
+@pytest.mark.parametrize("mistake", MISTAKES, ids=KEY)
+def test_each_mistake_is_named(mistake, suite):
+    """On the cases where the mistake changes the output, the diagnosis names it, and alone on some case."""
+    named, alone, trajectory_checked = 0, False, False
+    for case in suite:
+        if step_op(case.op) != mistake.op:
+            continue
+        if not mistake.applies(case.conventions, "float64"):
+            continue
+        if case.op == "mini_batches" and not legacy(case):
+            continue  # structural cases: see test_structural_mini_batch_mistakes_are_named
+        if mistake.float64_declared and not case.runs_at("float32"):
+            continue  # float32 arithmetic cannot be told from another bug where float32 cannot carry the case
+        is_trajectory = case.op.endswith("trajectory")
+        if is_trajectory and trajectory_checked:
+            continue
+        if not is_trajectory and named >= 4 and alone:
+            continue
+        got = output(case, mistake.fn)
+        if not differs_from_reference(case, got):
+            continue
+        diagnosis = diagnose(case, got, "float64")
+        assert diagnosis is not None and mistake.name in mistake_names(diagnosis), (case.id, diagnosis)
+        assert diagnosis.startswith("matches "), (case.id, diagnosis)
+        named += 1
+        alone = alone or mistake_names(diagnosis) == [mistake.name]
+        trajectory_checked = trajectory_checked or is_trajectory
+    assert named, f"{KEY(mistake)}: no shipped case where it changes the output"
+    assert alone, f"{KEY(mistake)}: always named together with another mistake"
+    if mistake.op in ("momentum.update", "adam.update"):
+        assert trajectory_checked, f"{KEY(mistake)}: never diagnosed on a trajectory"
+
+
+def _other_rng_batches(X, Y, size, seed, bug):
+    """Mini-batches from another generator (not NumPy's legacy one), with one bug."""
+    m = X.shape[1]
+    generator = np.random.default_rng(seed + 777)
+    perm = generator.permutation(m)
+    Xs, Ys = X[:, perm], Y[:, perm]
+    if bug == "xy-different-permutations":
+        Ys = Y[:, generator.permutation(m)]
+    elif bug == "unshuffled-x":
+        Xs = X
+    elif bug == "no-shuffle":
+        Xs, Ys = X, Y
+    batches = [[Xs[:, k:k + size], Ys[:, k:k + size]] for k in range(0, m, size)]
+    rest = m % size
+    if bug == "last-batch-dropped" and rest:
+        batches.pop()
+    if bug == "last-batch-misaligned" and rest:
+        batches[-1] = [Xs[:, :rest], Ys[:, :rest]]
+    return {"batches": batches}
+
+
+STRUCTURAL = ["last-batch-dropped", "last-batch-misaligned", "xy-different-permutations", "unshuffled-x", "no-shuffle"]
+
+
+@pytest.mark.parametrize("bug", STRUCTURAL)
+def test_structural_mini_batch_mistakes_are_named(bug, suite):
+    """Under mini_batches.rng=structural the target's RNG is its own: the mistake is named from the structure."""
+    named = 0
+    for case in suite:
+        if case.op != "mini_batches" or legacy(case):
+            continue
+        i = case.inputs
+        m, size = i["X"].shape[1], i["mini_batch_size"]
+        if bug.startswith("last-batch") and (m % size == 0 or (bug == "last-batch-misaligned" and m < size)):
+            continue
+        if bug != "last-batch-dropped" and bug != "last-batch-misaligned" and m < 8:
+            continue
+        got = _other_rng_batches(i["X"], i["Y"], size, i["seed"], bug)
+        diagnosis = diagnose(case, got, "float64")
+        assert diagnosis and mistake_names(diagnosis) == [bug], (case.id, diagnosis)
+        named += 1
+    assert named >= 5
+
+
+def test_seed_ignored_is_named_on_structural_cases(suite):
+    seed_zero = get("mini_batches", "seed-ignored")
+    named = 0
+    for case in suite:
+        if case.op != "mini_batches" or legacy(case) or case.inputs["seed"] == 0 or case.inputs["X"].shape[1] < 8:
+            continue
+        diagnosis = diagnose(case, output(case, seed_zero.fn), "float64")
+        assert diagnosis and mistake_names(diagnosis) == ["seed-ignored"], (case.id, diagnosis)
+        named += 1
+    assert named >= 5
+
+
+def test_a_valid_shuffle_in_another_order_is_named_under_numpy_legacy(by_id):
+    case = by_id["mini_batches/numpy_legacy/pairing"]
+    i = case.inputs
+    diagnosis = diagnose(case, _other_rng_batches(i["X"], i["Y"], i["mini_batch_size"], i["seed"], None), "float64")
+    assert mistake_names(diagnosis) == ["other-generator"], diagnosis
+    assert "mini_batches.rng=structural" in diagnosis
+
+
+# ---------------------------------------------------------------- a correct output is never diagnosed
+
+
+def test_the_reference_is_never_diagnosed(suite):
+    checked = 0
+    for case in suite:
+        got = output(case)
+        for dtype in ("float64", "float32"):
+            if case.runs_at(dtype):
+                assert diagnose(case, got, dtype) is None, (case.id, dtype)
+                assert diagnose_case(case, got, dtype) is None, (case.id, dtype)
+                checked += 1
+    assert checked > len(suite)
+
+
+def test_teacher_forced_reference_steps_are_never_diagnosed(suite):
+    for case in suite:
+        if case.op.endswith("trajectory"):
+            assert diagnose(case, {"steps": case.expected["steps"]}, "float64") is None, case.id
+
+
+def test_a_correct_shuffle_from_another_generator_is_never_diagnosed_under_structural(suite):
+    for case in suite:
+        if case.op == "mini_batches" and not legacy(case):
+            i = case.inputs
+            got = _other_rng_batches(i["X"], i["Y"], i["mini_batch_size"], i["seed"], None)
+            assert diagnose(case, got, "float64") is None, case.id
+
+
+def test_a_correct_float32_implementation_is_not_diagnosed_at_float32(suite):
+    float32 = get("adam.update", "float32").fn
+    for case in suite:
+        if case.op == "adam.update" and case.runs_at("float32"):
+            got = output(case, float32)
+            if compare_case_outputs(case, got, "float32").ok:
+                assert diagnose(case, got, "float32") is None, case.id
+
+
+# ---------------------------------------------------------------- independent implementations
+
+
+def _adam_inputs(case):
+    i = case.inputs
+    return i["parameters"], i["grads"], i["v"], i["s"], i["t"], i["learning_rate"], i["beta1"], i["beta2"], i["epsilon"]
+
+
+def test_a_mistake_evaluated_in_another_order_still_matches(by_id):
+    """No square root, written as a student might: the rounding differs from the variant's, the name does not."""
+    case = by_id["adam.update/outside_sqrt/nondefault"]
+    parameters, grads, v, s, t, lr, b1, b2, eps = _adam_inputs(case)
+    out = {"parameters": {}, "v": {}, "s": {}}
+    for key in parameters:
+        g = grads["d" + key]
+        v1 = v["d" + key] + (1 - b1) * (g - v["d" + key])
+        s1 = s["d" + key] * b2 + g * g * (1 - b2)
+        out["v"]["d" + key], out["s"]["d" + key] = v1, s1
+        out["parameters"][key] = parameters[key] - lr * (v1 / (1 - b1 ** t)) * (1.0 / (s1 / (1 - b2 ** t) + eps))
+    assert mistake_names(diagnose(case, out, "float64")) == ["no-sqrt"]
+
+
+def test_float32_arithmetic_is_named_when_float64_is_declared(by_id):
+    """PyTorch's order of operations, in float32: only float32 precision agrees."""
+    case = by_id["adam.update/outside_sqrt/sweep-03"]
+    parameters, grads, v, s, t, lr, b1, b2, eps = _adam_inputs(case)
+    f = np.float32
+    out = {"parameters": {}, "v": {}, "s": {}}
+    for key in parameters:
+        g, v0, s0 = grads["d" + key].astype(f), v["d" + key].astype(f), s["d" + key].astype(f)
+        v1 = v0 + (g - v0) * f(1 - b1)
+        s1 = s0 * f(b2) + g * g * f(1 - b2)
+        step = f(lr / (1 - b1 ** t))
+        den = np.sqrt(s1) / f(math.sqrt(1 - b2 ** t)) + f(eps)
+        out["parameters"][key] = parameters[key].astype(f) - step * v1 / den
+        out["v"]["d" + key], out["s"]["d" + key] = v1, s1
+    assert compare_case_outputs(case, out, "float32").ok
+    assert mistake_names(diagnose(case, out, "float64")) == ["float32"]
+    assert diagnose(case, out, "float32") is None
+
+
+# ---------------------------------------------------------------- per key and per layer
+
+
+def test_one_layer_skipped_is_named_by_its_keys(by_id):
+    case = by_id["adam.update/outside_sqrt/four-layers"]
+    parameters, grads, v, s, t, lr, b1, b2, eps = _adam_inputs(case)
+    p1, v1, s1 = ops.adam_update(parameters, grads, v, s, t, lr, b1, b2, eps)
+    for key in ("W2", "b2"):
+        p1[key], v1["d" + key], s1["d" + key] = parameters[key], v["d" + key], s["d" + key]
+    found = diagnose_case(case, {"parameters": p1, "v": v1, "s": s1}, "float64")
+    assert found.kind == "partial"
+    assert found.text.startswith("W2 and b2 only: looks like layer 2 was skipped"), found.text
+
+
+def test_some_keys_matching_a_mistake_are_named(by_id):
+    case = by_id["adam.update/outside_sqrt/four-layers"]
+    inputs = _adam_inputs(case)
+    right = ops.adam_update(*inputs)
+    wrong = get("adam.update", "abs-for-square").fn(*inputs)
+    p, v, s = right
+    p["W1"], s["dW1"] = wrong[0]["W1"], wrong[2]["dW1"]
+    diagnosis = diagnose(case, {"parameters": p, "v": v, "s": s}, "float64")
+    assert diagnosis.startswith("parameters.W1 and s.dW1 only match"), diagnosis
+    assert mistake_names(diagnosis) == ["abs-for-square"], diagnosis
+
+
+def test_two_mistakes_at_once_give_the_nearest(by_id):
+    case = by_id["adam.update/outside_sqrt/nondefault"]
+    parameters, grads, v, s, t, lr, b1, b2, eps = _adam_inputs(case)
+    buggy = get("adam.update", "no-bias-correction").fn(parameters, grads, v, s, t, lr, b1, b2, 1e-8)
+    found = diagnose_case(case, dict(zip(("parameters", "v", "s"), buggy)), "float64")
+    assert found.kind == "nearest" and found.mistakes[0].name == "no-bias-correction", found.text
+    assert found.text.startswith("no known mistake matches exactly; nearest is no bias correction")
+    assert mistake_names(found.text) == []  # nearest is not "consistent with"
+
+
+def test_unrelated_garbage_gets_no_diagnosis(by_id):
+    case = by_id["adam.update/outside_sqrt/nondefault"]
+    right = output(case)
+    assert diagnose(case, {k: {n: a * 1.7 for n, a in tree.items()} for k, tree in right.items()}, "float64") is None
+    assert diagnose(case, None, "float64") is None
+    assert diagnose(case, {"parameters": 3}, "float64") is None
+
+
+def test_a_case_the_dtype_does_not_run_at_is_not_diagnosed(suite):
+    case = next(c for c in suite if not c.runs_at("float32"))
+    assert diagnose(case, {"parameters": {}}, "float32") is None
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _result(op, diagnosis, status="fail"):
+    return CaseResult(id=f"{op}/x", op=op, status=status, diagnosis=diagnosis)
+
+
+def test_summary_names_what_all_failures_share(by_id):
+    no_bias = get("adam.update", "no-bias-correction")
+    results = []
+    for case_id in ("adam.update/outside_sqrt/nondefault", "adam.update/outside_sqrt/t-1",
+                    "adam.trajectory/outside_sqrt/deep"):
+        case = by_id[case_id]
+        results.append(_result(case.op, diagnose(case, output(case, no_bias.fn), "float64")))
+    results.append(_result("adam.update", None, status="pass"))
+    assert summarize(results) == [
+        "adam.update: 2 cases fail, all consistent with: no bias correction",
+        "adam.trajectory: 1 case fails, all consistent with: no bias correction",
+    ]
+
+
+def test_summary_of_mixed_failures():
+    heavy = get("momentum.update", "heavy-ball")
+    text = f"matches {heavy.title} [{heavy.name}]: {heavy.explanation} Fix: {heavy.fix}"
+    results = [_result("momentum.update", text), _result("momentum.update", text),
+               _result("momentum.update", "W2 and b2 only: looks like layer 2 was skipped (as in nothing updated "
+                                          "[nothing-updated]); they come back unchanged."),
+               _result("momentum.update", None), _result("momentum.update", None, status="error")]
+    assert summarize(results) == [
+        "momentum.update: 4 cases fail; 2 consistent with: heavy-ball momentum instead of EMA; "
+        "1 consistent with: W2 and b2 only: looks like layer 2 was skipped; 1 not matched to a known mistake"]
+    assert summarize([_result("adam.update", None, status="pass")]) == []
+
+
+# ---------------------------------------------------------------- end to end: optconform check
+
+
+def _runner_available() -> bool:
+    try:
+        import optconform.harness.cli  # noqa: F401
+        import optconform.harness.runner  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+end_to_end = pytest.mark.skipif(not _runner_available(), reason="optconform check is not available")
+
+PRELUDE = """
+import math
+import numpy as np
+
+def initialize_velocity(parameters):
+    return {"d" + k: np.zeros_like(p) for k, p in parameters.items()}
+
+def initialize_adam(parameters):
+    return initialize_velocity(parameters), initialize_velocity(parameters)
+
+def _layers(parameters):
+    return range(1, len(parameters) // 2 + 1)
+"""
+
+CORRECT_MOMENTUM = """
+def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+    for l in _layers(parameters):
+        for p in ("W", "b"):
+            k = "d" + p + str(l)
+            v[k] = beta * v[k] + (1 - beta) * grads[k]
+            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * v[k]
+    return parameters, v
+"""
+
+CORRECT_ADAM = """
+def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999,
+                                epsilon=1e-8):
+    for l in _layers(parameters):
+        for p in ("W", "b"):
+            k = "d" + p + str(l)
+            v[k] = beta1 * v[k] + (1 - beta1) * grads[k]
+            s[k] = beta2 * s[k] + (1 - beta2) * np.square(grads[k])
+            v_hat = v[k] / (1 - beta1 ** t)
+            s_hat = s[k] / (1 - beta2 ** t)
+            parameters[p + str(l)] = parameters[p + str(l)] - learning_rate * v_hat / (np.sqrt(s_hat) + epsilon)
+    return parameters, v, s
+"""
+
+CORRECT_BATCHES = """
+def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
+    np.random.seed(seed)
+    m = X.shape[1]
+    permutation = list(np.random.permutation(m))
+    shuffled_X, shuffled_Y = X[:, permutation], Y[:, permutation]
+    batches = []
+    complete = math.floor(m / mini_batch_size)
+    for k in range(complete):
+        batches.append((shuffled_X[:, k * mini_batch_size:(k + 1) * mini_batch_size],
+                        shuffled_Y[:, k * mini_batch_size:(k + 1) * mini_batch_size]))
+    if m % mini_batch_size != 0:
+        batches.append((shuffled_X[:, complete * mini_batch_size:], shuffled_Y[:, complete * mini_batch_size:]))
+    return batches
+"""
+
+
+def _check(tmp_path, name, source, *options):
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(PRELUDE + source), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(path), "--format", "json", *options],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode in (0, 1), run.stderr
+    return json.loads(run.stdout)
+
+
+def _failing(report, op_prefix):
+    return [c for c in report["cases"] if c["status"] == "fail" and c["op"].startswith(op_prefix)]
+
+
+def _assert_named(report, op_prefix, name, at_least=1):
+    failing = _failing(report, op_prefix)
+    assert len(failing) >= at_least, report["summary"]
+    named = [c for c in failing if name in mistake_names(c["diagnosis"])]
+    assert named, [c["diagnosis"] for c in failing][:5]
+    return failing, named
+
+
+@end_to_end
+def test_end_to_end_correct_submission_gets_no_diagnosis(tmp_path):
+    report = _check(tmp_path, "correct", CORRECT_MOMENTUM + CORRECT_ADAM + CORRECT_BATCHES)
+    assert report["summary"]["failed"] == 0, [c["id"] for c in report["cases"] if c["status"] == "fail"]
+    assert all(c["diagnosis"] is None for c in report["cases"])
+    assert report["diagnosis_summary"] == []
+
+
+@end_to_end
+def test_end_to_end_no_bias_correction(tmp_path):
+    source = CORRECT_ADAM.replace("/ (1 - beta1 ** t)", "").replace("/ (1 - beta2 ** t)", "")
+    report = _check(tmp_path, "no_bias", source, "--ops", "adam")
+    failing, named = _assert_named(report, "adam", "no-bias-correction", at_least=10)
+    assert len(named) == len(failing)
+    assert any(line.startswith("adam.update:") and line.endswith("all consistent with: no bias correction")
+               for line in report["diagnosis_summary"]), report["diagnosis_summary"]
+
+
+@end_to_end
+def test_end_to_end_seed_notebook_epsilon_inside_the_root(tmp_path):
+    source = CORRECT_ADAM.replace("(np.sqrt(s_hat) + epsilon)", "np.sqrt(s_hat + epsilon)").replace(
+        "update_parameters_with_adam", "update_parameters_Adam")
+    report = _check(tmp_path, "inside", source, "--ops", "adam.update")
+    failing, named = _assert_named(report, "adam.update", "epsilon-inside-sqrt", at_least=10)
+    assert len(named) == len(failing)
+    assert "adam.epsilon=inside_sqrt" in named[0]["diagnosis"]
+
+
+@end_to_end
+def test_end_to_end_heavy_ball_momentum(tmp_path):
+    source = CORRECT_MOMENTUM.replace("(1 - beta) * grads[k]", "grads[k]")
+    report = _check(tmp_path, "heavy", source, "--ops", "momentum")
+    failing, named = _assert_named(report, "momentum", "heavy-ball", at_least=10)
+    assert len(named) == len(failing)
+
+
+@end_to_end
+def test_end_to_end_last_layer_skipped(tmp_path):
+    source = CORRECT_MOMENTUM.replace("for l in _layers(parameters):", "for l in range(1, len(parameters) // 2):")
+    report = _check(tmp_path, "skip", source, "--ops", "momentum.update")
+    _assert_named(report, "momentum.update", "last-layer-skipped", at_least=10)
+
+
+@end_to_end
+def test_end_to_end_v_and_s_aliased(tmp_path):
+    source = CORRECT_ADAM.replace("    for l in _layers(parameters):", "    s = v\n    for l in _layers(parameters):", 1)
+    report = _check(tmp_path, "aliased", source, "--ops", "adam.update")
+    _assert_named(report, "adam.update", "v-s-aliased", at_least=10)
+
+
+@end_to_end
+def test_end_to_end_float32_arithmetic(tmp_path):
+    source = CORRECT_ADAM.replace("    for l in _layers(parameters):", (
+        "    cast = lambda tree: {k: a.astype(np.float32) for k, a in tree.items()}\n"
+        "    parameters, grads, v, s = cast(parameters), cast(grads), cast(v), cast(s)\n"
+        "    for l in _layers(parameters):"), 1)
+    report = _check(tmp_path, "float32", source, "--ops", "adam.update")
+    _assert_named(report, "adam.update", "float32", at_least=10)
+
+
+@end_to_end
+def test_end_to_end_last_mini_batch_dropped(tmp_path):
+    source = CORRECT_BATCHES.replace("    if m % mini_batch_size != 0:", "    if False:")
+    report = _check(tmp_path, "dropped", source, "--ops", "mini_batches")
+    failing, named = _assert_named(report, "mini_batches", "last-batch-dropped", at_least=10)
+    assert len(named) == len(failing)
+
+
+@end_to_end
+def test_end_to_end_x_and_y_shuffled_apart(tmp_path):
+    source = CORRECT_BATCHES.replace("shuffled_Y = X[:, permutation], Y[:, permutation]",
+                                     "shuffled_Y = X[:, permutation], Y[:, list(np.random.permutation(m))]")
+    report = _check(tmp_path, "apart", source, "--ops", "mini_batches",
+                    "--convention", "mini_batches.rng=numpy_legacy")
+    _assert_named(report, "mini_batches", "xy-different-permutations", at_least=10)
