@@ -140,5 +140,5 @@ def decode_result(op: str, result: dict) -> dict:
                                 for i, (x, y) in enumerate(result["batches"])]}
         return {key: decode_tree(tree, key) for key, tree in result.items()
                 if key in ("parameters", "v", "s")}
-    except ValueError as error:  # a CodecError, or NumPy refusing a shape (over 64 dimensions, a dimension >= 2**63)
+    except CodecError as error:
         raise ProtocolError(f"{op} result: {error}") from None

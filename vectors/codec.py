@@ -67,6 +67,8 @@ def _build(values: list, wire_dtype: str, shape: list, where: str, dtype: str | 
         array = np.array(values, dtype=wire_dtype).reshape(shape)
     except OverflowError:
         raise CodecError(f"{where}: a value does not fit in {wire_dtype}") from None
+    except ValueError as error:  # NumPy refusing the shape: over 64 dimensions, a dimension >= 2**63
+        raise CodecError(f"{where}: shape {shape} is impossible ({error})") from None
     return array.astype(dtype) if dtype else array
 
 
