@@ -74,6 +74,23 @@ def _value(x) -> float:
     return float(x)
 
 
+def elementwise_errors(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float, scale=None):
+    """``(finiteness differs, |got - expected|, allowed error)``, elementwise, for same-shaped float64 arrays.
+
+    Finiteness differs where NaN meets a number, inf meets a finite value, or
+    infinities differ in sign; the error is 0 wherever either value is not finite.
+    """
+    scale = np.abs(expected) if scale is None else np.asarray(scale, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        exp_inf, got_inf = np.isinf(expected), np.isinf(got)
+        finiteness = (np.isnan(expected) != np.isnan(got)) | (exp_inf != got_inf) | (
+            exp_inf & got_inf & (np.sign(expected) != np.sign(got)))
+        finite = np.isfinite(expected) & np.isfinite(got)
+        error = np.where(finite, np.abs(got - expected), 0.0)
+        allowed = rtol * np.where(np.isfinite(scale), scale, 0.0) + atol
+    return finiteness, error, allowed
+
+
 def compare_arrays(where: str, expected, got, rtol: float, atol: float, scale=None) -> Comparison:
     """Compare one array; ``got`` may be anything the target returned."""
     result = Comparison()
@@ -88,17 +105,12 @@ def compare_arrays(where: str, expected, got, rtol: float, atol: float, scale=No
         return result
     if expected.size == 0:
         return result
-    scale = np.abs(expected) if scale is None else np.asarray(scale, dtype=np.float64)
-    exp_nan, got_nan = np.isnan(expected), np.isnan(got)
-    exp_inf, got_inf = np.isinf(expected), np.isinf(got)
-    finiteness = (exp_nan != got_nan) | (exp_inf != got_inf) | (exp_inf & got_inf & (np.sign(expected) != np.sign(got)))
+    finiteness, error, allowed = elementwise_errors(expected, got, rtol, atol, scale)
     if finiteness.any():
         index = tuple(int(i) for i in np.argwhere(finiteness)[0])
         result.mismatches.append(Mismatch(where, "finiteness differs", index, _value(expected[index]), _value(got[index])))
-    finite = np.isfinite(expected) & np.isfinite(got)
     with np.errstate(all="ignore"):
-        error = np.where(finite, np.abs(got - expected), 0.0)
-        allowed = rtol * np.where(np.isfinite(scale), scale, 0.0) + atol
+        finite = np.isfinite(expected) & np.isfinite(got)
         relative = np.where(finite & (expected != 0), error / np.abs(expected), np.where(error > 0, np.inf, 0.0))
         excess = np.where(error > allowed, np.where(allowed > 0, error / allowed, np.inf), 0.0)
     result.max_abs_err = float(error.max())

@@ -47,7 +47,7 @@ from optconform.reference import ops
 from optconform.reference.conventions import resolve
 from optconform.reference.mistakes import Mistake, get, mistakes_for, step_op
 
-from .compare import compare_case_outputs
+from .compare import compare_case_outputs, elementwise_errors
 
 #: A matching mistake's own magnitude widens the case's error scale by this much,
 #: so that an implementation of the mistake evaluated in another order still matches.
@@ -266,15 +266,8 @@ def _flat(tree) -> _Flat:
 
 def _bad(expected: np.ndarray, got: np.ndarray, rtol: float, atol: float, scale: np.ndarray | None) -> np.ndarray:
     """Elementwise: outside tolerance, or a different finiteness pattern (as ``compare_arrays`` decides)."""
-    with np.errstate(all="ignore"):
-        scale = np.abs(expected) if scale is None else scale
-        exp_nan, got_nan = np.isnan(expected), np.isnan(got)
-        exp_inf, got_inf = np.isinf(expected), np.isinf(got)
-        bad = (exp_nan != got_nan) | (exp_inf != got_inf) | (exp_inf & got_inf & (np.sign(expected) != np.sign(got)))
-        finite = np.isfinite(expected) & np.isfinite(got)
-        error = np.where(finite, np.abs(got - expected), 0.0)
-        allowed = rtol * np.where(np.isfinite(scale), scale, 0.0) + atol
-        return bad | (error > allowed)
+    finiteness, error, allowed = elementwise_errors(expected, got, rtol, atol, scale)
+    return finiteness | (error > allowed)
 
 
 def failing_leaves(case, got, dtype: str, expected=None, scale=None) -> set[str]:
