@@ -29,6 +29,9 @@ from . import protocol
 from .adapter import PythonAdapter, ResultShapeError
 
 
+MAX_CONSECUTIVE_TIMEOUTS = 3
+
+
 class TargetError(Exception):
     """The target cannot be used at all (exit code 2); the message is one line."""
 
@@ -105,6 +108,9 @@ class ProcessSession:
         self._next_id = 0
         self._scratch = tempfile.TemporaryDirectory(prefix="optconform-")
         self.restarts = 0
+        #: Timeouts in a row, per op: after MAX_CONSECUTIVE_TIMEOUTS an op's calls fail at once,
+        #: so one hanging function costs a few timeouts, not one per case.
+        self.timeouts: collections.Counter = collections.Counter()
         self.info = self._start(first=True)
 
     # ------------------------------------------------------------ process
@@ -233,7 +239,7 @@ class ProcessSession:
             response = protocol.parse_line(line, "the program's answer")
             protocol.validate_response(response)
         except TimeoutError:
-            raise CallFailed(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
+            raise _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
         except (EOFError, BrokenPipeError, ConnectionResetError):
             raise CallFailed(f"the program {self._exit_status()} during the call{self._stderr_hint()}") from None
         except protocol.ProtocolError as error:
@@ -249,13 +255,19 @@ class ProcessSession:
     def call(self, op: str, args: dict, conventions: dict | None = None) -> tuple[dict, list[str]]:
         if op not in self.info.ops:
             raise NotImplementedOp(op)
+        if self.timeouts[op] >= MAX_CONSECUTIVE_TIMEOUTS:
+            raise CallFailed(f"not run: {op} timed out {self.timeouts[op]} times in a row "
+                             f"(limit {self.timeout:g} s per call)")
         try:
             result, problems = self._request(op, protocol.encode_args(args), self.timeout, conventions)
         except _Refused as refusal:
+            self.timeouts[op] = 0
             raise CallFailed(str(refusal)) from None
-        except CallFailed:
+        except CallFailed as failure:
+            self.timeouts[op] = self.timeouts[op] + 1 if isinstance(failure, _TimedOut) else 0
             self._restart()
             raise
+        self.timeouts[op] = 0
         try:
             return protocol.decode_result(op, result), problems
         except protocol.ProtocolError as error:
@@ -276,6 +288,10 @@ class ProcessSession:
 
 class _Refused(CallFailed):
     """The program answered ``ok: false``: the call failed, but the program is fine."""
+
+
+class _TimedOut(CallFailed):
+    """No answer within the time limit: the program was restarted."""
 
 
 def child_argv(target: str) -> list[str]:

@@ -355,3 +355,27 @@ def test_module_object_target(tmp_path):
                            "momentum.init"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_op_that_keeps_timing_out_is_given_up_after_three(tmp_path):
+    submission = tmp_path / "hangs.py"
+    submission.write_text(textwrap.dedent("""
+        import numpy as np
+        def initialize_velocity(parameters):
+            while True:
+                pass
+        def initialize_adam(parameters):
+            return ({"d" + k: np.zeros_like(p) for k, p in parameters.items()},
+                    {"d" + k: np.zeros_like(p) for k, p in parameters.items()})
+    """))
+    session = ProcessSession(child_argv(str(submission)), "hangs.py", timeout=0.5)
+    try:
+        report = run(None, session=session, ops_wanted=["momentum.init", "adam.init"])
+    finally:
+        session.close()
+    momentum = [r for r in report.results if r.op == "momentum.init"]
+    assert [r.status for r in momentum] == ["error"] * 10
+    assert all("timed out" in r.message and "not run" not in r.message for r in momentum[:3])
+    assert all(r.message.startswith("not run: momentum.init timed out 3 times in a row") for r in momentum[3:])
+    # the other op is unaffected: its cases still run and pass
+    assert {r.status for r in report.results if r.op == "adam.init"} == {"pass"}
