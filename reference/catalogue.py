@@ -76,6 +76,13 @@ def log_uniform_magnitudes(rng, dims, low, high):
     return tree
 
 
+def partly_subnormal(rng, dims):
+    """Gradients of ordinary size with about half their entries in float64's subnormal range."""
+    tree = network(rng, dims, 1.0, "d")
+    tiny = log_uniform_magnitudes(rng, dims, -318, -309)
+    return {key: np.where(rng.random(value.shape) < 0.5, tiny[key], value) for key, value in tree.items()}
+
+
 def indexed_columns(n_x, n_y, m):
     """X and Y whose every column is distinct and encodes its own index.
 
@@ -242,6 +249,10 @@ def momentum_scenarios():
                                 params_scale=1e-310),
          "gradients and parameters in float64's subnormal range",
          "flush-to-zero, or a computation that rescales through a larger intermediate", ("subnormal", "magnitudes")),
+        ("subnormal-mixed", _momentum(grads=partly_subnormal, v="zeros"),
+         "ordinary gradients with about half their entries subnormal",
+         "subnormals flushed to zero while the other entries are exact (tells flush-to-zero from float32)",
+         ("subnormal", "magnitudes")),
         ("cancellation", _momentum(v=_cancelling_velocity(0.83)),
          "beta*v cancels (1-beta)*g to nearly zero",
          "tolerances derived from the result alone; checks that the cancellation is computed, not guessed",
@@ -325,6 +336,10 @@ def adam_scenarios():
                             params_scale=1e-310, epsilon=1e-300),
          "gradients in float64's subnormal range, so g**2 underflows to zero",
          "flush-to-zero or a division by an underflowed denominator", ("subnormal", "magnitudes")),
+        ("subnormal-mixed", _adam(grads=partly_subnormal, t=2, state="zeros"),
+         "ordinary gradients with about half their entries subnormal",
+         "subnormals flushed to zero while the other entries are exact (tells flush-to-zero from float32)",
+         ("subnormal", "magnitudes")),
         ("signs", _adam(grads=lambda rng, dims: {k: np.where(rng.random(v.shape) < 0.5, -1.0, 1.0) * (1 + rng.random(v.shape))
                                                   for k, v in network(rng, dims, 1.0, "d").items()}, t=2),
          "gradients of both signs, magnitude 1 to 2", "the sign of the step flipped", ("signs",)),

@@ -96,6 +96,35 @@ def _in_float32(reference_fn: Callable) -> Callable:
     return fn
 
 
+def _flush_subnormals(value):
+    """Subnormal float64 values (``0 < |x| < 2.2e-308``) set to zero, as flush-to-zero hardware modes do."""
+    if isinstance(value, np.ndarray):
+        return np.where(np.abs(value) < np.finfo(np.float64).tiny, 0.0, value)
+    if isinstance(value, dict):
+        return {key: _flush_subnormals(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_flush_subnormals(item) for item in value)
+    return value
+
+
+def _flushing(reference_fn: Callable) -> Callable:
+    """``reference_fn`` with subnormal inputs and outputs flushed to zero (FTZ and DAZ)."""
+    @functools.wraps(reference_fn)
+    def fn(*args, **kwargs):
+        flushed = reference_fn(*[_flush_subnormals(a) for a in args],
+                               **{k: _flush_subnormals(v) for k, v in kwargs.items()})
+        return _flush_subnormals(flushed)
+
+    return fn
+
+
+FLUSH_TEXT = ("subnormal numbers flushed to zero",
+              "values below 2.2e-308 (subnormals) became 0, as in flush-to-zero modes (-ffast-math, "
+              "FTZ/DAZ) and JAX on the CPU.",
+              "compute without flush-to-zero; where the platform imposes it, list the subnormal cases in an "
+              "--xfail file.")
+
+
 def _last(key: str, layers: int) -> bool:
     return _layer_of(key) == layers
 
@@ -434,6 +463,7 @@ def _build() -> list[Mistake]:
                 "the results agree with the reference only to float32 precision (about 7 digits).",
                 "compute in float64 (no float32 casts or tensors), or check with --dtype float32.",
                 _in_float32(ops.momentum_update), float64_declared=True))
+    add(Mistake("subnormals-flushed", op, *FLUSH_TEXT, _flushing(ops.momentum_update)))
 
     # adam.update -------------------------------------------------------------------------------
     op = "adam.update"
@@ -540,6 +570,7 @@ def _build() -> list[Mistake]:
                 "the results agree with the reference only to float32 precision (about 7 digits).",
                 "compute in float64 (no float32 casts or tensors), or check with --dtype float32.",
                 _in_float32(ops.adam_update), float64_declared=True))
+    add(Mistake("subnormals-flushed", op, *FLUSH_TEXT, _flushing(ops.adam_update)))
     return mistakes
 
 
