@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compare import Comparison, compare_arrays, compare_case_outputs
+from .compare import Comparison, compare_case_outputs
 from .session import CallFailed, NotImplementedOp
 
 #: Structural mini-batch checks on shuffling need enough columns to be sure by chance (8! > 40000).

@@ -45,9 +45,6 @@ class _Run:
         self.conventions = resolve(self.session.info.conventions, parse_conventions(option.optconform_convention))
         self.selection = select(cases, self.conventions, self.dtype, parse_ops(option.optconform_ops),
                                 PrefixList.read(option.optconform_skip), PrefixList.read(option.optconform_xfail))
-        from . import runner
-
-        self.diagnoser = runner._diagnoser()
 
 
 class CaseItem(pytest.Item):
@@ -60,8 +57,7 @@ class CaseItem(pytest.Item):
     def runtest(self):
         from .runner import run_case
 
-        result = run_case(self.case, self.run.session, self.run.dtype, self.run.conventions,
-                          diagnoser=self.run.diagnoser)
+        result = run_case(self.case, self.run.session, self.run.dtype, self.run.conventions)
         if result.status == "not_implemented":
             pytest.skip(result.message)
         if result.status != "pass":

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
-
+from . import diagnose
 from .checks import check_case
 from .results import CaseResult, RunReport
 
 
-def _diagnoser():
-    """The diagnosis layer, if present: ``diagnose(case, got, dtype)`` and ``summarize(results)``."""
-    try:
-        from . import diagnose
-    except ImportError:
-        return None
-    return diagnose
-
-
-def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, diagnoser=None) -> CaseResult:
+def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False) -> CaseResult:
+    """Check one case and, when it fails on its values, name the likely mistake."""
     outcome = check_case(case, session, dtype, conventions)
     comparison = outcome.comparison
     diagnosis = None
-    if outcome.status == "fail" and outcome.got is not None and diagnoser is not None:
+    if outcome.status == "fail" and outcome.got is not None:
         try:
-            diagnosis = diagnoser.diagnose(case, outcome.got, dtype)
+            diagnosis = diagnose.diagnose(case, outcome.got, dtype)
         except Exception as error:  # noqa: BLE001 - a diagnosis must never cost the result
             diagnosis = None
             outcome.details.append(f"(diagnosis unavailable: {type(error).__name__}: {error})")
@@ -35,22 +26,17 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
         details=outcome.details, xfail=xfail)
 
 
-def run_cases(session, selection, dtype: str, conventions: dict, target: str,
-              on_result: Callable[[CaseResult], None] | None = None) -> RunReport:
+def run_cases(session, selection, dtype: str, conventions: dict, target: str) -> RunReport:
     """Every selected case, in order; one case's trouble never costs another's result."""
     report = RunReport(target=target, dtype=dtype, conventions=conventions, target_name=session.info.name,
                        skipped=list(selection.skipped), warnings=list(selection.warnings) + list(session.info.warnings))
-    diagnoser = _diagnoser()
     for case in selection.run:
-        result = run_case(case, session, dtype, conventions, case.id in selection.xfail, diagnoser)
+        result = run_case(case, session, dtype, conventions, case.id in selection.xfail)
         report.results.append(result)
-        if on_result is not None:
-            on_result(result)
     xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]
     report.warnings += [f"{case_id}: listed as xfail but passes (remove it from the xfail file)" for case_id in xpassed]
-    if diagnoser is not None and hasattr(diagnoser, "summarize"):
-        try:
-            report.diagnosis_summary = list(diagnoser.summarize(report.results))
-        except Exception as error:  # noqa: BLE001
-            report.warnings.append(f"diagnosis summary unavailable: {type(error).__name__}: {error}")
+    try:
+        report.diagnosis_summary = list(diagnose.summarize(report.results))
+    except Exception as error:  # noqa: BLE001 - a summary must never cost the results
+        report.warnings.append(f"diagnosis summary unavailable: {type(error).__name__}: {error}")
     return report

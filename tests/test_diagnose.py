@@ -365,16 +365,7 @@ def test_summary_of_mixed_failures():
 # ---------------------------------------------------------------- end to end: optconform check
 
 
-def _runner_available() -> bool:
-    try:
-        import optconform.harness.cli  # noqa: F401
-        import optconform.harness.runner  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
-
-end_to_end = pytest.mark.skipif(not _runner_available(), reason="optconform check is not available")
 
 PRELUDE = """
 import math
@@ -452,7 +443,6 @@ def _assert_named(report, op_prefix, name, at_least=1):
     return failing, named
 
 
-@end_to_end
 def test_end_to_end_correct_submission_gets_no_diagnosis(tmp_path):
     report = _check(tmp_path, "correct", CORRECT_MOMENTUM + CORRECT_ADAM + CORRECT_BATCHES)
     assert report["summary"]["failed"] == 0, [c["id"] for c in report["cases"] if c["status"] == "fail"]
@@ -460,7 +450,6 @@ def test_end_to_end_correct_submission_gets_no_diagnosis(tmp_path):
     assert report["diagnosis_summary"] == []
 
 
-@end_to_end
 def test_end_to_end_no_bias_correction(tmp_path):
     source = CORRECT_ADAM.replace("/ (1 - beta1 ** t)", "").replace("/ (1 - beta2 ** t)", "")
     report = _check(tmp_path, "no_bias", source, "--ops", "adam")
@@ -470,7 +459,6 @@ def test_end_to_end_no_bias_correction(tmp_path):
                for line in report["diagnosis_summary"]), report["diagnosis_summary"]
 
 
-@end_to_end
 def test_end_to_end_seed_notebook_epsilon_inside_the_root(tmp_path):
     source = CORRECT_ADAM.replace("(np.sqrt(s_hat) + epsilon)", "np.sqrt(s_hat + epsilon)").replace(
         "update_parameters_with_adam", "update_parameters_Adam")
@@ -480,7 +468,6 @@ def test_end_to_end_seed_notebook_epsilon_inside_the_root(tmp_path):
     assert "adam.epsilon=inside_sqrt" in named[0]["diagnosis"]
 
 
-@end_to_end
 def test_end_to_end_heavy_ball_momentum(tmp_path):
     source = CORRECT_MOMENTUM.replace("(1 - beta) * grads[k]", "grads[k]")
     report = _check(tmp_path, "heavy", source, "--ops", "momentum")
@@ -488,21 +475,18 @@ def test_end_to_end_heavy_ball_momentum(tmp_path):
     assert len(named) == len(failing)
 
 
-@end_to_end
 def test_end_to_end_last_layer_skipped(tmp_path):
     source = CORRECT_MOMENTUM.replace("for l in _layers(parameters):", "for l in range(1, len(parameters) // 2):")
     report = _check(tmp_path, "skip", source, "--ops", "momentum.update")
     _assert_named(report, "momentum.update", "last-layer-skipped", at_least=10)
 
 
-@end_to_end
 def test_end_to_end_v_and_s_aliased(tmp_path):
     source = CORRECT_ADAM.replace("    for l in _layers(parameters):", "    s = v\n    for l in _layers(parameters):", 1)
     report = _check(tmp_path, "aliased", source, "--ops", "adam.update")
     _assert_named(report, "adam.update", "v-s-aliased", at_least=10)
 
 
-@end_to_end
 def test_end_to_end_float32_arithmetic(tmp_path):
     source = CORRECT_ADAM.replace("    for l in _layers(parameters):", (
         "    cast = lambda tree: {k: a.astype(np.float32) for k, a in tree.items()}\n"
@@ -512,7 +496,6 @@ def test_end_to_end_float32_arithmetic(tmp_path):
     _assert_named(report, "adam.update", "float32", at_least=10)
 
 
-@end_to_end
 def test_end_to_end_last_mini_batch_dropped(tmp_path):
     source = CORRECT_BATCHES.replace("    if m % mini_batch_size != 0:", "    if False:")
     report = _check(tmp_path, "dropped", source, "--ops", "mini_batches")
@@ -520,7 +503,6 @@ def test_end_to_end_last_mini_batch_dropped(tmp_path):
     assert len(named) == len(failing)
 
 
-@end_to_end
 def test_end_to_end_x_and_y_shuffled_apart(tmp_path):
     source = CORRECT_BATCHES.replace("shuffled_Y = X[:, permutation], Y[:, permutation]",
                                      "shuffled_Y = X[:, permutation], Y[:, list(np.random.permutation(m))]")

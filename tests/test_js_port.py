@@ -7,7 +7,6 @@ compare what it computes with the reference arithmetic of ``optconform.reference
 from __future__ import annotations
 
 import json
-import math
 import queue
 import shutil
 import subprocess

@@ -24,7 +24,6 @@ d. cases marked float64-only do not run at float32 and say which value is why.
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np

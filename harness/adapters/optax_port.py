@@ -34,6 +34,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .layout import STRUCTURAL_CONVENTIONS, batch_arguments, check_step, dtype_of, slot_names
+
 try:
     import jax
     import jax.numpy as jnp
@@ -47,31 +49,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax/opta
 jax.config.update("jax_enable_x64", True)
 
 #: What the default target computes.
-OPTCONFORM_CONVENTIONS = {
-    "adam.epsilon": "outside_sqrt",
-    "momentum.form": "ema",
-    "mini_batches.rng": "structural",
-}
+OPTCONFORM_CONVENTIONS = dict(STRUCTURAL_CONVENTIONS)
 
-_FLOAT_DTYPES = (np.float32, np.float64)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _slots(parameters: dict) -> list[tuple[str, str]]:
-    """``[("W1", "dW1"), ("b1", "db1"), ...]`` for the layers in ``parameters``."""
-    pairs = []
-    for layer in range(1, len(parameters) // 2 + 1):
-        pairs.append((f"W{layer}", f"dW{layer}"))
-        pairs.append((f"b{layer}", f"db{layer}"))
-    return pairs
-
-
-def _dtype_of(array) -> np.dtype:
-    """The dtype a parameter is computed in: its own if float32/float64, else float64."""
-    dtype = np.asarray(array).dtype
-    return dtype if dtype.type in _FLOAT_DTYPES else np.dtype(np.float64)
 
 
 def _tree(source: dict, slots, key_index: int, parameters: dict) -> dict:
@@ -82,7 +64,7 @@ def _tree(source: dict, slots, key_index: int, parameters: dict) -> dict:
     """
     tree = {}
     for param, grad in slots:
-        dtype = _dtype_of(parameters[param])
+        dtype = dtype_of(parameters[param])
         tree[param] = jnp.asarray(np.array(source[(param, grad)[key_index]], dtype=dtype, copy=True))
     return tree
 
@@ -123,9 +105,9 @@ def _find_state(state, state_type):
 
 
 def _check_step(t) -> int:
-    if isinstance(t, bool) or int(t) != t or int(t) < 1:
-        raise ValueError(f"t counts Adam steps from 1; got {t!r}")
-    if int(t) > np.iinfo(np.int32).max:
+    """``t`` checked as a step count that optax's int32 counter holds."""
+    t = check_step(t)
+    if t > np.iinfo(np.int32).max:
         raise ValueError(f"optax counts Adam steps in int32; t={t} does not fit")
     return int(t)
 
@@ -139,14 +121,7 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     The order is JAX's (``jax.random.permutation(jax.random.key(seed), m)``), not
     NumPy's: this conforms under ``mini_batches.rng=structural`` only.
     """
-    X = np.asarray(X)
-    Y = np.asarray(Y)
-    size = int(mini_batch_size)
-    if size < 1:
-        raise ValueError(f"mini_batch_size must be at least 1, not {mini_batch_size!r}")
-    m = X.shape[1]
-    if Y.shape[1] != m:
-        raise ValueError(f"X has {m} columns but Y has {Y.shape[1]}")
+    X, Y, size, m = batch_arguments(X, Y, mini_batch_size)
     if m == 0:
         return []
     perm = jax.random.permutation(jax.random.key(int(seed)), m)
@@ -160,7 +135,7 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
 
 def initialize_velocity(parameters):
     """Zero velocity, from ``optax.sgd(...).init``'s ``TraceState`` (keys ``dW1, db1, ...``)."""
-    slots = _slots(parameters)
+    slots = slot_names(parameters)
     params = _tree(parameters, slots, 0, parameters)
     trace = _find_state(optax.sgd(0.0, momentum=0.9).init(params), optax.TraceState).trace
     return {grad: _numpy(trace[param]) for param, grad in slots}
@@ -168,7 +143,7 @@ def initialize_velocity(parameters):
 
 def _momentum_step(parameters, grads, v, beta, learning_rate, gradient_scale):
     """One ``optax.sgd(lr, momentum=beta)`` step on ``gradient_scale * g``, trace = ``v``."""
-    slots = _slots(parameters)
+    slots = slot_names(parameters)
     params = _tree(parameters, slots, 0, parameters)
     g = _tree(grads, slots, 1, parameters)
     transform = optax.sgd(float(learning_rate), momentum=float(beta))
@@ -191,7 +166,7 @@ def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
 
 def initialize_adam(parameters):
     """Zero ``(v, s)``, from ``optax.adam(...).init``'s ``ScaleByAdamState`` (mu, nu)."""
-    slots = _slots(parameters)
+    slots = slot_names(parameters)
     params = _tree(parameters, slots, 0, parameters)
     adam_state = _find_state(optax.adam(0.01).init(params), optax.ScaleByAdamState)
     return (
@@ -202,7 +177,7 @@ def initialize_adam(parameters):
 
 def _adam_step(parameters, grads, v, s, t, learning_rate, beta1, beta2, eps, eps_root):
     t = _check_step(t)
-    slots = _slots(parameters)
+    slots = slot_names(parameters)
     params = _tree(parameters, slots, 0, parameters)
     g = _tree(grads, slots, 1, parameters)
     transform = optax.adam(float(learning_rate), b1=float(beta1), b2=float(beta2), eps=eps, eps_root=eps_root)

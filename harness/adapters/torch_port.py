@@ -34,6 +34,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .layout import STRUCTURAL_CONVENTIONS, batch_arguments, check_step, dtype_of, slot_names
+
 try:
     import torch
 except ImportError as exc:  # pragma: no cover - exercised only without torch
@@ -43,31 +45,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     ) from exc
 
 #: What the default target computes.
-OPTCONFORM_CONVENTIONS = {
-    "adam.epsilon": "outside_sqrt",
-    "momentum.form": "ema",
-    "mini_batches.rng": "structural",
-}
+OPTCONFORM_CONVENTIONS = dict(STRUCTURAL_CONVENTIONS)
 
-_FLOAT_DTYPES = (np.float32, np.float64)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _slots(parameters: dict) -> list[tuple[str, str]]:
-    """``[("W1", "dW1"), ("b1", "db1"), ...]`` for the layers in ``parameters``."""
-    pairs = []
-    for layer in range(1, len(parameters) // 2 + 1):
-        pairs.append((f"W{layer}", f"dW{layer}"))
-        pairs.append((f"b{layer}", f"db{layer}"))
-    return pairs
-
-
-def _dtype_of(array) -> np.dtype:
-    """The dtype a parameter is computed in: its own if float32/float64, else float64."""
-    dtype = np.asarray(array).dtype
-    return dtype if dtype.type in _FLOAT_DTYPES else np.dtype(np.float64)
 
 
 def _tensor(array, dtype: np.dtype) -> torch.Tensor:
@@ -82,20 +64,14 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def _leaf_parameters(parameters: dict, grads: dict) -> tuple[list, list]:
     """Torch leaf parameters with ``.grad`` set, in slot order, and their slots."""
-    slots = _slots(parameters)
+    slots = slot_names(parameters)
     tensors = []
     for param, grad in slots:
-        dtype = _dtype_of(parameters[param])
+        dtype = dtype_of(parameters[param])
         p = _tensor(parameters[param], dtype).requires_grad_(True)
         p.grad = _tensor(grads[grad], dtype)
         tensors.append(p)
     return tensors, slots
-
-
-def _check_step(t) -> int:
-    if isinstance(t, bool) or int(t) != t or int(t) < 1:
-        raise ValueError(f"t counts Adam steps from 1; got {t!r}")
-    return int(t)
 
 
 # --------------------------------------------------------------------------- operations
@@ -108,14 +84,7 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     PyTorch's, not NumPy's: this conforms under ``mini_batches.rng=structural`` only.
     Batches are ``mini_batch_size`` columns each, the last one holds the rest.
     """
-    X = np.asarray(X)
-    Y = np.asarray(Y)
-    size = int(mini_batch_size)
-    if size < 1:
-        raise ValueError(f"mini_batch_size must be at least 1, not {mini_batch_size!r}")
-    m = X.shape[1]
-    if Y.shape[1] != m:
-        raise ValueError(f"X has {m} columns but Y has {Y.shape[1]}")
+    X, Y, size, m = batch_arguments(X, Y, mini_batch_size)
     if m == 0:
         return []
     generator = torch.Generator().manual_seed(int(seed))
@@ -133,8 +102,8 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
 def initialize_velocity(parameters):
     """Zero velocity ``v[dWl]``, ``v[dbl]`` shaped and typed like ``Wl``, ``bl``."""
     return {
-        grad: _numpy(torch.zeros_like(_tensor(parameters[param], _dtype_of(parameters[param]))))
-        for param, grad in _slots(parameters)
+        grad: _numpy(torch.zeros_like(_tensor(parameters[param], dtype_of(parameters[param]))))
+        for param, grad in slot_names(parameters)
     }
 
 
@@ -179,7 +148,7 @@ def update_parameters_with_adam(
     Returns ``(parameters, v, s)``. PyTorch computes
     ``p -= (lr/(1-beta1**t)) * v / (sqrt(s)/sqrt(1-beta2**t) + eps)``: epsilon outside.
     """
-    t = _check_step(t)
+    t = check_step(t)
     tensors, slots = _leaf_parameters(parameters, grads)
     optimizer = torch.optim.Adam(
         tensors, lr=float(learning_rate), betas=(float(beta1), float(beta2)), eps=float(epsilon)
