@@ -47,6 +47,7 @@ from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, EXIT_USAGE, UsageError
 
 from ..reference.conventions import ConventionError, resolve
 from .cli import prepare
+from .diagnose import mistake_names
 from .report import render, to_json_safe
 from .results import RunReport
 from .runner import run_cases
@@ -272,6 +273,12 @@ class Issue:
     text: str = ""       # the diagnosis or first message
 
 
+def _primary_mistake(diagnosis: str) -> str:
+    """The mistake a diagnosis names first (its whole text when it names none)."""
+    names = mistake_names(diagnosis)
+    return names[0] if names else diagnosis
+
+
 def issues(report: RunReport) -> list[Issue]:
     """What went wrong, most important first: named mistakes, then failures, errors, missing ops."""
     per_op: dict[str, list] = defaultdict(list)
@@ -284,9 +291,13 @@ def issues(report: RunReport) -> list[Issue]:
         failing = [c for c in cases if c.status == "fail" and not c.xfail]
         errors = [c for c in cases if c.status == "error" and not c.xfail]
         missing = [c for c in cases if c.status == "not_implemented"]
-        diagnoses = Counter(c.diagnosis for c in failing if c.diagnosis)
-        if diagnoses:
-            diagnosis, count = diagnoses.most_common(1)[0]
+        # cases are grouped by the mistake their diagnosis names first, so "matches X (also
+        # consistent with Y)" counts with "matches X"; the most frequent wording speaks for them
+        primary = {id(c): _primary_mistake(c.diagnosis) for c in failing if c.diagnosis}
+        mistakes = Counter(primary.values())
+        if mistakes:
+            mistake, count = mistakes.most_common(1)[0]
+            diagnosis = Counter(c.diagnosis for c in failing if primary.get(id(c)) == mistake).most_common(1)[0][0]
             if diagnosis in by_diagnosis:
                 issue = by_diagnosis[diagnosis]
                 issue.ops.append(op)
@@ -297,7 +308,7 @@ def issues(report: RunReport) -> list[Issue]:
                 found.append(by_diagnosis[diagnosis])
             rest = len(failing) - count
             if rest:
-                first = next(c for c in failing if c.diagnosis != diagnosis)
+                first = next(c for c in failing if primary.get(id(c)) != mistake)
                 found.append(Issue("fail", [op], rest, len(cases), first.message))
         elif failing:
             found.append(Issue("fail", [op], len(failing), len(cases), failing[0].message))

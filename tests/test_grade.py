@@ -176,3 +176,18 @@ def test_expand_directories_and_names(tmp_path):
     assert safe_name("Ann Lee_123") == "Ann_Lee_123"
     assert safe_name("../../etc/passwd") == "etc_passwd"
     assert safe_name("...") == "student"
+
+
+def test_issues_group_cases_by_the_mistake_named_first():
+    from optconform.harness.grade import issues
+    from optconform.harness.results import CaseResult, RunReport
+
+    plain = "matches no bias correction [no-bias-correction]: the update uses v and s directly. Fix: divide."
+    also = ("matches no bias correction [no-bias-correction] (also consistent with only the first bias "
+            "correction [only-first-correction]): the update uses v and s directly. Fix: divide.")
+    results = [CaseResult(f"adam.update/outside_sqrt/c{i}", "adam.update", "fail", "differs", diagnosis=d)
+               for i, d in enumerate([plain, plain, also])]
+    results.append(CaseResult("adam.update/outside_sqrt/ok", "adam.update", "pass"))
+    found = issues(RunReport("t.py", "float64", {}, results))
+    assert len(found) == 1
+    assert (found[0].kind, found[0].count, found[0].total, found[0].text) == ("diagnosed", 3, 4, plain)
