@@ -298,7 +298,7 @@ def adam_scenarios():
         ("nondefault", _adam(), "lr 0.0231, beta1 0.83, beta2 0.9713, epsilon 3.7e-7 at t = 3",
          "a learning rate, beta or epsilon hard-coded to the course defaults", ("defaults-differ",)),
         ("t-1", _adam(t=1, state="zeros"), "the first step from zero moments",
-         "no bias correction (the first step is then (1-beta1)/sqrt(1-beta2) too small)",
+         "no bias correction (the first step is then off by a factor (1-beta1)/sqrt(1-beta2))",
          ("bias-correction", "first-step")),
         ("t-2", _adam(t=2), "t = 2 with non-zero moments", "t off by one in the bias correction",
          ("bias-correction",)),
