@@ -91,3 +91,26 @@ def test_wheel_metadata_requires_python_and_runtime_dependencies(wheel):
     assert any(r.startswith("numpy") for r in runtime) and any(r.startswith("jsonschema") for r in runtime)
     assert any(r.startswith("pytest") and "dev" in r for r in requires)
     assert any(r.startswith("hypothesis") and "dev" in r for r in requires)
+
+
+def test_installed_wheel_works_outside_the_source_tree(wheel, tmp_path):
+    """``pip install`` of the wheel (not editable): the commands find their vectors in site-packages."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+                              wheel.filename], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(ROOT / "examples" / "course_submission.py", elsewhere)
+
+    def run(*args):
+        return subprocess.run([str(python), *args], capture_output=True, text=True, timeout=300, cwd=elsewhere)
+
+    where = run("-c", "import optconform.vectors as v; print(v.shipped_dir())")
+    assert where.returncode == 0 and str(venv) in where.stdout, where.stdout + where.stderr
+    assert run("-m", "optconform.cli", "generate", "--check").returncode == 0
+    checked = run("-m", "optconform.cli", "check", "course_submission.py", "--ops", "adam.update")
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
+    assert "CONFORMS" in checked.stdout
