@@ -32,6 +32,8 @@ def _generate(args) -> int:
     seed = DEFAULT_SEED if args.seed is None else args.seed
     out = Path(args.out) if args.out else shipped_dir()
     if args.check:
+        if not out.is_dir():
+            raise UsageError(f"{out}: no such vector directory")
         problems = generate.check_suite(out, seed)
         for line in problems:
             print(line)

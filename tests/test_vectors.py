@@ -445,6 +445,25 @@ def test_generate_check_passes_on_the_shipped_set():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_generate_check_of_a_missing_directory_is_a_usage_error(tmp_path):
+    result = optconform_cli("generate", "--check", "--out", tmp_path / "nowhere")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"optconform: error: {tmp_path / 'nowhere'}: no such vector directory"
+
+
+def test_generate_check_names_a_deleted_case_and_file(tmp_path):
+    copy = tmp_path / "vectors"
+    shutil.copytree(shipped_dir(), copy, ignore=shutil.ignore_patterns("*.py", "__pycache__", "schema"))
+    (copy / "adam.init.json").unlink()
+    lines = (copy / "momentum.init.json").read_text(encoding="utf-8").split("\n")
+    (copy / "momentum.init.json").write_text(
+        "\n".join(line for line in lines if '"id":"momentum.init/square"' not in line), encoding="utf-8")
+    result = optconform_cli("generate", "--check", "--out", copy)
+    assert result.returncode == 1
+    assert "adam.init.json: missing" in result.stdout
+    assert "momentum.init/square: missing from momentum.init.json" in result.stdout
+
+
 def _alter_one_value(path: Path, case_id: str) -> None:
     """A hand edit: change the first number of one case's expected values, in place, nothing else."""
     lines = path.read_text(encoding="utf-8").split("\n")
