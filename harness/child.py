@@ -104,9 +104,11 @@ def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, lo
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        print("usage: python -m optconform.harness.child TARGET", file=sys.stderr)
+        print("usage: python -m optconform.harness.child TARGET [--sys-path DIR]", file=sys.stderr)
         return 2
     target = argv[0]
+    if argv[1:2] == ["--sys-path"] and len(argv) > 2:
+        sys.path.insert(0, argv[2])
     protocol_in, protocol_out = _set_aside_protocol_streams()
     _limit_resources(int(os.environ.get("OPTCONFORM_MEMORY_MB", "2048")),
                      int(os.environ.get("OPTCONFORM_CPU_SECONDS", "600")))

@@ -32,7 +32,7 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
     """Open the target, run the selected cases, close; returns the RunReport."""
     ops, overrides, skip, xfail, cases = prepared or prepare(args)
     try:
-        session = open_session(target, cmd, args.timeout)
+        session = open_session(target, cmd, args.timeout, in_process=not getattr(args, "isolate", False))
     except TargetError as error:
         raise UsageError(str(error)) from None
     try:

@@ -23,6 +23,8 @@ def pytest_addoption(parser):
     group.addoption("--optconform-skip", metavar="FILE")
     group.addoption("--optconform-xfail", metavar="FILE")
     group.addoption("--optconform-timeout", type=float, default=10.0)
+    group.addoption("--optconform-isolate", action="store_true",
+                    help="run a module target in a sandboxed child process, as files are")
 
 
 class CaseFailure(Exception):
@@ -40,7 +42,8 @@ class _Run:
 
         option = config.option
         cases = load_suite(option.optconform_vectors) if option.optconform_vectors else load_suite()
-        self.session = open_session(option.optconform_target, option.optconform_cmd, option.optconform_timeout)
+        self.session = open_session(option.optconform_target, option.optconform_cmd, option.optconform_timeout,
+                                    in_process=not option.optconform_isolate)
         self.dtype = option.optconform_dtype
         self.conventions = resolve(self.session.info.conventions, parse_conventions(option.optconform_convention))
         self.selection = select(cases, self.conventions, self.dtype, parse_ops(option.optconform_ops),

@@ -295,13 +295,20 @@ class _TimedOut(CallFailed):
 
 
 def child_argv(target: str) -> list[str]:
-    """The command that serves a Python file, notebook or module as a child process."""
-    path = os.path.abspath(target) if os.path.exists(target) else target
-    return [sys.executable, "-m", "optconform.harness.child", path]
+    """The command that serves a Python file, notebook or module as a child process.
+
+    A module is imported as ``python -m`` would import it from here: the caller's
+    working directory goes first on the child's path (the child itself runs in a
+    scratch directory).
+    """
+    if os.path.exists(target):
+        return [sys.executable, "-m", "optconform.harness.child", os.path.abspath(target)]
+    return [sys.executable, "-m", "optconform.harness.child", target, "--sys-path", os.getcwd()]
 
 
-def open_session(target: str | None, cmd: str | None, timeout: float, in_process: bool | None = None):
-    """The session for a command-line target: a module in-process, a file or notebook in a child, or ``--cmd``."""
+def open_session(target: str | None, cmd: str | None, timeout: float, in_process: bool = True):
+    """The session for a command-line target: a module in-process (or, with ``in_process=False``,
+    in a sandboxed child like a file), a file or notebook in a child, or ``--cmd``."""
     from .loader import LoadError, is_file_target, load_module_target
 
     if cmd:
@@ -318,8 +325,10 @@ def open_session(target: str | None, cmd: str | None, timeout: float, in_process
         if not os.path.exists(target):
             raise TargetError(f"{target}: no such file")
         return ProcessSession(child_argv(target), os.path.basename(target), timeout, sandbox=True)
-    if in_process is False:
+    if not in_process:
         return ProcessSession(child_argv(target), target, timeout, sandbox=True)
+    if os.getcwd() not in sys.path:  # import a module as `python -m` would, from here
+        sys.path.insert(0, os.getcwd())
     try:
         return InProcessSession(load_module_target(target), target)
     except LoadError as error:

@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run the vectors against a target")
     check.add_argument("target", nargs="?", help="module, module:object, file.py or notebook.ipynb")
     check.add_argument("--cmd", help="a program speaking the wire protocol")
+    check.add_argument("--isolate", action="store_true",
+                       help="run a module target in a sandboxed child process (with --timeout), as files are")
     add_check_options(check)
     check.add_argument("--format", choices=("text", "json", "junit", "gradescope"), default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints)")

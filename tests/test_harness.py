@@ -379,3 +379,27 @@ def test_an_op_that_keeps_timing_out_is_given_up_after_three(tmp_path):
     assert all(r.message.startswith("not run: momentum.init timed out 3 times in a row") for r in momentum[3:])
     # the other op is unaffected: its cases still run and pass
     assert {r.status for r in report.results if r.op == "adam.init"} == {"pass"}
+
+
+def test_a_module_in_the_working_directory_is_found_without_pythonpath(tmp_path):
+    (tmp_path / "my_port.py").write_text("from optconform.reference import initialize_velocity\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    for extra in ([], ["--isolate"]):
+        done = subprocess.run(["optconform", "check", "my_port", "--ops", "momentum.init", *extra],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        assert done.returncode == 0, (extra, done.stdout[-1000:], done.stderr)
+
+
+def test_isolate_runs_a_module_target_in_a_child_with_timeouts(tmp_path):
+    (tmp_path / "hang_port.py").write_text(textwrap.dedent("""
+        from optconform.reference import initialize_velocity
+        def initialize_adam(parameters):
+            while True:
+                pass
+    """))
+    done = subprocess.run(["optconform", "check", "hang_port", "--isolate", "--timeout", "0.5", "--ops",
+                           "momentum.init,adam.init", "--format", "json"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    statuses = {(c["op"], c["status"]) for c in json.loads(done.stdout)["cases"]}
+    assert statuses == {("momentum.init", "pass"), ("adam.init", "error")}
