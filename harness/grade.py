@@ -51,24 +51,13 @@ from .diagnose import mistake_names
 from .report import render, to_json_safe
 from .results import RunReport
 from .runner import run_cases
-from .selection import select
+from .selection import course_functions, select
 from .session import CallFailed, TargetError, open_session
 
 SUFFIXES = (".py", ".ipynb")
 
 CSV_COLUMNS = ("student", "file", "score", "max_score", "percent", "passed", "failed", "errors",
                "not_implemented", "status", "diagnosis")
-
-#: What a student calls each case op (the notebook's function names); a trajectory calls the update step after step.
-OP_FUNCTIONS = {
-    "mini_batches": "random_mini_batches",
-    "momentum.init": "initialize_velocity",
-    "momentum.update": "update_parameters_with_momentum",
-    "momentum.trajectory": "update_parameters_with_momentum",
-    "adam.init": "initialize_adam",
-    "adam.update": "update_parameters_with_adam",
-    "adam.trajectory": "update_parameters_with_adam",
-}
 
 _IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
@@ -315,7 +304,7 @@ def issues(report: RunReport) -> list[Issue]:
         if errors:
             found.append(Issue("error", [op], len(errors), len(cases), errors[0].message))
         if missing:
-            function = OP_FUNCTIONS.get(op, op)
+            function = course_functions(op)[0]
             if function in by_missing:
                 by_missing[function].ops.append(op)
                 by_missing[function].count += len(missing)
@@ -350,7 +339,7 @@ def headline(graded: Graded) -> str:
 
 def _function(ops: list[str], steps: bool = True) -> str:
     """The student's function(s) behind ``ops``, e.g. ``update_parameters_with_adam (over several steps)``."""
-    names = list(dict.fromkeys(OP_FUNCTIONS.get(op, op) for op in ops))
+    names = list(dict.fromkeys(course_functions(op)[0] for op in ops))
     text = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     if steps and all(op.endswith(".trajectory") for op in ops):
         text += ", called for several steps in a row,"

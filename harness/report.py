@@ -15,11 +15,10 @@
 - ``gradescope``: the ``results.json`` of Gradescope's autograder specification,
   one test (worth 1 point) per case, with feedback written for a student.
 
-The text format counts a failing case listed in the ``--xfail`` file as an
-expected failure, not as a failure (the JSON summary, which is the result model's,
-counts cases by status alone).
+A failing case listed in the ``--xfail`` file counts as an expected failure, not as
+a failure, in every format.
 
-This module reads the result model and nothing else.
+This module reads the result model (and the course's function names) and nothing else.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ import re
 from collections import Counter
 
 from .results import CaseResult, RunReport
+from .selection import course_functions
 
 __all__ = ["FORMATS", "gradescope_results", "render", "summary_line", "text_summary", "to_json_safe"]
 
@@ -47,16 +47,6 @@ _OP_ORDER = (
     "adam.trajectory",
 )
 
-#: What a student calls each op (the notebook's function names).
-_OP_FUNCTIONS = {
-    "mini_batches": "random_mini_batches",
-    "momentum.init": "initialize_velocity",
-    "momentum.update": "update_parameters_with_momentum",
-    "momentum.trajectory": "initialize_velocity and update_parameters_with_momentum",
-    "adam.init": "initialize_adam",
-    "adam.update": "update_parameters_with_adam",
-    "adam.trajectory": "initialize_adam and update_parameters_with_adam",
-}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -380,7 +370,7 @@ def _render_junit(report: RunReport) -> str:
 
 def _student_output(case: CaseResult) -> str:
     """What a student reads under one test: the verdict, then what was checked and what differs."""
-    func = _OP_FUNCTIONS.get(case.op, case.op)
+    func = " and ".join(course_functions(case.op))
     several = " and " in func
     if case.op.endswith(".trajectory"):
         subject = f"your {func}, called for several steps in a row,"

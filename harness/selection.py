@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..reference.conventions import CONVENTIONS, ConventionError, parse_assignment
+from .adapter import FUNCTION_NAMES
 
 #: Case ops and the target ops each needs. A trajectory needs the update (and uses the init).
 CASE_OPS = {
@@ -18,6 +19,13 @@ CASE_OPS = {
     "momentum.trajectory": ("momentum.update", "momentum.init"),
     "adam.trajectory": ("adam.update", "adam.init"),
 }
+
+
+def course_functions(case_op: str) -> list[str]:
+    """The course functions a case calls, by their course names (a trajectory: update, then init)."""
+    return [FUNCTION_NAMES[op][0] for op in CASE_OPS.get(case_op, ())] or [case_op]
+
+
 #: A target whose convention is the key also satisfies cases assuming the values.
 SATISFIES = {("mini_batches.rng", "numpy_legacy"): {"structural"}}
 
