@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 from . import diagnose
 from .checks import check_case
 from .results import CaseResult, RunReport
@@ -36,7 +39,20 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str) ->
     xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]
     report.warnings += [f"{case_id}: listed as xfail but passes (remove it from the xfail file)" for case_id in xpassed]
     try:
-        report.diagnosis_summary = list(diagnose.summarize(report.results))
+        report.diagnosis_summary = list(diagnose.summarize(report.results)) + summarize_errors(report.results)
     except Exception as error:  # noqa: BLE001 - a summary must never cost the results
         report.warnings.append(f"diagnosis summary unavailable: {type(error).__name__}: {error}")
     return report
+
+
+def summarize_errors(results) -> list[str]:
+    """One line per kind of error an op raised: "mini_batches: 22 cases error: ValueError: ...".
+
+    Messages that differ only in their numbers (sizes, shapes, ids) are one kind.
+    """
+    kinds = Counter((r.op, re.sub(r"\d+", "#", r.message)) for r in results if r.status == "error" and not r.xfail)
+    example = {}
+    for r in results:
+        example.setdefault((r.op, re.sub(r"\d+", "#", r.message)), r.message)
+    return [f"{op}: {count} case{'s' if count != 1 else ''} error: {example[(op, kind)]}"
+            for (op, kind), count in kinds.most_common()]

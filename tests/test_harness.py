@@ -403,3 +403,12 @@ def test_isolate_runs_a_module_target_in_a_child_with_timeouts(tmp_path):
     assert done.returncode == 1, done.stderr
     statuses = {(c["op"], c["status"]) for c in json.loads(done.stdout)["cases"]}
     assert statuses == {("momentum.init", "pass"), ("adam.init", "error")}
+
+
+def test_errors_of_one_kind_are_summarized_in_one_line():
+    def broken(parameters):
+        raise ValueError(f"cannot handle {len(parameters)} arrays")
+
+    report = run(with_changes(initialize_velocity=broken), ops_wanted=["momentum.init"])
+    lines = [line for line in report.diagnosis_summary if "error" in line]
+    assert len(lines) == 1 and lines[0].startswith("momentum.init: 10 cases error: ValueError: cannot handle ")
