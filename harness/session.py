@@ -215,6 +215,19 @@ class ProcessSession:
             return "closed its output"
         return _signal_name(code)
 
+    def _stdout_hint(self) -> str:
+        """What an ended program left on stdout that was not an answer (e.g. a banner instead of hello)."""
+        try:
+            while self.process is not None and select.select([self.process.stdout], [], [], 0)[0]:
+                chunk = os.read(self.process.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    break
+                self._buffer += chunk
+        except (OSError, ValueError):
+            pass
+        text = self._buffer.decode("utf-8", errors="replace").strip()
+        return f", after writing {text[:80]!r} instead of an answer" if text else ""
+
     def _stderr_hint(self) -> str:
         lines = [line for line in self.stderr_tail if line.strip()]
         return f"; stderr: {lines[-1][:200]}" if lines else ""
@@ -241,7 +254,8 @@ class ProcessSession:
         except TimeoutError:
             raise _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            raise CallFailed(f"the program {self._exit_status()} during the call{self._stderr_hint()}") from None
+            raise CallFailed(f"the program {self._exit_status()} during the call{self._stdout_hint()}"
+                             f"{self._stderr_hint()}") from None
         except protocol.ProtocolError as error:
             raise CallFailed(f"protocol error: {error}") from None
         if response["id"] != self._next_id:
