@@ -343,8 +343,10 @@ def test_a_directory_named_like_a_file(tmp_path, small_vectors):
 def test_cmd_that_does_not_start(tmp_path, small_vectors):
     assert_usage_error(check(("--cmd", str(tmp_path / "no-such-program")), small_vectors),
                        "cannot start", "no-such-program")
-    assert_usage_error(check(("--cmd", f"{sys.executable} -c 'print(\"usage: port FILE\")'"), small_vectors),
-                       "no usable hello", "'usage: port FILE'")  # quoted, whether read before or after exit
+    # a usage line without a newline, then exit: no answer line ever comes, and the message quotes it
+    banner = f"{sys.executable} -c 'import sys; sys.stdout.write(\"usage: port FILE\")'"
+    assert_usage_error(check(("--cmd", banner), small_vectors),
+                       "exited with code 0", "after writing 'usage: port FILE' instead of an answer")
     assert_usage_error(check(("--cmd", "'unbalanced"), small_vectors), "--cmd")
     assert_usage_error(check(("--cmd", f"{sys.executable} -c 'import sys; sys.exit(4)'"), small_vectors),
                        "exited with code 4")
