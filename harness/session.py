@@ -107,7 +107,6 @@ class ProcessSession:
         self._buffer = b""
         self._next_id = 0
         self._scratch = tempfile.TemporaryDirectory(prefix="optconform-")
-        self.restarts = 0
         #: Timeouts in a row, per op: after MAX_CONSECUTIVE_TIMEOUTS an op's calls fail at once,
         #: so one hanging function costs a few timeouts, not one per case.
         self.timeouts: collections.Counter = collections.Counter()
@@ -166,7 +165,6 @@ class ProcessSession:
 
     def _restart(self) -> None:
         self._kill()
-        self.restarts += 1
         try:
             self._start()
         except TargetError:
