@@ -57,7 +57,7 @@ def _from_comparison(comparison: Comparison, got, prefix: str = "") -> Outcome:
 def check_single(case, session, dtype, conventions) -> Outcome:
     """init and update ops: one call, every output array compared."""
     args = cast_inputs(case.inputs, dtype)
-    got, problems = session.call( case.op, args, conventions)
+    got, problems = session.call(case.op, args, conventions)
     comparison = compare_case_outputs(case, got, dtype)
     if problems:
         outcome = _problems_outcome(problems, got)
@@ -71,7 +71,7 @@ def check_single(case, session, dtype, conventions) -> Outcome:
 
 def check_mini_batches(case, session, dtype, conventions) -> Outcome:
     args = cast_inputs(case.inputs, dtype)
-    got, problems = session.call( "mini_batches", args, conventions)
+    got, problems = session.call("mini_batches", args, conventions)
     if problems:
         return _problems_outcome(problems, got)
     if "batches" in case.expected:  # numpy_legacy: exactly these batches
@@ -83,12 +83,12 @@ def check_mini_batches(case, session, dtype, conventions) -> Outcome:
         return _from_comparison(comparison, got)
     problems = structural_problems(case.inputs, case.expected["batch_sizes"], got["batches"])
     if not problems:
-        again, _ = session.call( "mini_batches", args, conventions)
+        again, _ = session.call("mini_batches", args, conventions)
         if not _same_batches(got["batches"], again["batches"]):
             problems.append(f"the same seed {case.inputs['seed']} gave different batches on a second call")
         m = case.inputs["X"].shape[1]
         if m >= SHUFFLE_MIN_COLUMNS:
-            other, _ = session.call( "mini_batches", {**args, "seed": case.inputs["seed"] + 1}, conventions)
+            other, _ = session.call("mini_batches", {**args, "seed": case.inputs["seed"] + 1}, conventions)
             if _same_batches(got["batches"], other["batches"]):
                 problems.append(f"seeds {case.inputs['seed']} and {case.inputs['seed'] + 1} gave the same order: "
                                 "the seed is ignored")
@@ -174,7 +174,7 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
         """Run every step; return (failing Outcome or None, the steps returned)."""
         returned, failure = [], None
         for step, grads in enumerate(inputs["grads"]):
-            got, problems = session.call( update, _step_args(case, state, grads, step), conventions)
+            got, problems = session.call(update, _step_args(case, state, grads, step), conventions)
             returned.append(got)
             if failure is None:
                 if problems:
@@ -191,7 +191,7 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     own = lambda step, got, state: {k: got[k] for k in state}  # noqa: E731
     forced_failure, _ = first_wrong(golden_start, "teacher-forced", golden)
     try:
-        start, problems = session.call( init, {"parameters": inputs["parameters"]}, conventions)
+        start, problems = session.call(init, {"parameters": inputs["parameters"]}, conventions)
         if problems:
             return _problems_outcome([f"{init}: {p}" for p in problems])
         free_start = {"parameters": inputs["parameters"], **{k: start[k] for k in golden_start if k != "parameters"}}
