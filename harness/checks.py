@@ -207,6 +207,14 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     return outcome
 
 
+def _multi_row_hint(case, message: str) -> str:
+    """What a reshape error on labels of several rows means: the course's (1, m) code under multi_row."""
+    if case.conventions.get("mini_batches.y_rows") != "multi_row" or "reshape" not in message:
+        return ""
+    return ("; this case's Y has several rows and runs only because mini_batches.y_rows=multi_row is in force: "
+            "code that reshapes Y to (1, m), as the course does, supports one row only (drop that convention)")
+
+
 CHECKERS = {
     "mini_batches": check_mini_batches,
     "momentum.init": check_single,
@@ -225,6 +233,6 @@ def check_case(case, session, dtype: str, conventions: dict) -> Outcome:
     except NotImplementedOp as missing:
         return Outcome("not_implemented", f"{missing} is not implemented")
     except CallFailed as failure:
-        return Outcome("error", str(failure))
+        return Outcome("error", str(failure) + _multi_row_hint(case, str(failure)))
     except KeyError as error:
         return Outcome("fail", f"the result has no {error}")

@@ -331,10 +331,20 @@ def headline(graded: Graded) -> str:
         elif issue.kind == "error":
             parts.append(f"{ops}: {issue.count} errors ({_one_line(issue.text, 80)})")
         else:
-            parts.append(f"{ops}: not implemented")
+            parts.append(f"{ops}: not implemented" + _lost_to_syntax(graded.report, issue.ops))
     if len(found) > 2:
         parts.append(f"+{len(found) - 2} more")
     return _one_line("; ".join(parts), 300)
+
+
+def _lost_to_syntax(report: RunReport, ops: list[str]) -> str:
+    """``": a syntax error at ... line N"`` when the function behind ``ops`` sat in a block skipped for one."""
+    names = {course_functions(op)[0] for op in ops}
+    for warning in report.warnings:
+        defines = re.search(r"\[defines ([\w, ]+)\]$", warning)
+        if defines and names & {name.strip() for name in defines.group(1).split(",")}:
+            return f": {warning[:defines.start()]}"
+    return ""
 
 
 def _function(ops: list[str], steps: bool = True) -> str:
@@ -381,6 +391,9 @@ def feedback_header(graded: Graded, row: dict) -> str:
             elif issue.kind == "error":
                 text = (f"Your {function} raised an error, took too long or returned something the grader "
                         f"could not read in {issue.count} of {issue.total} checks: {_one_line(issue.text, 240)}")
+            elif _lost_to_syntax(graded.report, issue.ops):
+                text = (f"The grader could not load {_function(issue.ops, steps=False)} ({issue.count} checks scored 0)"
+                        f"{_lost_to_syntax(graded.report, issue.ops)}. Fix that syntax error and submit again.")
             else:
                 text = (f"The grader could not find {_function(issue.ops, steps=False)} in your submission ({issue.count} checks scored 0). "
                         "Check that it is defined at the top level, with the name and arguments the assignment asks for.")

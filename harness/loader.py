@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import importlib
 import math
+import re
 import types
 from pathlib import Path
 
@@ -50,34 +51,122 @@ def load_module_target(target: str):
     return namespace
 
 
-def _is_literal_assignment(node: ast.stmt) -> bool:
-    """``NAME = <literal>`` (e.g. a constant or OPTCONFORM_CONVENTIONS = {...}): safe to take."""
-    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
-        return False
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-    if not all(isinstance(t, ast.Name) for t in targets):
-        return False
-    try:
-        ast.literal_eval(node.value)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
+def _assigned_names(node: ast.stmt) -> list[str] | None:
+    """The names a top-level ``NAME = ...`` / ``A, B = ...`` / ``NAME: T = ...`` binds; None for other statements."""
+    if isinstance(node, ast.AnnAssign):
+        return [node.target.id] if node.value is not None and isinstance(node.target, ast.Name) else None
+    if not isinstance(node, ast.Assign):
+        return None
+    names = []
+    for target in node.targets:
+        parts = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+        if not all(isinstance(part, ast.Name) for part in parts):
+            return None
+        names += [part.id for part in parts]
+    return names
 
 
-def _taken(node: ast.stmt) -> bool:
-    if isinstance(node, DEFINITIONS) or _is_literal_assignment(node):
+def _loaded(tree: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _free_names(node: ast.stmt) -> set[str]:
+    """Names a definition reads from the module: loaded, and bound nowhere inside it (an over-approximation)."""
+    bound = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
+            bound.add(sub.id)
+        elif isinstance(sub, ast.arg):
+            bound.add(sub.arg)
+        elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in sub.names)
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and sub is not node:
+            bound.add(sub.name)
+    inner = node.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else [node]
+    reads = set().union(*(_loaded(statement) for statement in inner)) - bound
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):  # evaluated at definition time
+        for outer in [*node.decorator_list, *getattr(node, "bases", []),
+                      *(getattr(node.args, "defaults", []) if hasattr(node, "args") else []),
+                      *(getattr(node.args, "kw_defaults", []) if hasattr(node, "args") else [])]:
+            if outer is not None:
+                reads |= _loaded(outer)
+    return reads
+
+
+def _is_definition(node: ast.stmt) -> bool:
+    if isinstance(node, DEFINITIONS):
         return True
     # try: import x / except ImportError: ...  (only imports inside)
     if isinstance(node, ast.Try):
         body = node.body + [s for h in node.handlers for s in h.body] + node.orelse + node.finalbody
-        return all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass)) or _is_literal_assignment(s) for s in body)
+        return all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass)) or _assigned_names(s) is not None
+                   for s in body)
     return False
+
+
+def _taken_statements(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Imports, definitions, and the assignments they read (directly or through other such assignments).
+
+    ``EPS = 10**-8`` or ``sqrt = np.sqrt`` is taken when a taken definition reads
+    ``EPS`` or ``sqrt``; ``parameters = model(X, Y)`` that nothing reads is not.
+    """
+    definitions = [node for node in body if _is_definition(node)]
+    assignments = [(node, _assigned_names(node)) for node in body if _assigned_names(node)]
+    needed = set().union(*(_free_names(node) for node in definitions)) | {CONVENTIONS_NAME}
+    taken_assignments: set[int] = set()
+    grew = True
+    while grew:
+        grew = False
+        for node, names in assignments:
+            if id(node) not in taken_assignments and needed & set(names):
+                taken_assignments.add(id(node))
+                needed |= _loaded(node.value)
+                grew = True
+    return [node for node in body if _is_definition(node) or id(node) in taken_assignments]
+
+
+#: A submission's own convention declaration: read (a port's), though grading may ignore it.
+CONVENTIONS_NAME = "OPTCONFORM_CONVENTIONS"
+#: Seconds an assignment a definition reads may take to evaluate at load time.
+ASSIGNMENT_SECONDS = 2.0
+#: Names a submission gets without importing them, as the seed notebook expects.
+PRELUDE = {"np": np, "numpy": np, "math": math}
 
 
 def _strip_magics(source: str) -> str:
     """Blank out IPython magics and shell escapes (``%matplotlib``, ``!pip``), keeping line numbers."""
     lines = source.split("\n")
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+
+
+def _parse_blocks(source: str, label: str, warnings: list[str]) -> ast.Module:
+    """Parse ``source``; a syntax error costs only the top-level block it is in (a warning names its line)."""
+    lines = source.split("\n")
+    for _ in range(200):
+        try:
+            return ast.parse("\n".join(lines), filename=label)
+        except SyntaxError as error:
+            where = max(1, min(error.lineno or 1, len(lines)))
+            first, last = _block_around(lines, where - 1)
+            defined = re.findall(r"^\s*(?:async\s+)?def\s+(\w+)", "\n".join(lines[first:last + 1]), re.MULTILINE)
+            warnings.append(f"{label} line {where}: syntax error ({error.msg}); lines {first + 1}-{last + 1} skipped"
+                            + (f" [defines {', '.join(defined)}]" if defined else ""))
+            lines[first:last + 1] = [""] * (last + 1 - first)
+    return ast.parse("", filename=label)
+
+
+def _block_around(lines: list[str], index: int) -> tuple[int, int]:
+    """The top-level block holding line ``index``: from its unindented first line to before the next one."""
+    def starts_block(line: str) -> bool:
+        return bool(line) and not line[0].isspace() and not line.startswith(("#", ")", "]", "}"))
+
+    first = index
+    while first > 0 and not starts_block(lines[first]):
+        first -= 1
+    last = index
+    while last + 1 < len(lines) and not starts_block(lines[last + 1]):
+        last += 1
+    return first, last
 
 
 def notebook_cells(path: Path) -> list[str]:
@@ -106,17 +195,71 @@ def notebook_cells(path: Path) -> list[str]:
     return [cell.get("source", "") for cell in cells if cell.get("cell_type") == "code"]
 
 
+class _SlowAssignment(Exception):
+    pass
+
+
+def _with_time_limit(seconds: float, run) -> None:
+    """``run()``, interrupted after ``seconds`` where a timer signal can do it (the main thread on POSIX)."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        run()
+        return
+
+    def expire(signum, frame):
+        raise _SlowAssignment
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        run()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _execute(tree: ast.Module, filename: str, namespace: dict, warnings: list[str], where: str) -> None:
-    for node in tree.body:
-        if not _taken(node):
-            continue
+    for node in _taken_statements(tree.body):
         code = compile(ast.Module(body=[node], type_ignores=[]), filename, "exec")
         try:
-            exec(code, namespace)  # noqa: S102 - definitions only, in the sandboxed child
+            if _assigned_names(node) is not None:
+                _with_time_limit(ASSIGNMENT_SECONDS, lambda: exec(code, namespace))  # noqa: S102
+            else:
+                exec(code, namespace)  # noqa: S102 - definitions only, in the sandboxed child
+        except _SlowAssignment:
+            warnings.append(f"{where}line {node.lineno}: skipped (took longer than {ASSIGNMENT_SECONDS:g} s)")
         except BaseException as error:  # noqa: BLE001 - a failing import or decorator is the submission's
             if isinstance(error, KeyboardInterrupt):
                 raise
-            warnings.append(f"{where}line {node.lineno}: skipped ({type(error).__name__}: {error})"[:240])
+            names = _bound_by(node)
+            needed_by = f" [binds {', '.join(names)}]" if names else ""
+            warnings.append(f"{where}line {node.lineno}: skipped ({type(error).__name__}: {error}){needed_by}"[:300])
+
+
+def _bound_by(node: ast.stmt) -> list[str]:
+    """The names an import or assignment would have bound (for matching a later NameError to it)."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*"]
+    return _assigned_names(node) or []
+
+
+def _prelude_warnings(trees: list[ast.Module], label: str) -> list[str]:
+    """A warning per prelude name (np, math) that definitions use but the submission never binds."""
+    bound, used = set(), set()
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                bound.update(_bound_by(node))
+            elif _assigned_names(node):
+                bound.update(_assigned_names(node))
+            elif _is_definition(node):
+                used |= _free_names(node)
+    missing = sorted((used & set(PRELUDE)) - bound)
+    hints = {"np": "import numpy as np", "numpy": "import numpy", "math": "import math"}
+    return [f"{label}: uses {name} without importing it; optconform provided it (add `{hints[name]}`)"
+            for name in missing]
 
 
 def load_source(path: Path) -> tuple[types.ModuleType, list[str]]:
@@ -127,24 +270,18 @@ def load_source(path: Path) -> tuple[types.ModuleType, list[str]]:
         raise LoadError(f"{path}: not a file")
     module = types.ModuleType("optconform_submission")
     module.__file__ = str(path)
-    module.__dict__.update({"np": np, "numpy": np, "math": math})
+    module.__dict__.update(PRELUDE)
     warnings: list[str] = []
     if path.suffix == ".ipynb":
-        for number, source in enumerate(notebook_cells(path), start=1):
-            try:
-                tree = ast.parse(_strip_magics(source), filename=f"{path.name} cell {number}")
-            except SyntaxError as error:
-                warnings.append(f"{path.name} cell {number} line {error.lineno}: syntax error ({error.msg}); cell skipped")
-                continue
-            _execute(tree, f"{path.name} cell {number}", module.__dict__, warnings, f"{path.name} cell {number} ")
-        return module, warnings
-    try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise LoadError(f"{path}: cannot read ({error})") from None
-    try:
-        tree = ast.parse(source, filename=str(path))
-    except SyntaxError as error:
-        raise LoadError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
-    _execute(tree, str(path), module.__dict__, warnings, f"{path.name} ")
+        sources = [(f"{path.name} cell {number}", source) for number, source in enumerate(notebook_cells(path), 1)]
+    else:
+        try:
+            sources = [(path.name, path.read_text(encoding="utf-8"))]
+        except (OSError, UnicodeDecodeError) as error:
+            raise LoadError(f"{path}: cannot read ({error})") from None
+    trees = [(label, _parse_blocks(_strip_magics(source), label, warnings)) for label, source in sources]
+    warnings += _prelude_warnings([tree for _, tree in trees], path.name)
+    filename = str(path)
+    for label, tree in trees:
+        _execute(tree, label if path.suffix == ".ipynb" else filename, module.__dict__, warnings, f"{label} ")
     return module, warnings

@@ -32,10 +32,11 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False) 
 def run_cases(session, selection, dtype: str, conventions: dict, target: str) -> RunReport:
     """Every selected case, in order; one case's trouble never costs another's result."""
     report = RunReport(target=target, dtype=dtype, conventions=conventions, target_name=session.info.name,
-                       skipped=list(selection.skipped), warnings=list(selection.warnings) + list(session.info.warnings))
+                       skipped=list(selection.skipped), warnings=list(selection.warnings))
     for case in selection.run:
         result = run_case(case, session, dtype, conventions, case.id in selection.xfail)
         report.results.append(result)
+    report.warnings += warnings_that_matter(session.info.warnings, report.results)
     xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]
     report.warnings += [f"{case_id}: listed as xfail but passes (remove it from the xfail file)" for case_id in xpassed]
     try:
@@ -43,6 +44,34 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str) ->
     except Exception as error:  # noqa: BLE001 - a summary must never cost the results
         report.warnings.append(f"diagnosis summary unavailable: {type(error).__name__}: {error}")
     return report
+
+
+_BINDS = re.compile(r" \[binds ([\w, ]+)\]$")
+_UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+
+
+def warnings_that_matter(load_warnings, results) -> list[str]:
+    """The load warnings worth a reader's time, each said once.
+
+    A statement that failed at load time (``import matplotlib``, the course's
+    helper modules) matters only where a checked function needed a name it would
+    have bound: the warning is then added to those errors (``NameError: name
+    'plt' is not defined``) and kept. Other warnings (syntax errors, names
+    provided without an import) always matter.
+    """
+    kept = []
+    for warning in load_warnings:
+        binds = _BINDS.search(warning)
+        if not binds:
+            kept.append(warning)
+            continue
+        names = {name.strip() for name in binds.group(1).split(",")}
+        needed = [r for r in results if r.status == "error" and set(_UNDEFINED.findall(r.message)) & names]
+        for result in needed:
+            result.message += f" (at load time, {warning[:binds.start()]})"
+        if needed:
+            kept.append(warning[:binds.start()])
+    return kept
 
 
 def summarize_errors(results) -> list[str]:

@@ -11,7 +11,7 @@ from . import ops
 from .conventions import CONVENTIONS, DEFAULTS
 
 #: What this target computes: the default of every family, and the NumPy legacy RNG.
-OPTCONFORM_CONVENTIONS = {**DEFAULTS, "mini_batches.rng": "numpy_legacy"}
+OPTCONFORM_CONVENTIONS = {**DEFAULTS, "mini_batches.rng": "numpy_legacy", "mini_batches.y_rows": "multi_row"}
 
 
 def random_mini_batches(X, Y, mini_batch_size=64, seed=0):

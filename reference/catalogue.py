@@ -100,6 +100,17 @@ def indexed_columns(n_x, n_y, m):
 RNG_BOTH = ({"mini_batches.rng": "structural"}, {"mini_batches.rng": "numpy_legacy"})
 
 
+def _rng_both(n_y: int) -> tuple[dict, ...]:
+    """Both RNG conventions; a Y of several rows only under ``mini_batches.y_rows=multi_row``.
+
+    The course (and the seed) reshape the shuffled Y to ``(1, m)``: labels of one
+    row are the specification, and a port that supports more declares it.
+    """
+    if n_y == 1:
+        return RNG_BOTH
+    return tuple({**conventions, "mini_batches.y_rows": "multi_row"} for conventions in RNG_BOTH)
+
+
 def _batches(n_x, n_y, m, size, seed=None):
     """X, Y of the given sizes; the shuffle seed is fixed, or (None) drawn per suite, so a
     private set from ``generate --seed`` shuffles differently."""
@@ -138,15 +149,18 @@ def mini_batch_scenarios():
          "rows and columns confused: shuffling rows of X instead of columns", ("shapes",)),
         ("n-y-one", 4, 1, 40, 16, "n_y = 1, the course's binary labels",
          "Y reshaped with a hard-coded (1, m)", ("shapes",)),
-        ("n-y-three", 4, 3, 40, 16, "n_y = 3: multi-output labels",
-         "Y reshaped to (1, m) as the seed notebook does, which breaks n_y > 1", ("shapes", "pairing")),
-        ("pairing", 5, 2, 90, 32, "X and Y columns that name their own index",
+        ("n-y-three", 4, 3, 40, 16, "n_y = 3: multi-output labels, for a port that declares multi_row",
+         "a port that claims labels of several rows but reshapes Y to (1, m) or shuffles only its first row",
+         ("shapes", "pairing")),
+        ("pairing", 5, 1, 90, 32, "X and Y columns that name their own index (Y[0, j] = -(j + 1))",
          "X and Y shuffled with different permutations, losing their pairing", ("pairing",)),
+        ("pairing-multi-row", 5, 2, 90, 32, "two rows of labels, each naming its column",
+         "the rows of Y shuffled apart from each other or from X", ("pairing",)),
     ]
     scenarios = []
     for name, n_x, n_y, m, size, description, why, tags in fixed:
         scenarios.append(Scenario("mini_batches", name, description, why, ("mini_batches",) + tags,
-                                  _batches(n_x, n_y, m, size), RNG_BOTH))
+                                  _batches(n_x, n_y, m, size), _rng_both(n_y)))
     for seed in (0, 1, 2, 42, 1234, 2**31 - 1):
         scenarios.append(Scenario(
             "mini_batches", f"seed-{seed}", f"m = 50, size 16, seed {seed}",
@@ -159,7 +173,7 @@ def mini_batch_scenarios():
         scenarios.append(Scenario(
             "mini_batches", f"sweep-{k:02d}", f"n_x={n_x}, n_y={n_y}, m={m}, size={size}",
             "any slicing or pairing error on ordinary sizes", ("mini_batches", "sweep"),
-            _batches(n_x, n_y, m, size), RNG_BOTH))
+            _batches(n_x, n_y, m, size), _rng_both(n_y)))
     return scenarios
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 ADAM_EPSILON = ("outside_sqrt", "inside_sqrt")
 MOMENTUM_FORM = ("ema", "heavy_ball")
 MINI_BATCHES_RNG = ("structural", "numpy_legacy")
+MINI_BATCHES_Y_ROWS = ("one_row", "multi_row")
 
 #: Every convention, its allowed values (the first is the default) and what it means.
 CONVENTIONS: dict[str, dict] = {
@@ -26,6 +27,11 @@ CONVENTIONS: dict[str, dict] = {
         "values": MINI_BATCHES_RNG,
         "help": "structural: any RNG, batches checked for structure; "
         "numpy_legacy: np.random.seed(seed) then np.random.permutation(m), checked exactly",
+    },
+    "mini_batches.y_rows": {
+        "values": MINI_BATCHES_Y_ROWS,
+        "help": "one_row: Y is (1, m), as in the course, whose code reshapes Y to (1, m); "
+        "multi_row: Y may have several rows (n_y, m), as a general port supports",
     },
 }
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from optconform import __version__
 
-from . import ops, tolerances
+from . import exact, ops, tolerances
 from .catalogue import DEFAULT_SEED, Scenario, all_scenarios
 from ..vectors.codec import encode_array, encode_tree
 
@@ -87,10 +87,10 @@ def _named(prefix, tree):
 
 
 def _momentum_step(inputs, form, err=None):
-    parameters, v = ops.momentum_update(inputs["parameters"], inputs["grads"], inputs["v"], inputs["beta"],
-                                        inputs["learning_rate"], form)
+    (parameters, v), underflow = exact.momentum_update_with_underflow(
+        inputs["parameters"], inputs["grads"], inputs["v"], inputs["beta"], inputs["learning_rate"], form)
     outputs = {"parameters": parameters, "v": v}
-    scale_p, scale_v = tolerances.momentum_scale(inputs, outputs, form, err)
+    scale_p, scale_v = tolerances.with_underflow(tolerances.momentum_scale(inputs, outputs, form, err), underflow)
     carried = {**_named("parameters", inputs["parameters"]), **_named("grads", inputs["grads"]),
                **_named("v", inputs["v"]), **_named("output v", v), **_named("output parameters", parameters),
                "learning_rate": inputs["learning_rate"], "beta": inputs["beta"]}
@@ -98,18 +98,23 @@ def _momentum_step(inputs, form, err=None):
 
 
 def _adam_step(inputs, placement, err=None):
-    parameters, v, s = ops.adam_update(
+    (parameters, v, s), underflow = exact.adam_update_with_underflow(
         inputs["parameters"], inputs["grads"], inputs["v"], inputs["s"], inputs["t"], inputs["learning_rate"],
         inputs["beta1"], inputs["beta2"], inputs["epsilon"], placement)
     outputs = {"parameters": parameters, "v": v, "s": s}
-    scale_p, scale_v, scale_s = tolerances.adam_scale(inputs, outputs, placement, err)
+    scale_p, scale_v, scale_s = tolerances.with_underflow(tolerances.adam_scale(inputs, outputs, placement, err),
+                                                          underflow)
+    correction1 = 1.0 - math.pow(inputs["beta1"], inputs["t"])
     correction2 = 1.0 - math.pow(inputs["beta2"], inputs["t"])
     with np.errstate(all="ignore"):
         squares = {key: np.square(g) for key, g in inputs["grads"].items()}
         s_hat = {key: value / correction2 for key, value in s.items()}
+        v_hat = {key: value / correction1 for key, value in v.items()}
+        steps = {key: inputs["learning_rate"] * v_hat[key] for key in v}
     carried = {**_named("parameters", inputs["parameters"]), **_named("grads", inputs["grads"]),
                **_named("grads squared", squares), **_named("v", inputs["v"]), **_named("s", inputs["s"]),
-               **_named("s_hat", s_hat), **_named("output v", v), **_named("output s", s),
+               **_named("s_hat", s_hat), **_named("v_hat", v_hat), **_named("learning_rate * v_hat", steps),
+               **_named("output v", v), **_named("output s", s),
                **_named("output parameters", parameters),
                **{k: inputs[k] for k in ("learning_rate", "beta1", "beta2", "epsilon")}}
     return outputs, {"parameters": scale_p, "v": scale_v, "s": scale_s}, carried
@@ -219,6 +224,7 @@ def render_manifest(rendered: dict[str, str], files: dict[str, dict], seed: int)
         "schema_version": SCHEMA_VERSION,
         "numpy_version": np.__version__,
         "seed": seed,
+        "golden_values": exact.METHOD,
         "files": {name: {"sha256": hashlib.sha256(text.encode()).hexdigest(),
                          "cases": len(files[name]["cases"])} for name, text in rendered.items()},
     }

@@ -132,6 +132,19 @@ def adam_scale(inputs: dict, outputs: dict, epsilon_placement: str, err: dict | 
     return scale_p, scale_v, scale_s
 
 
+def with_underflow(scales: tuple[dict, ...], underflow: tuple[dict, ...]) -> tuple[dict, ...]:
+    """Each error scale plus the absolute error of rounding into float64's subnormal range, in units of its u.
+
+    ``underflow`` comes from :mod:`.exact`; it is negligible (below 1e-300) except
+    where a subnormal intermediate is magnified, as ``lr*v_hat`` is by a tiny
+    denominator. A case run at float32 has every intermediate normal in float32
+    (``float32_obstacle``), so no rounding there underflows.
+    """
+    u = UNIT_ROUNDOFF["float64"]
+    return tuple({key: scale[key] + underflow_tree[key] / u for key in scale}
+                 for scale, underflow_tree in zip(scales, underflow))
+
+
 def float32_obstacle(named_values: dict) -> str | None:
     """Why float32 cannot carry a case, or None.
 

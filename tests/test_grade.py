@@ -88,12 +88,17 @@ def test_scores_order_correct_above_buggy(graded):
 
 
 def test_load_errors_score_zero_with_a_reason(graded):
-    _, _, rows = graded
+    _, out, rows = graded
     syntax, broken = rows["syntax_error"], rows["broken_nb"]
     for row in (syntax, broken):
-        assert row["status"] == "load_error" and row["score"] == "0" and row["percent"] == "0.0"
-    assert "syntax_error.py:4" in syntax["diagnosis"] and "syntax error" in syntax["diagnosis"]
+        assert row["score"] == "0" and row["percent"] == "0.0"
+    assert broken["status"] == "load_error"
     assert "broken_nb.ipynb" in broken["diagnosis"] and "notebook" in broken["diagnosis"]
+    # a syntax error costs its own block, and the function lost with it says where
+    assert syntax["status"] == "ok"
+    assert "syntax_error.py line 4: syntax error" in syntax["diagnosis"]
+    feedback = (out / "feedback" / "syntax_error.txt").read_text(encoding="utf-8")
+    assert "could not load update_parameters_with_adam" in feedback and "line 4" in feedback
 
 
 def test_hanging_submission_times_out_without_stopping_the_others(graded):
@@ -116,7 +121,8 @@ def test_gradebook_json_has_per_op_counts(graded):
     assert correct["ops"]["adam.update"]["pass"] > 0 and correct["ops"]["adam.update"]["fail"] == 0
     assert sum(c["pass"] for c in correct["ops"].values()) == correct["score"]
     assert entries["buggy"]["ops"]["adam.update"]["fail"] > 0
-    assert entries["syntax_error"]["ops"] == {} and "syntax" in entries["syntax_error"]["reason"]
+    assert entries["syntax_error"]["ops"]["adam.update"]["not_implemented"] > 0
+    assert entries["broken_nb"]["ops"] == {} and "notebook" in entries["broken_nb"]["reason"]
     for student, row in rows.items():
         assert str(entries[student]["score"]) == row["score"]
 
@@ -134,7 +140,9 @@ def test_feedback_names_the_mistakes(graded):
         assert "bias correction" in buggy.split("=" * 72)[0]  # named in the header, before the full report
     assert "Well done" in (feedback / "correct.txt").read_text(encoding="utf-8")
     syntax = (feedback / "syntax_error.txt").read_text(encoding="utf-8")
-    assert "could not be graded" in syntax and "syntax_error.py:4" in syntax
+    assert "could not load update_parameters_with_adam" in syntax and "syntax_error.py line 4" in syntax
+    broken = (feedback / "broken_nb.txt").read_text(encoding="utf-8")
+    assert "could not be graded" in broken
     assert "timed out" in (feedback / "hanging.txt").read_text(encoding="utf-8")
     report = json.loads((feedback / "buggy.json").read_text(encoding="utf-8"))
     assert report["summary"]["failed"] > 0 and report["cases"]

@@ -315,10 +315,24 @@ def test_a_notebook_that_is_json_but_not_a_notebook(tmp_path, small_vectors, con
     assert "not a notebook" in line or "not a readable notebook" in line
 
 
-def test_a_syntax_error_names_file_and_line(tmp_path, small_vectors):
+def test_a_syntax_error_costs_its_block_not_the_file(tmp_path, small_vectors):
     path = student(tmp_path, "def broken(:\n    pass\n", name="typo.py")
     line = GOOD.count("\n") + 3
-    assert_usage_error(check(path, small_vectors), "typo.py", f":{line}:", "syntax error")
+    done = check(path, small_vectors)
+    assert done.returncode == 0, done.stdout[-2000:]
+    warnings = json.loads(done.stdout)["warnings"]
+    assert any(f"typo.py line {line}: syntax error" in w and "[defines broken]" in w for w in warnings), warnings
+
+
+def test_syntax_errors_everywhere_leave_nothing_and_say_so(tmp_path, small_vectors):
+    path = tmp_path / "typos.py"
+    path.write_text("import numpy as np\ndef update_parameters_with_adam(p, g, v, s, t\n    return p\n"
+                    "x = = 1\n", encoding="utf-8")
+    done = check(path, small_vectors)
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["summary"]["passed"] == 0 and report["summary"]["not_implemented"] > 0
+    assert sum("syntax error" in w for w in report["warnings"]) == 2, report["warnings"]
 
 
 def test_a_file_that_is_not_utf8(tmp_path, small_vectors):

@@ -178,6 +178,7 @@ def test_hello_declares_name_protocol_ops_and_conventions(port):
         "adam.epsilon": "outside_sqrt",
         "momentum.form": "ema",
         "mini_batches.rng": "structural",
+        "mini_batches.y_rows": "multi_row",
     }
 
 

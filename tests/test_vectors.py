@@ -156,7 +156,8 @@ def test_schema_rejects_malformed_cases(mutate, documents, validator):
 
 # ---------------------------------------------------------------- ids and labels
 
-ID_PATTERN = re.compile(r"^(?P<op>[a-z_.]+)/(?:(?P<convention>[a-z_]+)/)?(?P<name>[a-z0-9]+(?:-[a-z0-9]+)*)$")
+ID_PATTERN = re.compile(
+    r"^(?P<op>[a-z_.]+)/(?:(?P<convention>[a-z_]+)/)?(?:(?P<rows>multi_row)/)?(?P<name>[a-z0-9]+(?:-[a-z0-9]+)*)$")
 
 
 def test_ids_are_unique_and_stable_looking(cases):
@@ -169,6 +170,7 @@ def test_ids_are_unique_and_stable_looking(cases):
         # The convention a case is generated under is part of its id, so the two
         # conventions of one scenario can never share (or swap) an id.
         assert match["convention"] == (list(case.conventions.values())[0] if case.conventions else None), case.id
+        assert (match["rows"] == "multi_row") == (case.conventions.get("mini_batches.y_rows") == "multi_row"), case.id
         assert not re.search(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{8,}\b", case.id), f"{case.id} looks like a hash or a random token"
 
 

@@ -19,17 +19,20 @@ const DECLARED = {
   "adam.epsilon": "outside_sqrt",
   "momentum.form": "ema",
   "mini_batches.rng": "structural",
+  "mini_batches.y_rows": "multi_row",
 };
 // Every convention this program knows, with the values it can compute.
 const KNOWN = {
   "adam.epsilon": ["outside_sqrt", "inside_sqrt"],
   "momentum.form": ["ema", "heavy_ball"],
   "mini_batches.rng": ["structural", "numpy_legacy"],
+  "mini_batches.y_rows": ["one_row", "multi_row"],
 };
 const SUPPORTED = {
   "adam.epsilon": ["outside_sqrt", "inside_sqrt"],
   "momentum.form": ["ema", "heavy_ball"],
   "mini_batches.rng": ["structural"],
+  "mini_batches.y_rows": ["one_row", "multi_row"],
 };
 
 function log(...parts) {

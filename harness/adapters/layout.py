@@ -11,8 +11,9 @@ import numpy as np
 
 from optconform.reference.ops import slot_names
 
-#: What a framework adapter computes by default: every family's default, its own RNG.
-STRUCTURAL_CONVENTIONS = {"adam.epsilon": "outside_sqrt", "momentum.form": "ema", "mini_batches.rng": "structural"}
+#: What a framework adapter computes by default: every family's default, its own RNG, labels of any height.
+STRUCTURAL_CONVENTIONS = {"adam.epsilon": "outside_sqrt", "momentum.form": "ema", "mini_batches.rng": "structural",
+                          "mini_batches.y_rows": "multi_row"}
 
 _FLOAT_DTYPES = (np.float32, np.float64)
 
