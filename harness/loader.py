@@ -240,8 +240,8 @@ def _execute(tree: ast.Module, filename: str, namespace: dict, warnings: list[st
 
 def _bound_by(node: ast.stmt) -> list[str]:
     """The names an import or assignment would have bound (for matching a later NameError to it)."""
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return [(alias.asname or alias.name).split(".")[0] for alias in node.names if alias.name != "*"]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):  # "*" stands for whatever a star import binds
+        return [(alias.asname or alias.name).split(".")[0] for alias in node.names]
     return _assigned_names(node) or []
 
 

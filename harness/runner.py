@@ -46,7 +46,7 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str) ->
     return report
 
 
-_BINDS = re.compile(r" \[binds ([\w, ]+)\]$")
+_BINDS = re.compile(r" \[binds ([\w, *]+)\]$")
 _UNDEFINED = re.compile(r"name '(\w+)' is not defined")
 
 
@@ -66,7 +66,8 @@ def warnings_that_matter(load_warnings, results) -> list[str]:
             kept.append(warning)
             continue
         names = {name.strip() for name in binds.group(1).split(",")}
-        needed = [r for r in results if r.status == "error" and set(_UNDEFINED.findall(r.message)) & names]
+        needed = [r for r in results if r.status == "error" and _UNDEFINED.search(r.message)
+                  and ("*" in names or set(_UNDEFINED.findall(r.message)) & names)]
         for result in needed:
             result.message += f" (at load time, {warning[:binds.start()]})"
         if needed:

@@ -1,0 +1,128 @@
+"""Loading code as people write it: magics in .py files, module-level names that definitions read,
+a syntax error that costs one block, np and math without imports, and warnings that matter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from optconform.harness.loader import load_source
+from optconform.harness.runner import warnings_that_matter
+from optconform.harness.results import CaseResult
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(tmp_path, source: str, name: str = "sub.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return load_source(path)
+
+
+def test_magics_and_shell_escapes_in_a_py_are_blanked(tmp_path):
+    module, warnings = load(tmp_path, """
+        import numpy as np
+        %matplotlib inline
+        !pip install numpy
+        def f(x):
+            return x + 1
+    """)
+    assert module.f(1) == 2 and warnings == []
+
+
+def test_assignments_that_definitions_read_are_taken_and_the_rest_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    module, warnings = load(tmp_path, f"""
+        import numpy as np
+        sqrt = np.sqrt
+        EPS = 10**-8
+        FLOAT = np.float64
+        BASE = 2.0
+        SCALE = BASE * 3
+        def f(x):
+            return sqrt(x).astype(FLOAT) + EPS * SCALE
+        parameters = open({str(marker)!r}, "w").write("top-level work ran")
+        for step in range(10**9):
+            pass
+    """)
+    assert module.f(np.array([4.0]))[0] == 2.0 + 6e-8
+    assert not marker.exists() and not hasattr(module, "parameters")
+    assert warnings == []
+
+
+def test_an_assignment_that_fails_or_hangs_is_a_warning_naming_its_line(tmp_path):
+    module, warnings = load(tmp_path, """
+        import numpy as np
+        RATE = 1 / 0
+        def spin():
+            while True:
+                pass
+        SLOW = spin()
+        def f():
+            return RATE, SLOW
+    """)
+    assert callable(module.f)
+    assert any("sub.py line 3: skipped (ZeroDivisionError" in w and "[binds RATE]" in w for w in warnings), warnings
+    assert any("sub.py line 7: skipped (took longer than" in w for w in warnings), warnings
+
+
+def test_a_syntax_error_costs_only_its_block(tmp_path):
+    module, warnings = load(tmp_path, """
+        import numpy as np
+        def broken(x:
+            return x
+        def fine(x):
+            return 2 * x
+    """)
+    assert module.fine(2) == 4 and not hasattr(module, "broken")
+    assert len(warnings) == 1 and "sub.py line 3: syntax error" in warnings[0] and "[defines broken]" in warnings[0]
+
+
+def test_np_and_math_are_provided_with_a_warning(tmp_path):
+    module, warnings = load(tmp_path, """
+        def f(x):
+            return np.floor(x) + math.floor(x)
+    """)
+    assert module.f(2.5) == 4.0
+    assert sorted(w.split(": uses ")[1].split()[0] for w in warnings) == ["math", "np"]
+    _, quiet = load(tmp_path, """
+        import math
+        import numpy as np
+        def f(x):
+            return np.floor(x) + math.floor(x)
+    """, name="imports.py")
+    assert quiet == []
+
+
+def test_a_failed_import_is_shown_only_beside_the_errors_that_needed_it():
+    warning = "sub.py line 2: skipped (ModuleNotFoundError: No module named 'matplotlib') [binds plt]"
+    unrelated = CaseResult("a", "adam.update", "error", "ValueError: shapes (2,3) and (3,3) not aligned")
+    assert warnings_that_matter([warning], [unrelated]) == []
+    needed = CaseResult("b", "adam.update", "error", "NameError: name 'plt' is not defined (at sub.py:9)")
+    kept = warnings_that_matter([warning], [unrelated, needed])
+    assert kept == [warning.rsplit(" [binds", 1)[0]]
+    assert "No module named 'matplotlib'" in needed.message and "matplotlib" not in unrelated.message
+
+
+def test_course_helper_imports_do_not_reach_the_report_of_a_correct_submission():
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(ROOT / "examples/course/course_2021.py"),
+                           "--format", "json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert json.loads(done.stdout)["warnings"] == []
+
+
+def test_a_load_error_still_writes_the_requested_report(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [', encoding="utf-8")
+    out = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(broken), "--format", "json",
+                           "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["summary"]["errors"] == report["summary"]["max_score"] > 0 and report["summary"]["passed"] == 0
+    assert all(c["status"] == "error" and "not a notebook" in c["message"] for c in report["cases"])
