@@ -86,6 +86,22 @@ def _changed_inputs(before: dict, after: dict) -> list[str]:
     return changed
 
 
+#: What the init ops return, in order.
+INIT_OUTPUTS = {"momentum.init": ("v",), "adam.init": ("v", "s")}
+
+
+def _non_float_entries(trees: dict) -> list[str]:
+    """One problem when an init's entries are not floating point (int zeros break in-place updates, v *= beta)."""
+    wrong = [(f"{name}[{key!r}]", value.dtype) for name, tree in trees.items() if isinstance(tree, dict)
+             for key, value in tree.items() if getattr(value, "dtype", None) is not None and value.dtype.kind != "f"]
+    if not wrong:
+        return []
+    (first, dtype), more = wrong[0], len(wrong) - 1
+    others = f" (and {more} other entr{'ies' if more != 1 else 'y'})" if more else ""
+    return [f"returned {first} of dtype {dtype}{others}: the zeros must be floating point (np.zeros(shape) or "
+            "np.zeros_like(W)), or an in-place update such as v *= beta fails"]
+
+
 def _shares_memory(v: dict, s: dict) -> bool:
     return v is s or any(
         isinstance(v.get(k), np.ndarray) and isinstance(s.get(k), np.ndarray) and np.shares_memory(v[k], s[k])
@@ -120,13 +136,16 @@ class PythonAdapter:
         function = self.functions[op]
         args = copy.deepcopy(args)
         watched = {key: copy.deepcopy(args[key]) for key in UNCHANGED_INPUTS.get(op, ())}
-        positional = [args[name] for name in ARGUMENTS[op]]
+        positional, keywords = _arguments(op, args)
         if op == "mini_batches" and not _takes_seed(function):
-            np.random.seed(args["seed"])
-            positional = positional[:3]
-        returned = function(*positional)
+            np.random.seed(args.get("seed", DEFAULT_SEED))
+            positional, keywords = positional[:3], {}
+        returned = function(*positional, **keywords)
         result = self._shape(op, returned, function.__name__)
         problems = [f"changed its input {key}" for key in _changed_inputs(watched, args)]
+        if op in INIT_OUTPUTS:
+            trees = _returned(returned, len(INIT_OUTPUTS[op]), function.__name__)
+            problems += _non_float_entries(dict(zip(INIT_OUTPUTS[op], trees)))
         if op == "adam.init" and _shares_memory(*_returned(returned, 2, function.__name__)):
             problems.append("returned v and s that are the same object (or share memory)")
         return result, problems
@@ -152,6 +171,19 @@ class PythonAdapter:
             return {"parameters": _as_tree(parameters, "parameters"), "v": _as_tree(v, "v")}
         parameters, v, s = _returned(returned, 3, function)
         return {"parameters": _as_tree(parameters, "parameters"), "v": _as_tree(v, "v"), "s": _as_tree(s, "s")}
+
+
+#: The seed a seedless ``random_mini_batches`` runs under when the call gives none (the course's default).
+DEFAULT_SEED = 0
+
+
+def _arguments(op: str, args: dict) -> tuple[list, dict]:
+    """The call's arguments in the course's order: positional up to the first one left out (its default
+    applies), keywords after it."""
+    names = ARGUMENTS[op]
+    given = [name in args for name in names]
+    cut = given.index(False) if False in given else len(names)
+    return [args[name] for name in names[:cut]], {name: args[name] for name in names[cut:] if name in args}
 
 
 def _takes_seed(function: Callable) -> bool:

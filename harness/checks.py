@@ -71,6 +71,7 @@ def check_single(case, session, dtype, conventions) -> Outcome:
 
 def check_mini_batches(case, session, dtype, conventions) -> Outcome:
     args = cast_inputs(case.inputs, dtype)
+    seed = case.full_inputs["seed"]
     got, problems = session.call("mini_batches", args, conventions)
     if problems:
         return _problems_outcome(problems, got)
@@ -78,19 +79,19 @@ def check_mini_batches(case, session, dtype, conventions) -> Outcome:
         comparison = compare_case_outputs(case, got, dtype)
         if not comparison.ok and _same_structure_other_order(case, got):
             return Outcome("fail", "batches are well formed but not in np.random.permutation order after "
-                           f"np.random.seed({case.inputs['seed']}) (" + comparison.message() + ")",
+                           f"np.random.seed({seed}) (" + comparison.message() + ")",
                            comparison, got)
         return _from_comparison(comparison, got)
     problems = structural_problems(case.inputs, case.expected["batch_sizes"], got["batches"])
     if not problems:
         again, _ = session.call("mini_batches", args, conventions)
         if not _same_batches(got["batches"], again["batches"]):
-            problems.append(f"the same seed {case.inputs['seed']} gave different batches on a second call")
+            problems.append(f"the same seed {seed} gave different batches on a second call")
         m = case.inputs["X"].shape[1]
         if m >= SHUFFLE_MIN_COLUMNS:
-            other, _ = session.call("mini_batches", {**args, "seed": case.inputs["seed"] + 1}, conventions)
+            other, _ = session.call("mini_batches", {**args, "seed": seed + 1}, conventions)
             if _same_batches(got["batches"], other["batches"]):
-                problems.append(f"seeds {case.inputs['seed']} and {case.inputs['seed'] + 1} gave the same order: "
+                problems.append(f"seeds {seed} and {seed + 1} gave the same order: "
                                 "the seed is ignored")
     if problems:
         return Outcome("fail", problems[0], got=got, details=problems)

@@ -7,19 +7,23 @@ tolerance. It returns one line:
 
 - ``matches <title> [<name>]: <explanation> Fix: <fix>`` when the whole output
   matches one or more mistakes (the others are listed as also consistent);
+- the same for two known mistakes at once (``matches A and B [a+b]``), tried
+  among the mistakes nearest to the output when no single one matches;
 - ``W2 and b2 only: looks like layer 2 was skipped ...`` when the output is right
   except for some keys and those keys match a mistake;
-- ``no known mistake matches exactly; nearest is <title> (<name>), ...`` with the
-  relative distances, when none matches but one is at most half as far as the
-  reference;
-- ``None`` when the output is correct, and when nothing known explains it.
+- ``None`` when the output is correct, and when nothing known explains it: no
+  guess is made per case; :func:`summarize` says once per op that nothing
+  matched, with the first wrong case's worst element.
 
 A mistake matches when the output lies within the case's tolerance of the
 mistake's own output, the error scale raised to ``WIDEN`` times the mistake's
 values where those are larger (so an implementation of the mistake that rounds
 in another order still matches). Computing in float32 although float64 was
 declared is matched last, when the output agrees with the reference within the
-case's float32 tolerance only.
+case's float32 tolerance only and its values are float32 numbers.
+
+An error (an exception the target raised) is diagnosed too where a known
+mistake shows that way on that case's inputs (:func:`diagnose_error`).
 
 Mistake names appear in square brackets only where the output matches them
 (wholly or in part); :func:`summarize` reads them back to aggregate a run.
@@ -31,7 +35,7 @@ teacher-forced (the golden state fed in at each step); either may match.
 ``mini_batches`` outputs are matched exactly under ``mini_batches.rng=numpy_legacy``
 and, under ``structural`` (any RNG), by their structure: batch sizes, whether X
 and Y are each one permutation of the columns, whether they stay paired, whether
-they were shuffled.
+they were shuffled, and where each batch starts in the recovered column order.
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ import numpy as np
 
 from optconform.reference import ops
 from optconform.reference.conventions import resolve
-from optconform.reference.mistakes import Mistake, get, mistakes_for, step_op
+from optconform.reference.mistakes import ERROR_MISTAKES, Mistake, combined, get, mistakes_for, step_op
 
+from .adapter import ARGUMENTS
 from .compare import compare_case_outputs, elementwise_errors
 
 #: A matching mistake's own magnitude widens the case's error scale by this much,
@@ -55,7 +60,7 @@ WIDEN = 8.0
 #: Below this many examples, an unshuffled order is not evidence of a missing shuffle.
 MIN_M_FOR_SHUFFLE = 8
 
-_NAME = re.compile(r"\[([a-z0-9][a-z0-9.\-]*)\]")
+_NAME = re.compile(r"\[([a-z0-9][a-z0-9.+\-]*)\]")
 
 
 @dataclass
@@ -81,23 +86,24 @@ def _copy(value):
 
 
 def _step(op: str, fn, inputs: dict, conventions: dict) -> dict:
-    """One call of ``fn`` (a reference op or a mistake's variant) in the vectors' output shape."""
+    """One call of ``fn`` (a reference op or a mistake's variant) in the vectors' output shape.
+
+    Arguments a case leaves out are left out of the call, so ``fn``'s own defaults apply.
+    """
     i = _copy(inputs)
+    given = {name: i[name] for name in ARGUMENTS[op] if name in i}
     if op == "mini_batches":
-        batches = fn(i["X"], i["Y"], i["mini_batch_size"], i["seed"])
-        return {"batches": [[x, y] for x, y in batches]}
+        return {"batches": [[x, y] for x, y in fn(**given)]}
     if op == "momentum.init":
-        return {"v": fn(i["parameters"])}
+        return {"v": fn(**given)}
     if op == "adam.init":
-        v, s = fn(i["parameters"])
+        v, s = fn(**given)
         return {"v": v, "s": s}
     if op == "momentum.update":
-        parameters, v = fn(i["parameters"], i["grads"], i["v"], i["beta"], i["learning_rate"],
-                           form=conventions["momentum.form"])
+        parameters, v = fn(**given, form=conventions["momentum.form"])
         return {"parameters": parameters, "v": v}
     if op == "adam.update":
-        parameters, v, s = fn(i["parameters"], i["grads"], i["v"], i["s"], i["t"], i["learning_rate"], i["beta1"],
-                              i["beta2"], i["epsilon"], epsilon_placement=conventions["adam.epsilon"])
+        parameters, v, s = fn(**given, epsilon_placement=conventions["adam.epsilon"])
         return {"parameters": parameters, "v": v, "s": s}
     raise ValueError(f"no step for op {op!r}")
 
@@ -432,16 +438,57 @@ def diagnose_case(case, got, dtype: str = "float64") -> Diagnosis | None:
         return Diagnosis("match", whole, _match_text(whole))
 
     float32 = [m for m in mistakes_for(case.op, conventions, dtype) if m.float64_declared]
-    if float32 and "float32" in case.tolerance and compare_case_outputs(case, got, "float32").ok:
+    if float32 and _float32_arithmetic(case, got):
         return Diagnosis("match", float32, _match_text(float32))
 
     failing = failing_leaves(case, flat, dtype)
     if not failing:  # a structural problem the leaves do not show
         return None
-    partial = _partial(case, flat, dtype, candidates, outputs, failing)
-    if partial:
-        return partial
-    return _nearest(case, got, candidates, outputs)
+    pair = _pair(case, got, flat, dtype, candidates, outputs)
+    if pair:
+        return pair
+    return _partial(case, flat, dtype, candidates, outputs, failing)
+
+
+#: Share of a result's non-zero values that must be float32 numbers for "computed in float32" to be named.
+FLOAT32_SHARE = 0.9
+
+
+def _float32_arithmetic(case, got) -> bool:
+    """Float32 arithmetic shows twice: the values are float32 numbers, and they are within float32 rounding
+    of the reference. Any small error whose values are not float32 numbers is some other mistake."""
+    if "float32" not in case.tolerance or not compare_case_outputs(case, got, "float32").ok:
+        return False
+    values = _Flat(got, case.expected).values
+    values = values[np.isfinite(values) & (values != 0)]
+    if values.size == 0:
+        return False
+    with np.errstate(all="ignore"):
+        representable = values.astype(np.float32).astype(np.float64) == values
+    return representable.mean() >= FLOAT32_SHARE
+
+
+#: How many of the nearest single mistakes are each tried together with every other one.
+PAIR_LEADS = 2
+
+
+def _pair(case, got, flat, dtype, candidates, outputs) -> Diagnosis | None:
+    """Two known mistakes at once (epsilon inside the root and an uncorrected s, say) that explain everything.
+
+    The nearest single mistake is usually the larger of the two; it is tried with every other mistake
+    that can be combined with it (then the next nearest), not only with its near neighbours, since the
+    smaller mistake may move the output too little to rank near on its own.
+    """
+    composable = [m for m in candidates if getattr(m.fn, "knobs", None)]
+    if len(composable) < 2:
+        return None
+    ranked = sorted(composable, key=lambda m: min(relative_distance(got, out) for out in outputs[m.name]))
+    for lead in ranked[:PAIR_LEADS]:
+        for other in ranked:
+            both = combined(lead, other) if other is not lead else None
+            if both and any(not _against(case, flat, dtype, out) for out in variant_outputs(case, both)):
+                return Diagnosis("match", [both], _match_text([both]))
+    return None
 
 
 def _partial(case, got, dtype, candidates, outputs, failing: set) -> Diagnosis | None:
@@ -480,34 +527,17 @@ def _partial(case, got, dtype, candidates, outputs, failing: set) -> Diagnosis |
     return Diagnosis("partial", [mistake], text, keys)
 
 
-def _nearest(case, got, candidates, outputs) -> Diagnosis | None:
-    from_reference = relative_distance(got, case.expected)
-    ranked = []
-    for mistake in candidates:
-        distance = min(relative_distance(got, out) for out in outputs[mistake.name])
-        ranked.append((distance, mistake))
-    ranked = [(d, m) for d, m in ranked if np.isfinite(d)]
-    if not ranked or not np.isfinite(from_reference):
-        return None
-    distance, mistake = min(ranked, key=lambda pair: pair[0])
-    if distance >= from_reference / 2:
-        return None
-    text = (f"no known mistake matches exactly; nearest is {mistake.title} ({mistake.name}), relative distance "
-            f"{distance:.2g} against {from_reference:.2g} from the reference: {mistake.explanation}")
-    return Diagnosis("nearest", [mistake], text)
-
-
 # ---------------------------------------------------------------- mini-batches
 
 
-def _signature(got, X, Y):
-    """The structure of a list of batches: sizes, permutation, pairing, shuffling; None if unreadable."""
+def _recover(got, X, Y):
+    """The column indices of every returned batch, ``(x_batches, y_batches)``; None if a batch is unreadable."""
     batches = got.get("batches") if isinstance(got, dict) else got
     if not isinstance(batches, (list, tuple)):
         return None
     columns_x = {tuple(X[:, j]): j for j in range(X.shape[1])}
     columns_y = {tuple(Y[:, j]): j for j in range(Y.shape[1])}
-    sizes_x, sizes_y, order_x, order_y = [], [], [], []
+    x_batches, y_batches = [], []
     for pair in batches:
         if not isinstance(pair, (list, tuple)) or len(pair) < 2:
             return None
@@ -517,19 +547,64 @@ def _signature(got, X, Y):
             return None
         if xb.ndim != 2 or yb.ndim != 2 or xb.shape[0] != X.shape[0] or yb.shape[0] != Y.shape[0]:
             return None
-        for block, lookup, order in ((xb, columns_x, order_x), (yb, columns_y, order_y)):
-            for j in range(block.shape[1]):
-                index = lookup.get(tuple(block[:, j]))
-                if index is None:
-                    return None
-                order.append(index)
-        sizes_x.append(xb.shape[1])
-        sizes_y.append(yb.shape[1])
+        for block, lookup, found in ((xb, columns_x, x_batches), (yb, columns_y, y_batches)):
+            indices = [lookup.get(tuple(block[:, j])) for j in range(block.shape[1])]
+            if None in indices:
+                return None
+            found.append(indices)
+    return x_batches, y_batches
+
+
+def _signature(got, X, Y):
+    """The structure of a list of batches: sizes, permutation, pairing, shuffling; None if unreadable."""
+    recovered = _recover(got, X, Y)
+    if recovered is None:
+        return None
+    x_batches, y_batches = recovered
+    order_x = [j for batch in x_batches for j in batch]
+    order_y = [j for batch in y_batches for j in batch]
     m = X.shape[1]
     every = list(range(m))
     shuffled = lambda order: (order != sorted(order)) if m >= MIN_M_FOR_SHUFFLE else None  # noqa: E731
-    return (tuple(sizes_x), tuple(sizes_y), sorted(order_x) == every, sorted(order_y) == every,
-            order_x == order_y, shuffled(order_x), shuffled(order_y))
+    return (tuple(len(b) for b in x_batches), tuple(len(b) for b in y_batches), sorted(order_x) == every,
+            sorted(order_y) == every, order_x == order_y, shuffled(order_x), shuffled(order_y))
+
+
+def _story(got, X, Y, sizes: list[int]) -> list[str]:
+    """What a wrong set of batches did, read from the recovered column order and the batch boundaries.
+
+    Returns the names of the mistakes that story is (several where the case cannot tell them apart).
+    """
+    recovered = _recover(got, X, Y)
+    if recovered is None:
+        return []
+    x_batches, y_batches = recovered
+    got_sizes = [len(b) for b in x_batches]
+    m, size = X.shape[1], sizes[0]
+    if got_sizes == sizes[:-1] and len(sizes) > 1 and sizes[-1] < size:
+        return ["last-batch-dropped"]
+    if got_sizes != sizes:
+        return []
+    order = [j for batch in x_batches for j in batch]
+    full = [b for b in x_batches if len(b) == size]
+    rest = m % size
+    names = []
+    if len(full) >= 2 and all(b == full[0] for b in full):
+        names.append("every-batch-from-start")
+    if rest and x_batches[-1] == order[:rest] and len(set(order[:m - rest])) == m - rest:
+        names.append("last-batch-misaligned")
+    if len(full) == 1 and rest and x_batches[-1] == full[0][:rest]:
+        names += [name for name in ("every-batch-from-start", "last-batch-misaligned") if name not in names]
+    if names:
+        return names
+    order_y = [j for batch in y_batches for j in batch]
+    if len(set(order)) < m:
+        return ["with-replacement"] if order == order_y else []
+    if order == order_y:
+        return ["no-shuffle"] if m >= MIN_M_FOR_SHUFFLE and order == sorted(order) else []
+    if order == sorted(order):
+        return ["unshuffled-x"]
+    return ["xy-different-permutations"] if len(set(order_y)) == m else []
 
 
 def _valid_signature(signature, sizes) -> bool:
@@ -550,7 +625,7 @@ def _diagnose_batches(case, got, dtype, conventions) -> Diagnosis | None:
             return None
     elif signature is not None and _valid_signature(signature, sizes):
         # A valid shuffle; wrong only if it is exactly seed 0's order for another seed (the seed ignored).
-        if X.shape[1] < MIN_M_FOR_SHUFFLE or case.inputs["seed"] == 0:
+        if X.shape[1] < MIN_M_FOR_SHUFFLE or case.full_inputs["seed"] == 0:
             return None
         ignored = [m for m in mistakes_for(case.op, conventions, dtype) if m.name == "seed-ignored"]
         if ignored and not failing_leaves(case, flat, dtype, expected=variant_output(case, ignored[0])):
@@ -565,11 +640,8 @@ def _diagnose_batches(case, got, dtype, conventions) -> Diagnosis | None:
     if _valid_signature(signature, sizes):  # legacy: a valid shuffle, in another order
         other = [m for m in candidates if m.name == "other-generator"]
         return Diagnosis("match", other, _match_text(other)) if other else None
-    structural = []
-    for mistake in candidates:
-        theirs = _signature(variant_output(case, mistake), X, Y)
-        if theirs is not None and not _valid_signature(theirs, sizes) and theirs == signature:
-            structural.append(mistake)
+    told = _story(got, X, Y, sizes)
+    structural = [m for name in told for m in candidates if m.name == name]
     if structural:
         return Diagnosis("match", structural, _match_text(structural))
     return None
@@ -597,7 +669,7 @@ def _label(op: str, diagnosis: str | None) -> frozenset:
         labels = []
         for name in mistake_names(diagnosis):
             try:
-                labels.append(get(op, name).title)
+                labels.append(" and ".join(get(op, part).title for part in name.split("+")))
             except KeyError:
                 labels.append(name)
         return frozenset(labels)
@@ -611,9 +683,13 @@ def summarize(results) -> list[str]:
     ops without failures give no line.
     """
     by_op: dict[str, list] = defaultdict(list)
+    first_unmatched = {}
     for result in results:
         if getattr(result, "status", None) == "fail":
-            by_op[result.op].append(_label(result.op, getattr(result, "diagnosis", None)))
+            label = _label(result.op, getattr(result, "diagnosis", None))
+            by_op[result.op].append(label)
+            if not label:
+                first_unmatched.setdefault(result.op, result)
     lines = []
     for op, labels in by_op.items():
         count = len(labels)
@@ -626,6 +702,18 @@ def summarize(results) -> list[str]:
         undiagnosed = sum(1 for group in labels if not group)
         parts = [f"{n} consistent with: {label}" for label, n in tally.most_common(3)]
         if undiagnosed:
-            parts.append(f"{undiagnosed} not matched to a known mistake")
+            first = first_unmatched[op]
+            parts.append(f"{undiagnosed} not matched to any known mistake (first: {first.id}: "
+                         f"{first.message.split('; ')[0][:200]})")
         lines.append(f"{op}: {cases}; " + "; ".join(parts))
     return lines
+
+
+def diagnose_error(case, message: str) -> str | None:
+    """A known mistake that shows as this error on this case (the loop variable used after a loop that never
+    ran, say), as a ``matches ...`` line; None otherwise."""
+    inputs = case.full_inputs
+    for mistake in ERROR_MISTAKES:
+        if mistake.op == case.op and re.search(mistake.pattern, message) and mistake.raises_on(inputs):
+            return f"matches {mistake.describe()}"
+    return None

@@ -15,12 +15,14 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False) 
     outcome = check_case(case, session, dtype, conventions)
     comparison = outcome.comparison
     diagnosis = None
-    if outcome.status == "fail" and outcome.got is not None:
-        try:
+    try:
+        if outcome.status == "fail" and outcome.got is not None:
             diagnosis = diagnose.diagnose(case, outcome.got, dtype)
-        except Exception as error:  # noqa: BLE001 - a diagnosis must never cost the result
-            diagnosis = None
-            outcome.details.append(f"(diagnosis unavailable: {type(error).__name__}: {error})")
+        elif outcome.status == "error":
+            diagnosis = diagnose.diagnose_error(case, outcome.message)
+    except Exception as error:  # noqa: BLE001 - a diagnosis must never cost the result
+        diagnosis = None
+        outcome.details.append(f"(diagnosis unavailable: {type(error).__name__}: {error})")
     return CaseResult(
         id=case.id, op=case.op, status=outcome.status, message=outcome.message,
         max_abs_err=comparison.max_abs_err if comparison else None,

@@ -30,6 +30,8 @@ class Scenario:
     tags: tuple[str, ...]
     build: Callable[[np.random.Generator], dict]
     conventions: tuple[dict, ...] = field(default_factory=lambda: ({},))
+    #: Arguments left out of the call (and of the case's inputs): the function's defaults must apply.
+    omitted: tuple[str, ...] = ()
 
     def rng(self, suite_seed: int) -> np.random.Generator:
         return np.random.default_rng([suite_seed, zlib.crc32(f"{self.op}/{self.name}".encode())])
@@ -161,6 +163,10 @@ def mini_batch_scenarios():
     for name, n_x, n_y, m, size, description, why, tags in fixed:
         scenarios.append(Scenario("mini_batches", name, description, why, ("mini_batches",) + tags,
                                   _batches(n_x, n_y, m, size), _rng_both(n_y)))
+    scenarios.append(Scenario(
+        "mini_batches", "default-arguments", "random_mini_batches(X, Y) with m = 150: the defaults size 64, seed 0",
+        "a wrong default batch size or seed (the call gives neither)", ("mini_batches", "defaults"),
+        _batches(2, 1, 150, 64, 0), RNG_BOTH, omitted=("mini_batch_size", "seed")))
     for seed in (0, 1, 2, 42, 1234, 2**31 - 1):
         scenarios.append(Scenario(
             "mini_batches", f"seed-{seed}", f"m = 50, size 16, seed {seed}",
@@ -190,6 +196,7 @@ INIT_SHAPES = [
     ("square", [4, 4], "one square layer, where a transpose goes unnoticed in the weight"),
     ("wide", [32, 16, 1], "two wide layers"),
     ("bias-column", [3, 9], "a bias of nine rows, which must stay a column (9, 1)"),
+    ("eleven-layers", [3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 1], "eleven layers: keys W10 and W11 have two digits"),
 ]
 
 
@@ -233,6 +240,17 @@ def _cancelling_velocity(beta):
     return make
 
 
+#: Eleven layers: keys with two-digit layer numbers.
+DEEP_DIMS = [3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 1]
+
+
+def _backprop_order(rng, dims):
+    """Gradients keyed as back-propagation produces them: the last layer first."""
+    grads = network(rng, dims, 1.0, "d")
+    layers = range(len(dims) - 1, 0, -1)
+    return {key: grads[key] for layer in layers for key in (f"dW{layer}", f"db{layer}")}
+
+
 def momentum_scenarios():
     specs = [
         ("nondefault", _momentum(), "beta 0.83, lr 0.037 (not the course's 0.9 and 0.01), non-zero v",
@@ -267,6 +285,12 @@ def momentum_scenarios():
          "ordinary gradients with about half their entries subnormal",
          "subnormals flushed to zero while the other entries are exact (tells flush-to-zero from float32)",
          ("subnormal", "magnitudes")),
+        ("backprop-key-order", _momentum(dims=[4, 3, 3, 2], grads=_backprop_order),
+         "grads listed in back-propagation order: dW3, db3, dW2, db2, dW1, db1",
+         "parameters and gradients paired by position (zip(parameters, grads)) instead of by name",
+         ("layers", "keys")),
+        ("eleven-layers", _momentum(dims=DEEP_DIMS), "eleven layers: W10, W11 have two-digit layer numbers",
+         "the layer number read as key[-1] or a hard-coded depth", ("layers", "keys")),
         ("cancellation", _momentum(v=_cancelling_velocity(0.83)),
          "beta*v cancels (1-beta)*g to nearly zero",
          "tolerances derived from the result alone; checks that the cancellation is computed, not guessed",
@@ -317,8 +341,12 @@ def adam_scenarios():
         ("t-2", _adam(t=2), "t = 2 with non-zero moments", "t off by one in the bias correction",
          ("bias-correction",)),
         ("t-10", _adam(t=10), "t = 10", "a private step counter or t off by one", ("bias-correction",)),
-        ("t-1000", _adam(t=1000), "t = 1000: beta1**t is negligible, beta2**t is not",
+        ("t-1000", _adam(t=1000, beta2=0.999), "t = 1000, beta2 0.999: beta1**t is negligible, beta2**t = 0.37 is not",
          "only the first or only the second bias correction applied", ("bias-correction",)),
+        ("t-20000", _adam(t=20_000, beta2=0.9999), "t = 20000 with beta2 0.9999: beta2**t = 0.14",
+         "a step counter capped (at 10000, say) or kept in a small integer type", ("bias-correction", "large-t")),
+        ("t-100000", _adam(t=100_000, beta2=0.9999), "t = 100000 with beta2 0.9999: beta2**t = 4.5e-5",
+         "a step counter capped or wrapped; beta2**t still matters after 10**5 steps", ("bias-correction", "large-t")),
         ("t-underflow", _adam(t=1_000_000), "t = 1e6: beta1**t and beta2**t underflow to 0",
          "a correction computed as exp(t*log(beta)) or in a way that breaks at large t", ("bias-correction", "edge")),
         ("course-defaults-t-1", _adam(t=1, state="zeros", **course), "the course's defaults at t = 1",
@@ -354,12 +382,25 @@ def adam_scenarios():
          "ordinary gradients with about half their entries subnormal",
          "subnormals flushed to zero while the other entries are exact (tells flush-to-zero from float32)",
          ("subnormal", "magnitudes")),
+        ("backprop-key-order", _adam(dims=[4, 3, 3, 2], grads=_backprop_order),
+         "grads listed in back-propagation order: dW3, db3, dW2, db2, dW1, db1",
+         "parameters and gradients paired by position (zip(parameters, grads)) instead of by name",
+         ("layers", "keys")),
+        ("eleven-layers", _adam(dims=DEEP_DIMS, t=4), "eleven layers: W10, W11 have two-digit layer numbers",
+         "the layer number read as key[-1] or a hard-coded depth", ("layers", "keys")),
         ("signs", _adam(grads=lambda rng, dims: {k: np.where(rng.random(v.shape) < 0.5, -1.0, 1.0) * (1 + rng.random(v.shape))
                                                   for k, v in network(rng, dims, 1.0, "d").items()}, t=2),
          "gradients of both signs, magnitude 1 to 2", "the sign of the step flipped", ("signs",)),
     ]
     scenarios = [Scenario("adam.update", name, description, why, ("adam",) + tags, build, EPSILON_BOTH)
                  for name, build, description, why, tags in specs]
+    scenarios.append(Scenario(
+        "adam.update", "default-arguments",
+        "update_parameters_with_adam(parameters, grads, v, s, t) at t = 5: the defaults lr 0.01, beta1 0.9, "
+        "beta2 0.999, epsilon 1e-8",
+        "a wrong default hyperparameter (PyTorch's lr 0.001, Keras' epsilon 1e-7); the call gives none",
+        ("adam", "defaults"), _adam(t=5, **course), EPSILON_BOTH,
+        omitted=("learning_rate", "beta1", "beta2", "epsilon")))
     sweep = np.random.default_rng(13)
     for k in range(30):
         depth = int(sweep.integers(1, 4))

@@ -177,6 +177,24 @@ def mb_unshuffled_x(X, Y, mini_batch_size=64, seed=0):
                     [y for _, y in _cut(X, Y[:, perm], mini_batch_size)]))
 
 
+def mb_every_batch_from_start(X, Y, mini_batch_size=64, seed=0):
+    m = X.shape[1]
+    perm = ops.permutation(m, seed)
+    Xs, Ys = X[:, perm], Y[:, perm]
+    return [(Xs[:, : min(mini_batch_size, m - k)].copy(), Ys[:, : min(mini_batch_size, m - k)].copy())
+            for k in range(0, m, mini_batch_size)]
+
+
+def mb_with_replacement(X, Y, mini_batch_size=64, seed=0):
+    m = X.shape[1]
+    columns = np.random.RandomState(seed).choice(m, m, replace=True)
+    return _cut(X[:, columns], Y[:, columns], mini_batch_size)
+
+
+def mb_default_size_32(X, Y, mini_batch_size=32, seed=0):
+    return ops.mini_batches(X, Y, mini_batch_size, seed)
+
+
 def mb_no_shuffle(X, Y, mini_batch_size=64, seed=0):
     return _cut(X, Y, mini_batch_size)
 
@@ -193,11 +211,15 @@ def mb_other_generator(X, Y, mini_batch_size=64, seed=0):
 # ---------------------------------------------------------------- init
 
 
-def _init(parameters, *, skip=None, source="zeros", key_prefix="d", bias_flat=False, transpose=False):
+def _init(parameters, *, skip=None, source="zeros", key_prefix="d", bias_flat=False, transpose=False,
+          constant_layer=False):
     layers = layer_count(parameters)
     v = {}
     for param, grad in slot_names(parameters):
         if skip and skip(param, layers):
+            continue
+        if constant_layer:  # v["dW" + str(1 + 1)]: every layer writes the keys of layer 2
+            v[grad[:2] + "2"] = np.zeros_like(parameters[param])
             continue
         value = parameters[param]
         array = np.array(value, copy=True) if source == "parameters" else np.zeros_like(value)
@@ -241,6 +263,9 @@ INIT_MISTAKES = [
     ("transposed", dict(transpose=True), "weight entries transposed",
      "the weight moments have the shape of W transposed.",
      "use np.zeros_like(W) or np.zeros(W.shape), not the shape reversed."),
+    ("constant-layer-key", dict(constant_layer=True), "every layer keyed as layer 2",
+     "the keys are built with a constant layer number (str(1 + 1) for str(l + 1)), so only dW2 and db2 exist.",
+     "build the keys from the loop variable: \"dW\" + str(l) for l = 1 ... L."),
 ]
 
 
@@ -248,7 +273,8 @@ INIT_MISTAKES = [
 
 
 def _momentum(parameters, grads, v, beta, learning_rate, form="ema", *, swap_gain=False,
-              step_with="velocity", sign=1.0, keep_v=False, lr_in_velocity=False, skip=None):
+              step_with="velocity", sign=1.0, keep_v=False, lr_in_velocity=False, skip=None,
+              v_without_beta=False, clip=None):
     layers = layer_count(parameters)
     new_parameters, new_v = {}, {}
     for param, grad in slot_names(parameters):
@@ -256,9 +282,9 @@ def _momentum(parameters, grads, v, beta, learning_rate, form="ema", *, swap_gai
             new_parameters[param] = np.array(parameters[param], copy=True)
             new_v[grad] = np.array(v[grad], copy=True)
             continue
-        g = grads[grad]
+        g = np.clip(grads[grad], -clip, clip) if clip else grads[grad]
         gain = (1.0 - beta) if form == "ema" else 1.0
-        keep = beta
+        keep = 1.0 if v_without_beta else beta
         if swap_gain:
             gain, keep = beta, 1.0 - beta
         if lr_in_velocity:
@@ -266,7 +292,8 @@ def _momentum(parameters, grads, v, beta, learning_rate, form="ema", *, swap_gai
             new_parameters[param] = parameters[param] - sign * velocity
         else:
             velocity = keep * v[grad] + gain * g
-            direction = velocity if step_with == "velocity" else g
+            direction = {"velocity": velocity, "gradient": g, "old velocity": v[grad],
+                         "nesterov": beta * velocity + gain * g}[step_with]
             new_parameters[param] = parameters[param] - sign * learning_rate * direction
         new_v[grad] = np.array(v[grad], copy=True) if keep_v else velocity
     return new_parameters, new_v
@@ -293,8 +320,14 @@ def _momentum_hardcoded(**fixed):
 
 def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8,
           epsilon_placement="outside_sqrt", *, step=None, swap_moment_betas=False, corrections=None,
-          square=None, denominator=None, sign=1.0, skip=None, aliased=False, keep_state=False):
+          square=None, denominator=None, sign=1.0, skip=None, aliased=False, keep_state=False, placement=None,
+          fixed=None, v_without_beta=False, epsilon_on_step=False, amsgrad=False, weight_decay=0.0,
+          nesterov=False, clip=None):
     """Adam with knobs: each knob is one way of getting it wrong (see ``ops.adam_update``)."""
+    if fixed:
+        learning_rate, beta1, beta2, epsilon = (fixed.get(k, given) for k, given in (
+            ("learning_rate", learning_rate), ("beta1", beta1), ("beta2", beta2), ("epsilon", epsilon)))
+    epsilon_placement = placement or epsilon_placement
     layers = layer_count(parameters)
     new_parameters, new_v, new_s = {}, {}, {}
     with np.errstate(all="ignore"):
@@ -305,22 +338,32 @@ def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999
                 continue
             t_used = step(t, _layer_of(param)) if step else t
             b1, b2 = (beta2, beta1) if swap_moment_betas else (beta1, beta2)
-            g = grads[grad]
-            v1 = b1 * v[grad] + (1.0 - b1) * g
+            g = np.clip(grads[grad], -clip, clip) if clip else grads[grad]
+            v1 = (1.0 if v_without_beta else b1) * v[grad] + (1.0 - b1) * g
             squared = square(g, v1) if square else np.square(g)
             s1 = b2 * (v1 if aliased else s[grad]) + (1.0 - b2) * squared
+            if amsgrad:
+                s1 = np.maximum(s[grad], s1)
             if corrections:
                 c1, c2 = corrections(beta1, beta2, t_used)
             else:
                 c1, c2 = 1.0 - math.pow(beta1, t_used), 1.0 - math.pow(beta2, t_used)
             v_hat, s_hat = v1 / c1, s1 / c2
-            if denominator:
-                den = denominator(s_hat, epsilon)
-            elif epsilon_placement == "outside_sqrt":
-                den = np.sqrt(s_hat) + epsilon
+            if nesterov:
+                v_hat = beta1 * v_hat + (1.0 - beta1) * g / c1
+            if epsilon_on_step:
+                update = learning_rate * v_hat / np.sqrt(s_hat) + epsilon
             else:
-                den = np.sqrt(s_hat + epsilon)
-            new_parameters[param] = parameters[param] - sign * learning_rate * v_hat / den
+                if denominator:
+                    den = denominator(s_hat, epsilon)
+                elif epsilon_placement == "outside_sqrt":
+                    den = np.sqrt(s_hat) + epsilon
+                else:
+                    den = np.sqrt(s_hat + epsilon)
+                update = learning_rate * v_hat / den
+            if weight_decay:
+                update = update + learning_rate * weight_decay * parameters[param]
+            new_parameters[param] = parameters[param] - sign * update
             if keep_state:
                 new_v[grad], new_s[grad] = np.array(v[grad], copy=True), np.array(s[grad], copy=True)
             else:
@@ -328,30 +371,28 @@ def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999
     return new_parameters, new_v, new_s
 
 
-def _adam_variant(**knobs):
-    def fn(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8,
+def _adam_variant(defaults=(0.01, 0.9, 0.999, 1e-8), **knobs):
+    """A buggy Adam: ``_adam`` with ``knobs``; ``defaults`` are the function's own default hyperparameters.
+
+    The knobs are kept on the function (``fn.knobs``) so that two mistakes can be
+    combined into one (:func:`combined`).
+    """
+    lr0, beta1_0, beta2_0, epsilon0 = defaults
+
+    def fn(parameters, grads, v, s, t, learning_rate=lr0, beta1=beta1_0, beta2=beta2_0, epsilon=epsilon0,
            epsilon_placement="outside_sqrt"):
         return _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, epsilon_placement, **knobs)
 
+    fn.knobs = knobs
     return fn
 
 
 def _adam_hardcoded(**fixed):
-    def fn(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8,
-           epsilon_placement="outside_sqrt"):
-        given = dict(learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
-        given.update(fixed)
-        return ops.adam_update(parameters, grads, v, s, t, epsilon_placement=epsilon_placement, **given)
-
-    return fn
+    return _adam_variant(fixed=fixed)
 
 
 def _adam_placement(placement):
-    def fn(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8,
-           epsilon_placement="outside_sqrt"):
-        return ops.adam_update(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, placement)
-
-    return fn
+    return _adam_variant(placement=placement)
 
 
 def _momentum_form(form_used):
@@ -405,6 +446,16 @@ def _build() -> list[Mistake]:
     add(Mistake("no-shuffle", op, "no shuffle",
                 "the batches are cut from X and Y in their original order.",
                 "shuffle first: permutation = np.random.permutation(m), then index X and Y with it.", mb_no_shuffle))
+    add(Mistake("every-batch-from-start", op, "every mini-batch cut from the start",
+                "each batch repeats the first columns of the shuffled data: the slice does not move with k.",
+                "slice batch k as columns k * size up to (k + 1) * size.", mb_every_batch_from_start))
+    add(Mistake("with-replacement", op, "columns drawn with replacement",
+                "some examples appear twice and others never: the columns were drawn with replacement "
+                "(np.random.choice without replace=False, or randint), not permuted.",
+                "shuffle with permutation = np.random.permutation(m).", mb_with_replacement))
+    add(Mistake("default-size-32", op, "default mini_batch_size of 32",
+                "called without a batch size, your function cuts batches of 32; the course's default is 64.",
+                "declare mini_batch_size=64 in the signature.", mb_default_size_32))
     add(Mistake("seed-ignored", op, "seed ignored",
                 "the batches come out in the order of seed 0 whatever seed is given.",
                 "call np.random.seed(seed) with the seed argument, not a fixed number.", mb_seed_ignored))
@@ -459,6 +510,21 @@ def _build() -> list[Mistake]:
                 "use the learning_rate argument.", _momentum_hardcoded(learning_rate=COURSE_LR)))
     for name, (skip, title, explanation, fix) in SKIP_TEXT.items():
         add(Mistake(name, op, title, explanation, fix, _momentum_variant(skip=skip)))
+    add(Mistake("v-without-beta", op, "velocity accumulated without beta",
+                "your velocity is v = v + (1-beta)*g: the old velocity is not multiplied by beta.",
+                "use v = beta*v + (1 - beta)*g.", _momentum_variant(v_without_beta=True),
+                when=(("momentum.form", "ema"),)))
+    add(Mistake("step-with-old-velocity", op, "stepping with the old velocity",
+                "the parameters move by the velocity given to the call, before it is updated with g "
+                "(with zero incoming velocity nothing moves).",
+                "update v first, then step with the new v: p = p - learning_rate * v.",
+                _momentum_variant(step_with="old velocity")))
+    add(Mistake("nesterov", op, "Nesterov momentum",
+                "the parameters step with beta*v + (1-beta)*g, the look-ahead of Nesterov momentum, instead of v.",
+                "step with the velocity itself: p = p - learning_rate * v.", _momentum_variant(step_with="nesterov")))
+    add(Mistake("gradient-clipping", op, "gradients clipped at magnitude 1",
+                "gradients larger than 1 in magnitude were clipped before the update.",
+                "use the gradients as given; clipping is not part of the update.", _momentum_variant(clip=1.0)))
     add(Mistake("float32", op, "computed in float32 although float64 was declared",
                 "the results agree with the reference only to float32 precision (about 7 digits).",
                 "compute in float64 (no float32 casts or tensors), or check with --dtype float32.",
@@ -566,6 +632,45 @@ def _build() -> list[Mistake]:
     for name, (skip, title, explanation, fix) in SKIP_TEXT.items():
         add(Mistake(name, op, title, explanation.replace("(and its state)", "(and their v and s)"), fix,
                     _adam_variant(skip=skip)))
+    add(Mistake("one-plus-beta-power", op, "1 + beta**t instead of 1 - beta**t",
+                "the bias corrections divide by 1 + beta**t; the correction subtracts the power from 1.",
+                "v_hat = v/(1 - beta1**t) and s_hat = s/(1 - beta2**t).",
+                _adam_variant(corrections=lambda b1, b2, t: (1.0 + math.pow(b1, t), 1.0 + math.pow(b2, t)))))
+    add(Mistake("beta2-squared-for-power", op, "beta2**2 instead of beta2**t",
+                "the second correction divides by 1 - beta2**2 whatever the step.",
+                "use the step: s_hat = s/(1 - beta2**t).",
+                _adam_variant(corrections=lambda b1, b2, t: (1.0 - math.pow(b1, t), 1.0 - b2 * b2))))
+    add(Mistake("v-without-beta1", op, "first moment accumulated without beta1",
+                "your first moment is v = v + (1-beta1)*g: the old v is not multiplied by beta1.",
+                "use v = beta1*v + (1 - beta1)*g.", _adam_variant(v_without_beta=True)))
+    add(Mistake("epsilon-added-to-step", op, "epsilon added to the step",
+                "epsilon is added to the whole step, lr*v_hat/sqrt(s_hat) + epsilon, instead of to the "
+                "denominator.",
+                "add epsilon to the denominator: lr * v_hat / (sqrt(s_hat) + epsilon).",
+                _adam_variant(epsilon_on_step=True)))
+    add(Mistake("amsgrad", op, "AMSGrad instead of Adam",
+                "s keeps the running maximum of the second moment (AMSGrad), so it never decreases.",
+                "use s = beta2*s + (1-beta2)*g**2 itself, without the maximum.", _adam_variant(amsgrad=True)))
+    add(Mistake("decoupled-weight-decay", op, "AdamW's decoupled weight decay",
+                "the parameters also shrink by learning_rate * 0.01 * p, as torch.optim.AdamW's default "
+                "weight decay does.",
+                "plain Adam has no weight decay: p = p - lr * v_hat / (sqrt(s_hat) + epsilon).",
+                _adam_variant(weight_decay=0.01)))
+    add(Mistake("nesterov", op, "Nesterov momentum in Adam (NAdam)",
+                "the step uses beta1*v_hat + (1-beta1)*g/(1-beta1**t), NAdam's look-ahead, instead of v_hat.",
+                "step with v_hat itself.", _adam_variant(nesterov=True)))
+    add(Mistake("gradient-clipping", op, "gradients clipped at magnitude 1",
+                "gradients larger than 1 in magnitude were clipped before the update.",
+                "use the gradients as given; clipping is not part of the update.", _adam_variant(clip=1.0)))
+    add(Mistake("pytorch-default-learning-rate", op, "default learning rate 0.001",
+                "called without hyperparameters, your function steps with learning_rate 0.001 (PyTorch's "
+                "default); the course's default is 0.01.",
+                "declare learning_rate=0.01 in the signature.",
+                _adam_variant(defaults=(0.001, 0.9, 0.999, 1e-8))))
+    add(Mistake("keras-default-epsilon", op, "default epsilon 1e-7",
+                "called without hyperparameters, your function uses epsilon 1e-7 (Keras' default); the "
+                "course's default is 1e-8.",
+                "declare epsilon=1e-8 in the signature.", _adam_variant(defaults=(0.01, 0.9, 0.999, 1e-7))))
     add(Mistake("float32", op, "computed in float32 although float64 was declared",
                 "the results agree with the reference only to float32 precision (about 7 digits).",
                 "compute in float64 (no float32 casts or tensors), or check with --dtype float32.",
@@ -579,6 +684,47 @@ MISTAKES: tuple[Mistake, ...] = tuple(_build())
 
 _BY_KEY = {(m.op, m.name): m for m in MISTAKES}
 assert len(_BY_KEY) == len(MISTAKES), "mistake names must be unique within an op"
+
+
+@dataclass(frozen=True)
+class ErrorMistake:
+    """A known mistake that shows as an exception on some inputs, told by the error and the case."""
+
+    name: str
+    op: str
+    title: str
+    explanation: str
+    fix: str
+    #: The error message a target raises with this mistake (a regular expression).
+    pattern: str
+    #: Whether the case's inputs (defaults filled) are ones this mistake raises on.
+    raises_on: Callable[[dict], bool]
+
+    def describe(self) -> str:
+        return f"{self.title} [{self.name}]: {self.explanation} Fix: {self.fix}"
+
+
+ERROR_MISTAKES: tuple[ErrorMistake, ...] = (
+    ErrorMistake(
+        "last-batch-from-loop-variable", "mini_batches", "last mini-batch sliced with the loop variable",
+        "the last batch starts at (k + 1) * size with k left over from the loop; when m is smaller than the batch "
+        "size the loop never runs and k does not exist.",
+        "start the last batch at num_complete_minibatches * mini_batch_size, which exists whatever m is.",
+        r"UnboundLocalError|local variable '?k'? |cannot access local variable|name 'k' is not defined",
+        lambda inputs: inputs["X"].shape[1] < inputs["mini_batch_size"]),
+)
+
+
+def combined(first: Mistake, second: Mistake) -> Mistake | None:
+    """Both mistakes at once, where both are knobs of the same buggy Adam that do not touch the same thing."""
+    knobs = [getattr(m.fn, "knobs", None) for m in (first, second)]
+    if first.op != second.op or first.op != "adam.update" or not all(knobs) or set(knobs[0]) & set(knobs[1]):
+        return None
+    if first.when and second.when and first.when != second.when:
+        return None
+    return Mistake(f"{first.name}+{second.name}", first.op, f"{first.title} and {second.title}",
+                   f"{first.explanation[:-1]}; and {second.explanation}", f"{first.fix} And {second.fix}",
+                   _adam_variant(**knobs[0], **knobs[1]), when=first.when or second.when)
 
 
 def step_op(op: str) -> str:

@@ -11,6 +11,7 @@ floats, so that an array in float32 stays float32 (NEP 50).
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -125,3 +126,16 @@ def adam_update(
             denominator = np.sqrt(s_hat + epsilon)
         new_parameters[param] = parameters[param] - learning_rate * v_hat / denominator
     return new_parameters, new_v, new_s
+
+
+def call_defaults(op: str) -> dict:
+    """The default arguments of the course function behind ``op``, as this module's signatures give them.
+
+    A case may leave these out of its call (``random_mini_batches(X, Y)``) so that a
+    wrong default is caught; ``adam.update`` and ``mini_batches`` have them.
+    """
+    function = {"mini_batches": mini_batches, "adam.update": adam_update}.get(op)
+    if function is None:
+        return {}
+    return {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()
+            if parameter.default is not parameter.empty and name != "epsilon_placement"}

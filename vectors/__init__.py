@@ -43,6 +43,13 @@ class Case:
     def runs_at(self, dtype: str) -> bool:
         return dtype in self.tolerance
 
+    @property
+    def full_inputs(self) -> dict:
+        """The inputs with every argument the case leaves out set to the course function's default."""
+        from ..reference.ops import call_defaults
+
+        return {**call_defaults(self.op), **self.inputs}
+
 
 def shipped_dir() -> Path:
     """The directory of the vectors installed with the package."""
