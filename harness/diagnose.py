@@ -583,6 +583,10 @@ def _story(got, X, Y, sizes: list[int]) -> list[str]:
     m, size = X.shape[1], sizes[0]
     if got_sizes == sizes[:-1] and len(sizes) > 1 and sizes[-1] < size:
         return ["last-batch-dropped"]
+    longest = max(x_batches, key=len) if x_batches else []
+    if (got_sizes != sizes and len(x_batches) >= 2 and longest
+            and all(batch == longest[:len(batch)] for batch in x_batches)):
+        return ["every-batch-from-start"]  # each slice restarts at column 0, whatever its end
     if got_sizes != sizes:
         return []
     order = [j for batch in x_batches for j in batch]

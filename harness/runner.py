@@ -58,23 +58,29 @@ def warnings_that_matter(load_warnings, results) -> list[str]:
     A statement that failed at load time (``import matplotlib``, the course's
     helper modules) matters only where a checked function needed a name it would
     have bound: the warning is then added to those errors (``NameError: name
-    'plt' is not defined``) and kept. Other warnings (syntax errors, names
-    provided without an import) always matter.
+    'plt' is not defined``) and kept. A failed star import (``from testCases
+    import *``) is named only for an undefined name no other failed statement
+    explains. Other warnings (syntax errors, names provided without an import)
+    always matter.
     """
-    kept = []
+    kept, failed = [], []
     for warning in load_warnings:
         binds = _BINDS.search(warning)
-        if not binds:
+        if binds:
+            failed.append((warning[:binds.start()], {name.strip() for name in binds.group(1).split(",")}))
+        else:
             kept.append(warning)
+    used = set()
+    for result in results:
+        if result.status != "error":
             continue
-        names = {name.strip() for name in binds.group(1).split(",")}
-        needed = [r for r in results if r.status == "error" and _UNDEFINED.search(r.message)
-                  and ("*" in names or set(_UNDEFINED.findall(r.message)) & names)]
-        for result in needed:
-            result.message += f" (at load time, {warning[:binds.start()]})"
-        if needed:
-            kept.append(warning[:binds.start()])
-    return kept
+        for name in _UNDEFINED.findall(result.message):
+            culprits = [text for text, names in failed if name in names] or [
+                text for text, names in failed if "*" in names]
+            for text in culprits:
+                result.message += f" (at load time, {text})"
+            used.update(culprits)
+    return kept + [text for text, _ in failed if text in used]
 
 
 def summarize_errors(results) -> list[str]:

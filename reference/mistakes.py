@@ -352,7 +352,7 @@ def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999
             if nesterov:
                 v_hat = beta1 * v_hat + (1.0 - beta1) * g / c1
             if epsilon_on_step:
-                update = learning_rate * v_hat / np.sqrt(s_hat) + epsilon
+                update = learning_rate * (v_hat / np.sqrt(s_hat) + epsilon)
             else:
                 if denominator:
                     den = denominator(s_hat, epsilon)
@@ -644,7 +644,7 @@ def _build() -> list[Mistake]:
                 "your first moment is v = v + (1-beta1)*g: the old v is not multiplied by beta1.",
                 "use v = beta1*v + (1 - beta1)*g.", _adam_variant(v_without_beta=True)))
     add(Mistake("epsilon-added-to-step", op, "epsilon added to the step",
-                "epsilon is added to the whole step, lr*v_hat/sqrt(s_hat) + epsilon, instead of to the "
+                "epsilon is added to the quotient, lr*(v_hat/sqrt(s_hat) + epsilon), instead of to the "
                 "denominator.",
                 "add epsilon to the denominator: lr * v_hat / (sqrt(s_hat) + epsilon).",
                 _adam_variant(epsilon_on_step=True)))
