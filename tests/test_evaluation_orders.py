@@ -125,10 +125,10 @@ def _call(case, fn, inputs, dtype, t=None):
              "v": _cast(inputs["v"], dtype)}
     if family == "adam":
         p, v, s = fn(state["parameters"], state["grads"], state["v"], _cast(inputs["s"], dtype),
-                     inputs["t"] if t is None else t, case.inputs["learning_rate"], case.inputs["beta1"],
-                     case.inputs["beta2"], case.inputs["epsilon"], conventions["adam.epsilon"])
+                     inputs["t"] if t is None else t, case.full_inputs["learning_rate"], case.full_inputs["beta1"],
+                     case.full_inputs["beta2"], case.full_inputs["epsilon"], conventions["adam.epsilon"])
         return {"parameters": p, "v": v, "s": s}
-    p, v = fn(state["parameters"], state["grads"], state["v"], case.inputs["beta"], case.inputs["learning_rate"],
+    p, v = fn(state["parameters"], state["grads"], state["v"], case.full_inputs["beta"], case.full_inputs["learning_rate"],
               conventions["momentum.form"])
     return {"parameters": p, "v": v}
 
@@ -137,12 +137,12 @@ def _failures(case, fn, dtype):
     """Where ``fn`` misses the case at ``dtype`` (teacher-forced for a trajectory): a list of messages."""
     with np.errstate(all="ignore"):
         if case.op.endswith(".update"):
-            comparison = compare_case_outputs(case, _call(case, fn, case.inputs, dtype), dtype)
+            comparison = compare_case_outputs(case, _call(case, fn, case.full_inputs, dtype), dtype)
             return [] if comparison.ok else [comparison.message()]
         steps, scales, problems = case.expected["steps"], case.tolerance["scale"]["steps"], []
         zeros = {k: np.zeros_like(a) for k, a in steps[0]["v"].items()}
-        state = {"parameters": case.inputs["parameters"], "v": zeros, "s": zeros}
-        for index, grads in enumerate(case.inputs["grads"]):
+        state = {"parameters": case.full_inputs["parameters"], "v": zeros, "s": zeros}
+        for index, grads in enumerate(case.full_inputs["grads"]):
             got = _call(case, fn, {**state, "grads": grads}, dtype, t=index + 1)
             comparison = compare_case_outputs(case, got, dtype, steps[index], scales[index])
             if not comparison.ok:
@@ -177,12 +177,12 @@ def test_every_reasonable_order_conforms(case, dtype):
 def test_the_subnormal_case_that_broke_on_evaluation_order_now_passes_both_orders():
     """The exact value, not one order's: ``lr*v_hat`` underflows, and both orders conform."""
     case = next(c for c in CASES if c.id == "adam.update/outside_sqrt/subnormal")
-    first, second = (_call(case, ADAM_VARIANTS[form], case.inputs, "float64")
+    first, second = (_call(case, ADAM_VARIANTS[form], case.full_inputs, "float64")
                      for form in ("lr*v_hat/den", "lr*(v_hat/den)"))
     assert not np.array_equal(first["parameters"]["W1"], second["parameters"]["W1"])  # the orders differ ...
     assert not _failures(case, ADAM_VARIANTS["lr*v_hat/den"], "float64")              # ... and both pass
     assert not _failures(case, ADAM_VARIANTS["lr*(v_hat/den)"], "float64")
-    exact_w1 = exact.adam_update(*(case.inputs[k] for k in ("parameters", "grads", "v", "s", "t", "learning_rate",
+    exact_w1 = exact.adam_update(*(case.full_inputs[k] for k in ("parameters", "grads", "v", "s", "t", "learning_rate",
                                                             "beta1", "beta2", "epsilon")))[0]["W1"]
     assert np.array_equal(case.expected["parameters"]["W1"], exact_w1)
 
@@ -194,7 +194,7 @@ def test_float64_code_that_rounds_its_gradients_to_float32_still_fails():
         return step
 
     exact_in_float32 = lambda case: all(  # noqa: E731
-        np.array_equal(a.astype(np.float32).astype(np.float64), a) for a in case.inputs["grads"].values())
+        np.array_equal(a.astype(np.float32).astype(np.float64), a) for a in case.full_inputs["grads"].values())
     checked = [c for c in UPDATE_CASES if not exact_in_float32(c)]
     assert len(checked) > 50
     passing = [c.id for c in checked

@@ -121,7 +121,7 @@ ADAM_IMPLEMENTATIONS = {"numpy-float32": ref_adam_f32, "torch-style-float32": to
 
 def run_case(case, step_fn):
     """Run one update or trajectory case through ``step_fn``; trajectories run free (own state)."""
-    i = case.inputs
+    i = case.full_inputs
     if case.op == "momentum.update":
         h = {k: i[k] for k in ("beta", "learning_rate")}
         return step_fn(i["parameters"], i["grads"], {"v": i["v"]}, h)
@@ -158,7 +158,7 @@ def float32_implementations(case):
 
 def float32_outputs_of_non_numeric(case):
     """The float32 reference outputs of a mini_batches or init case, in the case's expected shape."""
-    i = case.inputs
+    i = case.full_inputs
     if case.op == "mini_batches":
         batches = ops.mini_batches(i["X"].astype(F32), i["Y"].astype(F32), i["mini_batch_size"], i["seed"])
         if "batches" in case.expected:
@@ -232,7 +232,7 @@ def reference_step(case, round_grads):
 
 def grads_are_float32_numbers(case) -> bool:
     """True when every gradient of the case is exactly a float32 number (zeros, for instance)."""
-    grads = case.inputs["grads"]
+    grads = case.full_inputs["grads"]
     for tree in grads if isinstance(grads, list) else [grads]:
         for g in tree.values():
             with np.errstate(over="ignore"):

@@ -246,7 +246,7 @@ def test_every_array_of_every_case_has_a_scale_or_is_exact(cases):
 
 
 def _mb(cases):
-    return [(c, c.inputs["X"].shape[1], c.inputs["mini_batch_size"]) for c in of_op(cases, "mini_batches")]
+    return [(c, c.full_inputs["X"].shape[1], c.full_inputs["mini_batch_size"]) for c in of_op(cases, "mini_batches")]
 
 
 def test_mini_batches_coverage(cases):
@@ -259,10 +259,10 @@ def test_mini_batches_coverage(cases):
     assert any(size == 1 and m > 1 for m, size in m_size), "size 1"
     assert any(m == 1 for m, size in m_size), "m = 1"
     assert any(m % size == 1 and m > size for m, size in m_size), "a last batch of one column"
-    assert len({c.inputs["seed"] for c, _, _ in mb}) >= 5, "several seeds"
-    assert {0, 42} <= {c.inputs["seed"] for c, _, _ in mb}
-    n_x = {c.inputs["X"].shape[0] for c, _, _ in mb}
-    n_y = {c.inputs["Y"].shape[0] for c, _, _ in mb}
+    assert len({c.full_inputs["seed"] for c, _, _ in mb}) >= 5, "several seeds"
+    assert {0, 42} <= {c.full_inputs["seed"] for c, _, _ in mb}
+    n_x = {c.full_inputs["X"].shape[0] for c, _, _ in mb}
+    n_y = {c.full_inputs["Y"].shape[0] for c, _, _ in mb}
     assert 1 in n_x and max(n_x) >= 50, n_x
     assert 1 in n_y and max(n_y) > 1, n_y
 
@@ -270,7 +270,7 @@ def test_mini_batches_coverage(cases):
 def test_mini_batches_inputs_encode_their_column_index(cases):
     """Every column of X and Y is distinct and names its own index, so the permutation is recoverable."""
     for case, m, _ in _mb(cases):
-        X, Y = case.inputs["X"], case.inputs["Y"]
+        X, Y = case.full_inputs["X"], case.full_inputs["Y"]
         np.testing.assert_array_equal(np.floor(X[0]), np.arange(m), err_msg=case.id)
         np.testing.assert_array_equal(-Y[0] - 1, np.arange(m), err_msg=case.id)
         assert len({tuple(col) for col in X.T}) == m, case.id
@@ -284,7 +284,7 @@ def test_mini_batches_numpy_legacy_is_exact_for_every_case(cases):
               if c.op == "mini_batches" and c.conventions["mini_batches.rng"] == "numpy_legacy"}
     assert structural.keys() == legacy.keys()
     for name, case in legacy.items():
-        X, Y, size, seed = (case.inputs[k] for k in ("X", "Y", "mini_batch_size", "seed"))
+        X, Y, size, seed = (case.full_inputs[k] for k in ("X", "Y", "mini_batch_size", "seed"))
         m = X.shape[1]
         perm = np.random.RandomState(seed).permutation(m)
         batches = case.expected["batches"]
@@ -295,7 +295,7 @@ def test_mini_batches_numpy_legacy_is_exact_for_every_case(cases):
         twin = structural[name]
         assert twin.expected["batch_sizes"] == [x.shape[1] for x, _ in batches]
         for key in ("X", "Y"):
-            np.testing.assert_array_equal(twin.inputs[key], case.inputs[key])
+            np.testing.assert_array_equal(twin.inputs[key], case.full_inputs[key])
 
 
 # ---------------------------------------------------------------- coverage: init
@@ -306,7 +306,7 @@ def test_init_coverage(cases):
         layers = set()
         shapes = set()
         for case in of_op(cases, op):
-            parameters = case.inputs["parameters"]
+            parameters = case.full_inputs["parameters"]
             layers.add(len(parameters) // 2)
             for key, value in parameters.items():
                 if key.startswith("W"):
@@ -326,13 +326,13 @@ def test_init_coverage(cases):
 
 
 def _all_grads(case):
-    grads = case.inputs["grads"]
+    grads = case.full_inputs["grads"]
     trees = grads if isinstance(grads, list) else [grads]
     return np.concatenate([g.ravel() for tree in trees for g in tree.values()])
 
 
 def _hyper(case, key):
-    return case.inputs.get(key)
+    return case.full_inputs.get(key)
 
 
 @pytest.mark.parametrize("op,keys", [
@@ -349,36 +349,36 @@ def test_updates_use_hyperparameters_that_are_not_the_course_defaults(cases, op,
 
 def test_update_edge_coverage(cases):
     momentum, adam = of_op(cases, "momentum.update"), of_op(cases, "adam.update")
-    assert any(c.inputs["beta"] == 0.0 for c in momentum), "momentum beta = 0"
-    assert any(c.inputs["beta1"] == 0.0 for c in adam), "adam beta1 = 0"
+    assert any(c.full_inputs["beta"] == 0.0 for c in momentum), "momentum beta = 0"
+    assert any(c.full_inputs["beta1"] == 0.0 for c in adam), "adam beta1 = 0"
     for group in (momentum, adam):
         assert any(not _all_grads(c).any() for c in group), "zero gradients"
-        assert any(any(np.any(v) for v in c.inputs["v"].values()) for c in group), "non-zero incoming v"
+        assert any(any(np.any(v) for v in c.full_inputs["v"].values()) for c in group), "non-zero incoming v"
         mixed = [c for c in group if np.abs(_all_grads(c)[_all_grads(c) != 0]).min(initial=np.inf) <= 1e-19
                  and np.abs(_all_grads(c)).max() >= 1e19 and (_all_grads(c) < 0).any() and (_all_grads(c) > 0).any()]
         assert mixed, "mixed signs and magnitudes from 1e-20 to 1e20"
         tiny = np.finfo(np.float64).tiny
         assert any(np.any((_all_grads(c) != 0) & (np.abs(_all_grads(c)) < tiny)) for c in group), "subnormals"
-    assert any(any(np.any(s) for s in c.inputs["s"].values()) for c in adam), "non-zero incoming s"
+    assert any(any(np.any(s) for s in c.full_inputs["s"].values()) for c in adam), "non-zero incoming s"
 
 
 def test_adam_step_counts_and_underflow(cases):
     adam = of_op(cases, "adam.update")
-    ts = {c.inputs["t"] for c in adam}
+    ts = {c.full_inputs["t"] for c in adam}
     assert {1, 2, 10, 1000} <= ts, ts
-    assert any(math.pow(c.inputs["beta2"], c.inputs["t"]) == 0.0 for c in adam), "beta2**t underflowing to 0"
-    assert any(math.pow(c.inputs["beta1"], c.inputs["t"]) < 1e-30 < math.pow(c.inputs["beta2"], c.inputs["t"])
+    assert any(math.pow(c.full_inputs["beta2"], c.full_inputs["t"]) == 0.0 for c in adam), "beta2**t underflowing to 0"
+    assert any(math.pow(c.full_inputs["beta1"], c.full_inputs["t"]) < 1e-30 < math.pow(c.full_inputs["beta2"], c.full_inputs["t"])
                for c in adam), "beta1**t negligible while beta2**t is not"
 
 
 def test_large_epsilon_makes_its_placement_show(cases):
     """epsilon 1e-2 with small s: computing with epsilon on the other side misses by far more than the tolerance."""
-    large = [c for c in of_op(cases, "adam.update") if c.inputs["epsilon"] >= 1e-2]
+    large = [c for c in of_op(cases, "adam.update") if c.full_inputs["epsilon"] >= 1e-2]
     assert large
     other = {"outside_sqrt": "inside_sqrt", "inside_sqrt": "outside_sqrt"}
     for case in large:
         assert max(float(s.max()) for s in case.expected["s"].values()) < 1e-4, case.id
-        i = case.inputs
+        i = case.full_inputs
         wrong, v, s = ops.adam_update(i["parameters"], i["grads"], i["v"], i["s"], i["t"], i["learning_rate"],
                                       i["beta1"], i["beta2"], i["epsilon"], other[case.conventions["adam.epsilon"]])
         for dtype in ("float64", "float32"):
@@ -392,10 +392,10 @@ def test_trajectories(cases):
         assert {c.conventions[FAMILY_OF_OP[op]] for c in runs} == set(CONVENTIONS[FAMILY_OF_OP[op]]["values"])
         for case in runs:
             steps = case.expected["steps"]
-            assert len(case.inputs["grads"]) >= 10 and len(steps) == len(case.inputs["grads"]), case.id
+            assert len(case.full_inputs["grads"]) >= 10 and len(steps) == len(case.full_inputs["grads"]), case.id
             assert all(set(step) == {"parameters"} | init_keys for step in steps), case.id
             # From init: the first step's state is what one step from zero state gives.
-            i = case.inputs
+            i = case.full_inputs
             zero = {k: np.zeros_like(x) for k, x in i["grads"][0].items()}
             if op == "momentum.trajectory":
                 p, v = ops.momentum_update(i["parameters"], i["grads"][0], zero, i["beta"], i["learning_rate"],
@@ -505,10 +505,10 @@ def test_seed_gives_the_same_ids_with_new_numbers(generated, cases):
         if case.op == "mini_batches":
             # Sizes are the catalogue's and X, Y encode the column index; the shuffle seed is
             # drawn per suite, except in the seed-N cases, which exist for their particular seed.
-            if not case.id.split("/")[-1].startswith("seed-"):
-                assert case.inputs["seed"] != public.inputs["seed"], case.id
+            if not case.id.split("/")[-1].startswith(("seed-", "default-arguments")):
+                assert case.full_inputs["seed"] != public.full_inputs["seed"], case.id
             continue
-        assert not np.array_equal(case.inputs["parameters"]["W1"], public.inputs["parameters"]["W1"]), case.id
+        assert not np.array_equal(case.full_inputs["parameters"]["W1"], public.inputs["parameters"]["W1"]), case.id
     # And the private set passes --check against its own seed, not against the default one.
     assert optconform_cli("generate", "--check", "--seed", 7, "--out", generated / "seed7").returncode == 0
 
