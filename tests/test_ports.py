@@ -180,10 +180,11 @@ def conventions_of(target) -> dict:
 
 def test_declared_conventions_are_valid(target):
     declared = conventions_of(target)
-    assert set(declared) == {"adam.epsilon", "momentum.form", "mini_batches.rng"}
+    assert set(declared) == {"adam.epsilon", "momentum.form", "mini_batches.rng", "mini_batches.y_rows"}
     for name, value in declared.items():
         validate(name, value)
     assert declared["mini_batches.rng"] == "structural"
+    assert declared["mini_batches.y_rows"] == "multi_row"  # a framework port takes labels of any height
 
 
 def test_variants_declare_what_they_change():
@@ -192,6 +193,7 @@ def test_variants_declare_what_they_change():
         "adam.epsilon": "outside_sqrt",
         "momentum.form": "ema",
         "mini_batches.rng": "structural",
+        "mini_batches.y_rows": "multi_row",
     }
     assert torch_port.heavy_ball.OPTCONFORM_CONVENTIONS["momentum.form"] == "heavy_ball"
 
