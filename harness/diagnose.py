@@ -570,7 +570,20 @@ def _signature(got, X, Y):
             sorted(order_y) == every, order_x == order_y, shuffled(order_x), shuffled(order_y))
 
 
-def _story(got, X, Y, sizes: list[int]) -> list[str]:
+def _last_batch_astray(x_batches, sizes, m, size) -> bool:
+    """The full batches are right (the expected sizes, no column twice) but the last, smaller batch is not the
+    columns they leave: it starts at the wrong offset, or ends early, or is empty."""
+    if not sizes or sizes[-1] >= size or len(x_batches) != len(sizes):
+        return False
+    full = x_batches[:-1]
+    used = [j for batch in full for j in batch]
+    if [len(b) for b in full] != sizes[:-1] or len(set(used)) != len(used):
+        return False
+    last = x_batches[-1]
+    return len(set(last)) == len(last) and sorted(last) != sorted(set(range(m)) - set(used))
+
+
+def _story(got, X, Y, sizes: list[int], size: int) -> list[str]:
     """What a wrong set of batches did, read from the recovered column order and the batch boundaries.
 
     Returns the names of the mistakes that story is (several where the case cannot tell them apart).
@@ -580,13 +593,15 @@ def _story(got, X, Y, sizes: list[int]) -> list[str]:
         return []
     x_batches, y_batches = recovered
     got_sizes = [len(b) for b in x_batches]
-    m, size = X.shape[1], sizes[0]
+    m = X.shape[1]
     if got_sizes == sizes[:-1] and len(sizes) > 1 and sizes[-1] < size:
         return ["last-batch-dropped"]
     longest = max(x_batches, key=len) if x_batches else []
-    if (got_sizes != sizes and len(x_batches) >= 2 and longest
+    if (got_sizes != sizes and len(x_batches) >= 2 and all(x_batches)
             and all(batch == longest[:len(batch)] for batch in x_batches)):
         return ["every-batch-from-start"]  # each slice restarts at column 0, whatever its end
+    if _last_batch_astray(x_batches, sizes, m, size):
+        return ["last-batch-misaligned"]
     if got_sizes != sizes:
         return []
     order = [j for batch in x_batches for j in batch]
@@ -595,7 +610,7 @@ def _story(got, X, Y, sizes: list[int]) -> list[str]:
     names = []
     if len(full) >= 2 and all(b == full[0] for b in full):
         names.append("every-batch-from-start")
-    if rest and x_batches[-1] == order[:rest] and len(set(order[:m - rest])) == m - rest:
+    if rest and full and x_batches[-1] == order[:rest] and len(set(order[:m - rest])) == m - rest:
         names.append("last-batch-misaligned")
     if len(full) == 1 and rest and x_batches[-1] == full[0][:rest]:
         names += [name for name in ("every-batch-from-start", "last-batch-misaligned") if name not in names]
@@ -644,7 +659,7 @@ def _diagnose_batches(case, got, dtype, conventions) -> Diagnosis | None:
     if _valid_signature(signature, sizes):  # legacy: a valid shuffle, in another order
         other = [m for m in candidates if m.name == "other-generator"]
         return Diagnosis("match", other, _match_text(other)) if other else None
-    told = _story(got, X, Y, sizes)
+    told = _story(got, X, Y, sizes, case.full_inputs["mini_batch_size"])
     structural = [m for name in told for m in candidates if m.name == name]
     if structural:
         return Diagnosis("match", structural, _match_text(structural))

@@ -433,7 +433,8 @@ def _build() -> list[Mistake]:
                 "when m is not a multiple of the batch size, the final smaller batch is missing.",
                 "after the full batches, append one more with the remaining m % size columns.", mb_last_dropped))
     add(Mistake("last-batch-misaligned", op, "last mini-batch cut at the wrong offset",
-                "the final smaller batch repeats the first m % size shuffled columns instead of the last ones.",
+                "the final smaller batch is not the last m % size shuffled columns: it starts at the wrong "
+                "column (often 0, or a fixed offset) or ends early.",
                 "slice the last batch as shuffled_X with columns num_complete * size up to m.", mb_last_misaligned))
     add(Mistake("xy-different-permutations", op, "X and Y shuffled with different permutations",
                 "X and Y were each shuffled with their own permutation, so the labels no longer belong to "

@@ -197,6 +197,27 @@ def test_structural_mini_batch_mistakes_are_named(bug, suite):
     assert named >= 5
 
 
+def test_a_last_batch_at_a_fixed_offset_or_empty_is_named_misaligned(suite):
+    """``shuffled_X[:, 2 * size : m * size]``, right only for the notebook's m = 148: named from the boundaries."""
+    named = 0
+    for case in suite:
+        if case.op != "mini_batches" or legacy(case):
+            continue
+        i = case.full_inputs
+        X, Y, size = i["X"], i["Y"], i["mini_batch_size"]
+        m = X.shape[1]
+        if m % size == 0 or m // size == 2:
+            continue
+        perm = np.random.default_rng(3).permutation(m)
+        full = m // size
+        batches = [[X[:, perm[k * size:(k + 1) * size]], Y[:, perm[k * size:(k + 1) * size]]] for k in range(full)]
+        batches.append([X[:, perm[2 * size:m * size]], Y[:, perm[2 * size:m * size]]])
+        diagnosis = diagnose(case, {"batches": batches}, "float64")
+        assert mistake_names(diagnosis) == ["last-batch-misaligned"], (case.id, diagnosis)
+        named += 1
+    assert named >= 5
+
+
 def test_seed_ignored_is_named_on_structural_cases(suite):
     seed_zero = get("mini_batches", "seed-ignored")
     named = 0
