@@ -416,8 +416,12 @@ def _layer_count(case) -> int:
     return ops.layer_count(parameters) if isinstance(parameters, dict) else 0
 
 
-def diagnose_case(case, got, dtype: str = "float64") -> Diagnosis | None:
-    """The structured diagnosis of ``got`` on ``case`` (see the module's docstring), or None."""
+def diagnose_case(case, got, dtype: str = "float64", pairs_seen=()) -> Diagnosis | None:
+    """The structured diagnosis of ``got`` on ``case`` (see the module's docstring), or None.
+
+    ``pairs_seen`` names pairs of mistakes (``a+b``) already found on the target's other cases: they are
+    tried first, so a pair named on one case is named on every case it explains.
+    """
     if not case.runs_at(dtype):
         return None
     conventions = resolve(case.conventions)
@@ -444,7 +448,7 @@ def diagnose_case(case, got, dtype: str = "float64") -> Diagnosis | None:
     failing = failing_leaves(case, flat, dtype)
     if not failing:  # a structural problem the leaves do not show
         return None
-    pair = _pair(case, got, flat, dtype, candidates, outputs)
+    pair = _pair(case, got, flat, dtype, candidates, outputs, pairs_seen)
     if pair:
         return pair
     return _partial(case, flat, dtype, candidates, outputs, failing)
@@ -472,22 +476,26 @@ def _float32_arithmetic(case, got) -> bool:
 PAIR_LEADS = 2
 
 
-def _pair(case, got, flat, dtype, candidates, outputs) -> Diagnosis | None:
+def _pair(case, got, flat, dtype, candidates, outputs, pairs_seen=()) -> Diagnosis | None:
     """Two known mistakes at once (epsilon inside the root and an uncorrected s, say) that explain everything.
 
-    The nearest single mistake is usually the larger of the two; it is tried with every other mistake
-    that can be combined with it (then the next nearest), not only with its near neighbours, since the
-    smaller mistake may move the output too little to rank near on its own.
+    Pairs already seen on the target's other cases come first. Then the nearest single mistake, usually
+    the larger of the two, is tried with every other mistake that can be combined with it (then the next
+    nearest), not only with its near neighbours: the smaller mistake may move the output too little to
+    rank near on its own.
     """
     composable = [m for m in candidates if getattr(m.fn, "knobs", None)]
     if len(composable) < 2:
         return None
+    by_name = {m.name: m for m in composable}
+    seen = [tuple(by_name.get(part) for part in name.split("+")) for name in pairs_seen]
     ranked = sorted(composable, key=lambda m: min(relative_distance(got, out) for out in outputs[m.name]))
-    for lead in ranked[:PAIR_LEADS]:
-        for other in ranked:
-            both = combined(lead, other) if other is not lead else None
-            if both and any(not _against(case, flat, dtype, out) for out in variant_outputs(case, both)):
-                return Diagnosis("match", [both], _match_text([both]))
+    tries = [pair for pair in seen if None not in pair] + [
+        (lead, other) for lead in ranked[:PAIR_LEADS] for other in ranked if other is not lead]
+    for first, second in tries:
+        both = combined(first, second)
+        if both and any(not _against(case, flat, dtype, out) for out in variant_outputs(case, both)):
+            return Diagnosis("match", [both], _match_text([both]))
     return None
 
 
@@ -596,10 +604,12 @@ def _story(got, X, Y, sizes: list[int], size: int) -> list[str]:
     m = X.shape[1]
     if got_sizes == sizes[:-1] and len(sizes) > 1 and sizes[-1] < size:
         return ["last-batch-dropped"]
-    longest = max(x_batches, key=len) if x_batches else []
-    if (got_sizes != sizes and len(x_batches) >= 2 and all(x_batches)
-            and all(batch == longest[:len(batch)] for batch in x_batches)):
-        return ["every-batch-from-start"]  # each slice restarts at column 0, whatever its end
+    # each full slice restarts at column 0, whatever its end (the last, partial batch may be right)
+    leading = x_batches[:-1] if m % size and len(x_batches) > 2 else x_batches
+    longest = max(leading, key=len) if leading else []
+    if (got_sizes != sizes and len(leading) >= 2 and all(leading)
+            and all(batch == longest[:len(batch)] for batch in leading)):
+        return ["every-batch-from-start"]
     if _last_batch_astray(x_batches, sizes, m, size):
         return ["last-batch-misaligned"]
     if got_sizes != sizes:
@@ -669,9 +679,9 @@ def _diagnose_batches(case, got, dtype, conventions) -> Diagnosis | None:
 # ---------------------------------------------------------------- the public entry points
 
 
-def diagnose(case, got, dtype: str = "float64") -> str | None:
+def diagnose(case, got, dtype: str = "float64", pairs_seen=()) -> str | None:
     """One line naming the known mistake ``got`` matches on ``case``, or None (always None when correct)."""
-    found = diagnose_case(case, got, dtype)
+    found = diagnose_case(case, got, dtype, pairs_seen)
     return found.text if found else None
 
 

@@ -10,14 +10,20 @@ from .checks import check_case
 from .results import CaseResult, RunReport
 
 
-def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False) -> CaseResult:
-    """Check one case and, when it fails on its values, name the likely mistake."""
+def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, pairs_seen=None) -> CaseResult:
+    """Check one case and, when it fails on its values, name the likely mistake.
+
+    ``pairs_seen`` (a set, kept across one target's cases) collects the pairs of mistakes named so far,
+    which the diagnosis of later cases tries first.
+    """
     outcome = check_case(case, session, dtype, conventions)
     comparison = outcome.comparison
     diagnosis = None
+    pairs_seen = set() if pairs_seen is None else pairs_seen
     try:
         if outcome.status == "fail" and outcome.got is not None:
-            diagnosis = diagnose.diagnose(case, outcome.got, dtype)
+            diagnosis = diagnose.diagnose(case, outcome.got, dtype, sorted(pairs_seen))
+            pairs_seen.update(name for name in diagnose.mistake_names(diagnosis) if "+" in name)
         elif outcome.status == "error":
             diagnosis = diagnose.diagnose_error(case, outcome.message)
     except Exception as error:  # noqa: BLE001 - a diagnosis must never cost the result
@@ -35,8 +41,9 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str) ->
     """Every selected case, in order; one case's trouble never costs another's result."""
     report = RunReport(target=target, dtype=dtype, conventions=conventions, target_name=session.info.name,
                        skipped=list(selection.skipped), warnings=list(selection.warnings))
+    pairs_seen: set[str] = set()
     for case in selection.run:
-        result = run_case(case, session, dtype, conventions, case.id in selection.xfail)
+        result = run_case(case, session, dtype, conventions, case.id in selection.xfail, pairs_seen)
         report.results.append(result)
     report.warnings += warnings_that_matter(session.info.warnings, report.results)
     xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]

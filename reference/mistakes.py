@@ -684,6 +684,7 @@ def _build() -> list[Mistake]:
 MISTAKES: tuple[Mistake, ...] = tuple(_build())
 
 _BY_KEY = {(m.op, m.name): m for m in MISTAKES}
+_ORDER = {m: index for index, m in enumerate(MISTAKES)}
 assert len(_BY_KEY) == len(MISTAKES), "mistake names must be unique within an op"
 
 
@@ -718,6 +719,7 @@ ERROR_MISTAKES: tuple[ErrorMistake, ...] = (
 
 def combined(first: Mistake, second: Mistake) -> Mistake | None:
     """Both mistakes at once, where both are knobs of the same buggy Adam that do not touch the same thing."""
+    first, second = sorted((first, second), key=_ORDER.get)  # one name per pair, in catalogue order
     knobs = [getattr(m.fn, "knobs", None) for m in (first, second)]
     if first.op != second.op or first.op != "adam.update" or not all(knobs) or set(knobs[0]) & set(knobs[1]):
         return None
