@@ -168,8 +168,10 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     update, init = f"{family}.update", f"{family}.init"
     inputs = cast_inputs(case.inputs, dtype)
     steps, scales = case.expected["steps"], case.tolerance["scale"]["steps"]
-    zeros = {key: np.zeros_like(value) for key, value in steps[0]["v"].items()}
-    golden_start = {"parameters": inputs["parameters"], "v": zeros} | ({"s": zeros} if family == "adam" else {})
+    def zeros():  # each state its own arrays: an update that works in place must not see v and s as one
+        return {key: np.zeros_like(value) for key, value in steps[0]["v"].items()}
+
+    golden_start = {"parameters": inputs["parameters"], "v": zeros()} | ({"s": zeros()} if family == "adam" else {})
 
     def first_wrong(state, mode, feed):
         """Run every step; return (failing Outcome or None, the steps returned)."""

@@ -31,11 +31,14 @@ subdirectory (Gradescope- and Moodle-style exports).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -196,6 +199,10 @@ class Graded:
     row: dict = field(default_factory=dict)
 
 
+IGNORED_CONVENTIONS = ("your file declares OPTCONFORM_CONVENTIONS; it was ignored: the instructor's "
+                       "conventions apply to every submission")
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -218,19 +225,19 @@ def grade_one(submission: Submission, args, prepared, stop: threading.Event) -> 
     ops, overrides, skip, xfail, cases = prepared
     try:
         try:
-            session = open_session(str(submission.path), None, args.timeout)
+            session = open_session(str(submission.path), None, args.timeout,
+                                   sandbox="off" if getattr(args, "no_sandbox", False) else "required")
         except TargetError as error:
             return Graded(submission, "load_error", reason=_one_line(_shorten_paths(str(error), submission.path)),
                           seconds=time.monotonic() - started)
         guarded = _GuardedSession(session, stop)
         try:
-            try:
-                conventions = resolve(session.info.conventions, overrides)
-            except ConventionError as error:
-                return Graded(submission, "load_error", reason=_one_line(f"the submission declares {error}"),
-                              seconds=time.monotonic() - started)
+            # The instructor decides the conventions: a submission's own declaration is ignored.
+            conventions = resolve({}, overrides)
             selection = select(cases, conventions, args.dtype, ops, skip, xfail)
             report = run_cases(guarded, selection, args.dtype, conventions, submission.display)
+            if session.info.conventions:
+                report.warnings.append(IGNORED_CONVENTIONS)
         finally:
             guarded.close()
         return Graded(submission, "ok", report=report, seconds=time.monotonic() - started)
@@ -443,7 +450,20 @@ def _csv_cell(value):
 
 
 def _write(path: Path, text: str) -> None:
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    """Write ``text`` atomically: a temporary file beside ``path``, then a rename over it."""
+    _replace(path, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
+
+
+def _replace(path: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def write_feedback(graded: Graded, row: dict, feedback_dir: Path) -> None:
@@ -466,11 +486,12 @@ def write_feedback(graded: Graded, row: dict, feedback_dir: Path) -> None:
 
 
 def write_gradebook(out: Path, rows: list[dict], graded: list[Graded], meta: dict) -> None:
-    with open(out / "gradebook.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _csv_cell(row[key]) for key in CSV_COLUMNS})
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_cell(row[key]) for key in CSV_COLUMNS})
+    _replace(out / "gradebook.csv", table.getvalue().encode("utf-8"))
     by_student = {g.submission.student: g for g in graded}
     entries = []
     for row in rows:
@@ -503,6 +524,13 @@ def summary_table(rows: list[dict]) -> str:
 
 def run_grade(args) -> int:
     prepared = prepare(args)
+    if not getattr(args, "no_sandbox", False):
+        from .sandbox import probe
+
+        missing = probe()
+        if missing:
+            raise UsageError(f"no sandbox for untrusted submissions: {missing}; run `optconform doctor`, or "
+                             "pass --no-sandbox to grade them unconfined")
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -523,6 +551,9 @@ def run_grade(args) -> int:
         default_max = len(select(cases, resolve({}, overrides), args.dtype, ops, skip, xfail).run)
     except ConventionError as error:
         raise UsageError(str(error)) from None
+    if default_max == 0:
+        raise UsageError("no case selected: every case was skipped or the selection is empty "
+                         "(check --ops, --skip and --dtype)")
 
     stop = threading.Event()
     total = len(submissions)

@@ -27,9 +27,14 @@ from dataclasses import dataclass, field
 
 from . import protocol
 from .adapter import PythonAdapter, ResultShapeError
+from .sandbox import apply_limits
 
 
 MAX_CONSECUTIVE_TIMEOUTS = 3
+#: A program may be restarted this many times in all (after crashes and timeouts) ...
+MAX_RESTARTS = 20
+#: ... and spend this many seconds in all (start-up and calls), before its remaining calls fail at once.
+MAX_SECONDS = 300.0
 
 
 class TargetError(Exception):
@@ -67,6 +72,8 @@ class InProcessSession:
             return self.adapter.call(op, args)
         except ResultShapeError as error:
             raise CallFailed(str(error)) from None
+        except SystemExit as error:  # a port that calls sys.exit must not end the run as if it passed
+            raise CallFailed(f"called sys.exit({error.code!r})") from None
         except Exception as error:  # noqa: BLE001 - the target's exception becomes this case's error
             raise CallFailed(f"{type(error).__name__}: {error}"[:300]) from None
 
@@ -98,8 +105,11 @@ class ProcessSession:
     """A program speaking the wire protocol, restarted whenever a call leaves it unusable."""
 
     def __init__(self, argv: list[str], name: str, timeout: float = 10.0, sandbox: bool = True,
-                 start_timeout: float | None = None):
-        self.argv, self.timeout, self.sandbox = argv, timeout, sandbox
+                 start_timeout: float | None = None, confined: bool = False, warnings: list[str] | None = None):
+        """``sandbox``: a scrubbed environment and a scratch working directory. ``confined``: ``argv`` is a
+        bubblewrap command (:mod:`.sandbox`), started under its resource limits."""
+        self.argv, self.timeout, self.sandbox, self.confined = argv, timeout, sandbox, confined
+        self.extra_warnings = list(warnings or [])
         self.start_timeout = start_timeout if start_timeout is not None else max(timeout, 30.0)
         self.display_name = name
         self.process: subprocess.Popen | None = None
@@ -107,9 +117,13 @@ class ProcessSession:
         self._buffer = b""
         self._next_id = 0
         self._scratch = tempfile.TemporaryDirectory(prefix="optconform-")
-        #: Timeouts in a row, per op: after MAX_CONSECUTIVE_TIMEOUTS an op's calls fail at once,
-        #: so one hanging function costs a few timeouts, not one per case.
+        #: Calls in a row, per op, that ended the program (a timeout, a crash, an exit): after
+        #: MAX_CONSECUTIVE_TIMEOUTS an op's calls fail at once, so one hanging or crashing function costs
+        #: a few restarts, not one per case. Over the whole session, MAX_RESTARTS and MAX_SECONDS cap it.
         self.timeouts: collections.Counter = collections.Counter()
+        self.crashes: collections.Counter = collections.Counter()
+        self.restarts = 0
+        self.started = time.monotonic()
         self.info = self._start(first=True)
 
     # ------------------------------------------------------------ process
@@ -119,7 +133,8 @@ class ProcessSession:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 cwd=self._scratch.name if self.sandbox else None,
-                env=sandbox_environment(self._scratch.name) if self.sandbox else None, start_new_session=True)
+                env=sandbox_environment(self._scratch.name) if self.sandbox else None, start_new_session=True,
+                preexec_fn=apply_limits if self.confined else None)
         except (OSError, ValueError) as error:
             raise TargetError(f"cannot start {self.display_name}: {getattr(error, 'strerror', None) or error}") from None
         os.set_blocking(self.process.stdin.fileno(), False)  # writes are bounded by the call's deadline
@@ -161,7 +176,7 @@ class ProcessSession:
             self._kill()
             raise TargetError(f"{self.display_name}: {'no' if first else 'no longer a'} usable hello: {error}") from None
         return TargetInfo(result["name"], list(result["ops"]), dict(result.get("conventions", {})),
-                          result.get("protocol", "unversioned"), list(result.get("warnings", [])))
+                          result.get("protocol", "unversioned"), self.extra_warnings + list(result.get("warnings", [])))
 
     def _restart(self) -> None:
         self._kill()
@@ -267,23 +282,42 @@ class ProcessSession:
     def call(self, op: str, args: dict, conventions: dict | None = None) -> tuple[dict, list[str]]:
         if op not in self.info.ops:
             raise NotImplementedOp(op)
-        if self.timeouts[op] >= MAX_CONSECUTIVE_TIMEOUTS:
-            raise CallFailed(f"not run: {op} timed out {self.timeouts[op]} times in a row "
-                             f"(limit {self.timeout:g} s per call)")
+        self._refuse_past_caps(op)
         try:
             result, problems = self._request(op, protocol.encode_args(args), self.timeout, conventions)
         except _Refused as refusal:
-            self.timeouts[op] = 0
+            self.timeouts[op] = self.crashes[op] = 0
             raise CallFailed(str(refusal)) from None
         except CallFailed as failure:
-            self.timeouts[op] = self.timeouts[op] + 1 if isinstance(failure, _TimedOut) else 0
-            self._restart()
+            timed_out = isinstance(failure, _TimedOut)
+            self.timeouts[op] = self.timeouts[op] + 1 if timed_out else 0
+            self.crashes[op] = 0 if timed_out else self.crashes[op] + 1
+            self.restarts += 1
+            if self.restarts <= MAX_RESTARTS and not self._out_of_time():
+                self._restart()
+            else:
+                self._kill()
             raise
-        self.timeouts[op] = 0
+        self.timeouts[op] = self.crashes[op] = 0
         try:
             return protocol.decode_result(op, result), problems
         except protocol.ProtocolError as error:
             raise CallFailed(str(error)) from None
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() - self.started > MAX_SECONDS
+
+    def _refuse_past_caps(self, op: str) -> None:
+        """Fail a call at once when the op keeps hanging or crashing, or the program's budget is spent."""
+        if self.timeouts[op] >= MAX_CONSECUTIVE_TIMEOUTS:
+            raise CallFailed(f"not run: {op} timed out {self.timeouts[op]} times in a row "
+                             f"(limit {self.timeout:g} s per call)")
+        if self.crashes[op] >= MAX_CONSECUTIVE_TIMEOUTS:
+            raise CallFailed(f"not run: {op} ended the program {self.crashes[op]} times in a row")
+        if self.restarts > MAX_RESTARTS:
+            raise CallFailed(f"not run: the program was restarted {MAX_RESTARTS} times, its limit")
+        if self._out_of_time():
+            raise CallFailed(f"not run: the program used up its {MAX_SECONDS:g} s in all")
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -318,9 +352,37 @@ def child_argv(target: str) -> list[str]:
     return [sys.executable, "-m", "optconform.harness.child", target, "--sys-path", os.getcwd()]
 
 
-def open_session(target: str | None, cmd: str | None, timeout: float, in_process: bool = True):
+#: How untrusted files are run: ``required`` (grade: no sandbox, no run), ``auto`` (check: the sandbox where
+#: this machine has one, else a warning), ``off`` (the instructor's explicit --no-sandbox).
+SANDBOX_MODES = ("required", "auto", "off")
+
+
+def file_session(target: str, timeout: float, sandbox: str = "auto") -> "ProcessSession":
+    """A ``.py`` file or notebook served by the child, inside the bubblewrap sandbox when there is one."""
+    from pathlib import Path
+
+    from . import sandbox as confinement
+
+    name = os.path.basename(target)
+    if sandbox != "off":
+        reason = confinement.probe()
+        if reason is None:
+            argv = confinement.Policy(Path(target).resolve()).command(confinement.bwrap_binary())
+            return ProcessSession(argv, name, timeout, sandbox=True, confined=True)
+        if sandbox == "required":
+            raise TargetError(f"no sandbox for untrusted code: {reason} (run `optconform doctor`; "
+                              "--no-sandbox runs submissions unconfined)")
+        warning = f"no sandbox: {reason}; {name} ran with the grader's own rights"
+    else:
+        warning = f"no sandbox (--no-sandbox): {name} ran with the grader's own rights"
+    return ProcessSession(child_argv(target), name, timeout, sandbox=True, warnings=[warning])
+
+
+def open_session(target: str | None, cmd: str | None, timeout: float, in_process: bool = True,
+                 sandbox: str = "auto"):
     """The session for a command-line target: a module in-process (or, with ``in_process=False``,
-    in a sandboxed child like a file), a file or notebook in a child, or ``--cmd``."""
+    in a child like a file, unconfined: a module is trusted code), a file or notebook in the
+    sandboxed child (``sandbox``: see :data:`SANDBOX_MODES`), or ``--cmd``."""
     from .loader import LoadError, is_file_target, load_module_target
 
     if cmd:
@@ -336,7 +398,7 @@ def open_session(target: str | None, cmd: str | None, timeout: float, in_process
     if is_file_target(target):
         if not os.path.exists(target):
             raise TargetError(f"{target}: no such file")
-        return ProcessSession(child_argv(target), os.path.basename(target), timeout, sandbox=True)
+        return file_session(target, timeout, sandbox)
     if not in_process:
         return ProcessSession(child_argv(target), target, timeout, sandbox=True)
     if os.getcwd() not in sys.path:  # import a module as `python -m` would, from here

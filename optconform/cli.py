@@ -67,6 +67,13 @@ def _check(args) -> int:
     return run_check(args)
 
 
+def _doctor(args) -> int:
+    from optconform.harness.sandbox import describe, probe
+
+    print(describe())
+    return EXIT_OK if probe() is None else EXIT_NONCONFORMING
+
+
 def _grade(args) -> int:
     from optconform.harness.grade import run_grade
 
@@ -100,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json", "junit", "gradescope"), default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints)")
     check.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+    check.add_argument("--no-sandbox", action="store_true",
+                       help="run a .py or .ipynb target unconfined (by default it runs in the bubblewrap sandbox "
+                            "where this machine has one, with a warning where it does not)")
     check.set_defaults(run=_check)
 
     generate = sub.add_parser("generate", help="write the golden vectors from the reference")
@@ -113,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_options(grade)
     grade.add_argument("--out", metavar="DIR", default="grades", help="where the gradebook and feedback go")
     grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="grade without the sandbox (refused by default where none can be set up)")
     grade.set_defaults(run=_grade)
+
+    doctor = sub.add_parser("doctor", help="what isolation this machine gives untrusted submissions")
+    doctor.set_defaults(run=_doctor)
 
     listing = sub.add_parser("list", help="the ops, conventions, tags and cases")
     add_check_options(listing)

@@ -79,7 +79,7 @@ def _validator():
 def read_file(path: Path, validate: bool = True) -> list[Case]:
     """The cases of one vector file."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except OSError as error:
         raise VectorError(f"{path}: cannot read ({error.strerror or error})") from None
     except (ValueError, RecursionError) as error:  # bad JSON or UTF-8, a 4300-digit integer, nesting too deep
@@ -106,7 +106,42 @@ def read_file(path: Path, validate: bool = True) -> list[Case]:
                 tolerance=decode_value(raw["tolerance"], "tolerance"), float64_only=raw.get("float64_only")))
         except (CodecError, KeyError, TypeError, AttributeError, ValueError, RecursionError) as error:
             raise VectorError(f"{where}: {error}") from None
+        problem = _tolerance_problem(cases[-1].tolerance)
+        if problem:
+            raise VectorError(f"{where}: tolerance {problem}: a case must never pass by its tolerance alone")
     return cases
+
+
+def _no_constant(name: str):
+    """JSON's non-standard ``NaN``/``Infinity``: refused (non-finite values are the strings the codec knows)."""
+    raise ValueError(f"{name} is not JSON (non-finite numbers are written \"nan\", \"inf\", \"-inf\" in arrays)")
+
+
+def _tolerance_problem(tolerance: dict) -> str | None:
+    """What makes a tolerance vacuous or meaningless: NaN, infinite or negative rtol, atol or scale."""
+    import math
+
+    import numpy as np
+
+    for dtype, bounds in tolerance.items():
+        if dtype == "scale":
+            continue
+        for key in ("rtol", "atol"):
+            value = bounds.get(key) if isinstance(bounds, dict) else None
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                return f"{dtype}.{key} is {value!r}"
+    stack = [tolerance.get("scale")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif item is not None:
+            array = np.asarray(item, dtype=np.float64)
+            if not np.all(np.isfinite(array)) or np.any(array < 0):
+                return "scale holds a NaN, infinite or negative value"
+    return None
 
 
 def _case_id_at(document, path) -> str:
