@@ -76,6 +76,24 @@ class Submission:
     display: str        # the path as the gradebook shows it
     problem: str = ""   # set when the submission is known to be ungradable before it runs (e.g. two files)
 
+    def __post_init__(self):  # names from LMS exports need not be UTF-8: shown with U+FFFD, never a crash
+        self.student, self.display = _printable(self.student), _printable(self.display)
+
+
+def _printable(text: str) -> str:
+    """A file name as text that any output can hold (undecodable bytes become U+FFFD)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _loops(path: Path) -> bool:
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:
+        return True
+    except OSError:
+        return False
+    return False
+
 
 def _gradable(path: Path) -> bool:
     return path.suffix in SUFFIXES and not path.name.startswith(".")
@@ -108,7 +126,10 @@ def expand_submissions(paths: list[str], exclude: Path | None = None) -> tuple[l
             for entry in entries:
                 if not _visible(entry) or (exclude is not None and _same_path(entry, exclude)):
                     continue
-                if entry.is_file() and _gradable(entry):
+                if _gradable(entry) and not entry.is_file():
+                    what = "a symlink loop" if entry.is_symlink() and _loops(entry) else "not a readable file"
+                    found.append(Submission(entry.stem, entry, str(entry), f"{entry.name}: skipped: {what}"))
+                elif entry.is_file() and _gradable(entry):
                     found.append(Submission(entry.stem, entry, str(entry)))
                 elif entry.is_dir():
                     try:
@@ -125,7 +146,11 @@ def expand_submissions(paths: list[str], exclude: Path | None = None) -> tuple[l
                                                 f"{len(inside)} .py/.ipynb files in {entry.name}/ ({names}); "
                                                 "expected exactly one"))
                     else:
-                        print(f"optconform: note: {entry}: no .py or .ipynb file inside; not graded", file=sys.stderr)
+                        print(f"optconform: note: {_printable(str(entry))}: no .py or .ipynb file inside; not graded",
+                              file=sys.stderr)
+                elif entry.is_symlink():
+                    print(f"optconform: warning: {_printable(str(entry))}: skipped: a broken link or symlink loop",
+                          file=sys.stderr)
             if len(found) == before:
                 errors.append(f"{text}: no .py or .ipynb submissions in this directory")
         else:
@@ -136,7 +161,7 @@ def expand_submissions(paths: list[str], exclude: Path | None = None) -> tuple[l
 def _same_path(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return False
 
 
@@ -371,7 +396,7 @@ def _mistake(diagnosis: str) -> str:
 def feedback_header(graded: Graded, row: dict) -> str:
     """A short, friendly note for the student, naming the main mistakes before the full report."""
     sub = graded.submission
-    lines = [f"Feedback for {sub.student} ({sub.path.name})",
+    lines = [f"Feedback for {sub.student} ({_printable(sub.path.name)})",
              f"Score: {row['score']}/{row['max_score']} ({row['percent']:.1f}%)", ""]
     if graded.status != "ok":
         lines += ["Your submission could not be graded, so nothing was checked and the score is 0:",
@@ -451,7 +476,7 @@ def _csv_cell(value):
 
 def _write(path: Path, text: str) -> None:
     """Write ``text`` atomically: a temporary file beside ``path``, then a rename over it."""
-    _replace(path, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
+    _replace(path, (text if text.endswith("\n") else text + "\n").encode("utf-8", "replace"))
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -491,7 +516,7 @@ def write_gradebook(out: Path, rows: list[dict], graded: list[Graded], meta: dic
     writer.writeheader()
     for row in rows:
         writer.writerow({key: _csv_cell(row[key]) for key in CSV_COLUMNS})
-    _replace(out / "gradebook.csv", table.getvalue().encode("utf-8"))
+    _replace(out / "gradebook.csv", table.getvalue().encode("utf-8", "replace"))
     by_student = {g.submission.student: g for g in graded}
     entries = []
     for row in rows:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -199,3 +200,22 @@ def test_issues_group_cases_by_the_mistake_named_first():
     found = issues(RunReport("t.py", "float64", {}, results))
     assert len(found) == 1
     assert (found[0].kind, found[0].count, found[0].total, found[0].text) == ("diagnosed", 3, 4, plain)
+
+
+def test_symlink_loops_and_undecodable_names_get_their_own_rows(tmp_path):
+    subs = tmp_path / "export"
+    subs.mkdir()
+    (subs / "loop.py").symlink_to("loop.py")
+    (subs / "a.py").symlink_to("b.py")
+    (subs / "b.py").symlink_to("a.py")
+    odd = os.fsdecode(b"stud\xe9nt.py")
+    (subs / odd).write_text(CORRECT, encoding="utf-8")
+    out = tmp_path / "grades"
+    code = main(["grade", str(subs), "--ops", "adam.init", "--out", str(out), "--no-sandbox"])
+    assert code == 0
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"loop", "a", "b", "stud\ufffdnt"}
+    assert all(rows[name]["status"] == "load_error" and "symlink loop" in rows[name]["diagnosis"]
+               for name in ("loop", "a", "b"))
+    assert rows["stud\ufffdnt"]["score"] == rows["stud\ufffdnt"]["max_score"]

@@ -429,3 +429,26 @@ def test_errors_of_one_kind_are_summarized_in_one_line():
     report = run(with_changes(initialize_velocity=broken), ops_wanted=["momentum.init"])
     lines = [line for line in report.diagnosis_summary if "error" in line]
     assert len(lines) == 1 and lines[0].startswith(f"momentum.init: {INIT_CASES} cases error: ValueError: cannot handle ")
+
+
+def test_a_port_that_calls_sys_exit_errs_instead_of_ending_the_run_green():
+    import sys as system
+
+    target = with_changes(initialize_velocity=lambda parameters: system.exit(0))
+    report = run(target, ops_wanted=["momentum.init"])
+    assert report.results and all(r.status == "error" and "sys.exit(0)" in r.message for r in report.results)
+
+
+def test_an_in_place_adam_passes_in_process_because_v_and_s_are_never_one_dict():
+    def in_place(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8):
+        for param, grad in ops.slot_names(parameters):
+            v[grad] *= beta1
+            v[grad] += (1 - beta1) * grads[grad]
+            s[grad] *= beta2
+            s[grad] += (1 - beta2) * grads[grad] ** 2
+            parameters[param] = parameters[param] - learning_rate * (v[grad] / (1 - beta1 ** t)) / (
+                np.sqrt(s[grad] / (1 - beta2 ** t)) + epsilon)
+        return parameters, v, s
+
+    report = run(with_changes(update_parameters_with_adam=in_place), ops_wanted=["adam.trajectory"])
+    assert report.results and failures(report) == []

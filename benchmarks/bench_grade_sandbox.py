@@ -1,0 +1,67 @@
+"""What the sandbox costs: ``optconform grade`` on the same folder with and without it, in one run.
+
+    python benchmarks/bench_grade_sandbox.py [--students 12] [--repeat 3] [--jobs 2]
+
+The folder holds copies of the course-style examples (every course version) and
+of the buggy example. The two settings are timed alternately, ``--repeat`` times
+each, so machine load hits both alike; the figure that matters is the ratio of
+the medians (sandboxed / unconfined), printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = [*sorted((ROOT / "examples" / "course").iterdir()), ROOT / "examples" / "buggy_submission.py"]
+
+
+def make_class(folder: Path, students: int) -> None:
+    for index in range(students):
+        source = EXAMPLES[index % len(EXAMPLES)]
+        shutil.copyfile(source, folder / f"student{index:03d}{source.suffix}")
+
+
+def grade_seconds(folder: Path, out: Path, jobs: int, sandbox: bool) -> float:
+    argv = [sys.executable, "-m", "optconform.cli", "grade", str(folder), "--out", str(out), "--jobs", str(jobs)]
+    if not sandbox:
+        argv.append("--no-sandbox")
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"grade failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    return elapsed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=12)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="optconform-bench-") as scratch:
+        folder = Path(scratch) / "class"
+        folder.mkdir()
+        make_class(folder, args.students)
+        times = {True: [], False: []}
+        for _ in range(args.repeat):
+            for sandbox in (True, False):
+                times[sandbox].append(grade_seconds(folder, Path(scratch) / "grades", args.jobs, sandbox))
+    confined, plain = statistics.median(times[True]), statistics.median(times[False])
+    print(f"{args.students} submissions, --jobs {args.jobs}, {args.repeat} runs each (medians):")
+    print(f"  sandboxed:  {confined:.2f} s  ({confined / args.students:.3f} s per submission)")
+    print(f"  unconfined: {plain:.2f} s  ({plain / args.students:.3f} s per submission)")
+    print(f"  sandboxed / unconfined = {confined / plain:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
