@@ -20,7 +20,7 @@ def prepare(args):
         ops = parse_ops(args.ops)
         overrides = parse_conventions(args.convention)
         skip, xfail = PrefixList.read(args.skip), PrefixList.read(args.xfail)
-        cases = load_suite(args.vectors) if args.vectors else load_suite()
+        cases = load_suite(args.vectors, visibility=getattr(args, "visibility", None))
     except (SelectionError, VectorError) as error:
         raise UsageError(str(error)) from None
     if args.timeout is not None and not 0 < args.timeout < float("inf"):  # also refuses nan

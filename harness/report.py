@@ -434,7 +434,8 @@ def gradescope_results(report: RunReport) -> dict:
                 "output": _student_output(case),
                 "output_format": "text",
                 "tags": [case.op],
-                "visibility": "visible",
+                # a hidden case shows no value anyway; students see its verdict once grades are published
+                "visibility": "after_published" if case.hidden else "visible",
                 "extra_data": to_json_safe(
                     {
                         "op": case.op,

@@ -33,6 +33,8 @@ class CaseResult:
     why: str = ""
     details: list[str] = field(default_factory=list)
     xfail: bool = False
+    #: A hidden case: its message names what kind of thing went wrong, never a value.
+    hidden: bool = False
 
     @property
     def counts_as_failure(self) -> bool:
@@ -49,6 +51,7 @@ class CaseResult:
             "message": self.message,
             "diagnosis": self.diagnosis,
             "xfail": self.xfail,
+            "hidden": self.hidden,
             "description": self.description,
             "why": self.why,
             "details": self.details,

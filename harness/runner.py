@@ -29,12 +29,35 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
     except Exception as error:  # noqa: BLE001 - a diagnosis must never cost the result
         diagnosis = None
         outcome.details.append(f"(diagnosis unavailable: {type(error).__name__}: {error})")
-    return CaseResult(
+    result = CaseResult(
         id=case.id, op=case.op, status=outcome.status, message=outcome.message,
         max_abs_err=comparison.max_abs_err if comparison else None,
         max_rel_err=comparison.max_rel_err if comparison else None,
         diagnosis=diagnosis, description=case.description, why=case.why,
         details=outcome.details, xfail=xfail)
+    return withheld(result) if getattr(case, "hidden", False) else result
+
+
+def withheld(result: CaseResult) -> CaseResult:
+    """A hidden case's result as a student may see it: the op, pass or fail, the named mistake; no value.
+
+    The message keeps only its kind (which output key differs, the exception's
+    type), since a value, expected or the student's own (printed into an error
+    message, say), would give the hidden case away.
+    """
+    result.hidden = True
+    result.max_abs_err = result.max_rel_err = None
+    result.details = []
+    if result.status == "fail":
+        key = re.match(r"[\w.\[\]]*?(?=\[|:)", result.message)
+        where = f" in {key.group(0)}" if key and key.group(0) else ""
+        result.message = f"the result differs from the reference{where} (hidden case: values withheld)"
+    elif result.status == "error":
+        kind = re.match(r"(?:not run: )?([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b)?", result.message)
+        result.message = (f"{kind.group(1) or 'the call failed'} (hidden case: details withheld)"
+                          if not result.message.startswith("not run:") else result.message.split(":", 2)[0]
+                          + ": " + result.message.split(":", 2)[1].strip()[:80])
+    return result  # a diagnosis is the catalogue's words and key names, never a value: it stays
 
 
 def run_cases(session, selection, dtype: str, conventions: dict, target: str) -> RunReport:

@@ -29,12 +29,14 @@ def _generate(args) -> int:
     from optconform.reference.catalogue import DEFAULT_SEED
     from optconform.vectors import shipped_dir
 
-    seed = DEFAULT_SEED if args.seed is None else args.seed
     out = Path(args.out) if args.out else shipped_dir()
+    recorded = _manifest(out) if args.check else {}
+    seed = args.seed if args.seed is not None else recorded.get("seed", DEFAULT_SEED)
+    visibility = args.visibility or recorded.get("visibility")
     if args.check:
         if not out.is_dir():
             raise UsageError(f"{out}: no such vector directory")
-        problems = generate.check_suite(out, seed)
+        problems = generate.check_suite(out, seed, visibility)
         for line in problems:
             print(line)
         if problems:
@@ -47,11 +49,22 @@ def _generate(args) -> int:
     if args.out is None and args.seed is not None:
         raise UsageError("--seed without --out would overwrite the shipped vectors; give --out DIR")
     try:
-        written = generate.write_suite(out, seed)
+        written = generate.write_suite(out, seed, visibility)
     except OSError as error:
         raise UsageError(f"cannot write to {out}: {error.strerror or error}") from None
     print(f"wrote {len(written)} files to {out}")
     return EXIT_OK
+
+
+def _manifest(directory: Path) -> dict:
+    """A vector directory's manifest (its seed and visibility), or {} where there is none to read."""
+    import json
+
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def _list(args) -> int:
@@ -92,6 +105,9 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--xfail", metavar="FILE", help="case-id prefixes expected to fail, one a line")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="per-call time limit for a child process (default 10)")
+    parser.add_argument("--visibility", choices=("visible", "hidden"),
+                        help="override the vector set's visibility: hidden cases never show inputs, expected "
+                             "or returned values (default: the set's manifest; the shipped set is visible)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on differences")
     generate.add_argument("--seed", type=int, help="a private set: same catalogue, fresh numbers")
     generate.add_argument("--out", metavar="DIR", help="where to write (default: the shipped vectors)")
+    generate.add_argument("--visibility", choices=("visible", "hidden"),
+                          help="whether feedback may show the set's values (default: hidden for --seed, "
+                               "visible for the shipped set; --check reads it from the manifest)")
     generate.set_defaults(run=_generate)
 
     grade = sub.add_parser("grade", help="grade many submissions into a gradebook and feedback")

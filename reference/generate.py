@@ -218,13 +218,23 @@ def render_file(content: dict, seed: int) -> str:
     return f'{head}, "cases": [\n{cases}\n]}}\n'
 
 
-def render_manifest(rendered: dict[str, str], files: dict[str, dict], seed: int) -> str:
+#: Who may see a set's inputs and expected values in feedback: the shipped set is public; a private one
+#: (``generate --seed``) is hidden unless ``--visibility visible`` says otherwise.
+VISIBILITIES = ("visible", "hidden")
+
+
+def default_visibility(seed: int) -> str:
+    return "visible" if seed == DEFAULT_SEED else "hidden"
+
+
+def render_manifest(rendered: dict[str, str], files: dict[str, dict], seed: int, visibility: str) -> str:
     manifest = {
         "suite": "optconform",
         "suite_version": __version__,
         "schema_version": SCHEMA_VERSION,
         "numpy_version": np.__version__,
         "seed": seed,
+        "visibility": visibility,
         "golden_values": exact.METHOD,
         "files": {name: {"sha256": hashlib.sha256(text.encode()).hexdigest(),
                          "cases": len(files[name]["cases"])} for name, text in rendered.items()},
@@ -232,28 +242,28 @@ def render_manifest(rendered: dict[str, str], files: dict[str, dict], seed: int)
     return json.dumps(manifest, indent=2) + "\n"
 
 
-def render_suite(seed: int = DEFAULT_SEED) -> dict[str, str]:
+def render_suite(seed: int = DEFAULT_SEED, visibility: str | None = None) -> dict[str, str]:
     """Every file of a vector directory as text, the manifest included."""
     files = build_suite(seed)
     rendered = {name: render_file(content, seed) for name, content in files.items()}
-    rendered["manifest.json"] = render_manifest(rendered, files, seed)
+    rendered["manifest.json"] = render_manifest(rendered, files, seed, visibility or default_visibility(seed))
     return rendered
 
 
-def write_suite(out: Path, seed: int = DEFAULT_SEED) -> list[Path]:
+def write_suite(out: Path, seed: int = DEFAULT_SEED, visibility: str | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render_suite(seed).items():
+    for name, text in render_suite(seed, visibility).items():
         path = out / name
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 
 
-def check_suite(directory: Path, seed: int = DEFAULT_SEED) -> list[str]:
+def check_suite(directory: Path, seed: int = DEFAULT_SEED, visibility: str | None = None) -> list[str]:
     """What differs between ``directory`` and a fresh generation: one line per case or file."""
     problems = []
-    for name, text in render_suite(seed).items():
+    for name, text in render_suite(seed, visibility).items():
         path = directory / name
         if name == "manifest.json":
             problems.extend(_manifest_problems(path, text))

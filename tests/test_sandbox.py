@@ -230,3 +230,33 @@ def test_no_case_selected_is_a_usage_error_not_a_green_run(tmp_path):
     target.write_text(COURSE, encoding="utf-8")
     done = cli("check", target, "--ops", "adam", "--skip", skip)
     assert done.returncode == 2 and "no case selected" in done.stderr
+
+
+def test_hidden_cases_never_show_a_value_in_any_output(tmp_path):
+    """A private set is hidden: feedback and Gradescope output name the op, the verdict and the mistake only."""
+    from optconform.vectors import load_suite
+
+    private = tmp_path / "private"
+    assert cli("generate", "--seed", "11", "--out", private).returncode == 0
+    assert json.loads((private / "manifest.json").read_text(encoding="utf-8"))["visibility"] == "hidden"
+    buggy = COURSE.replace(" / (1 - beta1 ** t)", "")
+    assert buggy != COURSE
+    rows, out, done = grade(tmp_path, {"buggy": buggy, "printer": ADAM_HEADER + """
+def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999,
+                                epsilon=1e-8):
+    print(repr(parameters), repr(grads))
+    raise ValueError(repr(parameters) + repr(grads))
+"""}, "--vectors", private)
+    gradescope = tmp_path / "results.json"
+    cli("check", tmp_path / "subs" / "printer.py", "--vectors", private, "--ops", "adam.update",
+        "--format", "gradescope", "--output", gradescope)
+    text = every_output(out, done) + gradescope.read_text(encoding="utf-8")
+    secrets = set()
+    for case in load_suite(private):
+        if case.op == "adam.update":
+            secrets.add(repr(float(case.inputs["parameters"]["W1"].flat[0]))[:12])
+            secrets.add(repr(float(case.expected["parameters"]["W1"].flat[0]))[:12])
+    assert secrets and not [value for value in secrets if value in text]
+    assert "only-second-correction" in rows["buggy"]["diagnosis"], rows["buggy"]
+    tests = json.loads(gradescope.read_text(encoding="utf-8"))["tests"]
+    assert tests and all(test["visibility"] == "after_published" for test in tests)

@@ -39,6 +39,8 @@ class Case:
     expected: dict
     tolerance: dict
     float64_only: str | None = None
+    #: A hidden case's feedback names the op, pass or fail and the mistake, never a value.
+    hidden: bool = False
 
     def runs_at(self, dtype: str) -> bool:
         return dtype in self.tolerance
@@ -76,7 +78,7 @@ def _validator():
     return jsonschema.Draft202012Validator(schema())
 
 
-def read_file(path: Path, validate: bool = True) -> list[Case]:
+def read_file(path: Path, validate: bool = True, hidden: bool = False) -> list[Case]:
     """The cases of one vector file."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
@@ -103,7 +105,8 @@ def read_file(path: Path, validate: bool = True) -> list[Case]:
                 id=raw["id"], op=raw["op"], description=raw["description"], why=raw["why"],
                 tags=tuple(raw["tags"]), conventions=dict(raw["conventions"]),
                 inputs=decode_value(raw["inputs"], "inputs"), expected=decode_value(raw["expected"], "expected"),
-                tolerance=decode_value(raw["tolerance"], "tolerance"), float64_only=raw.get("float64_only")))
+                tolerance=decode_value(raw["tolerance"], "tolerance"), float64_only=raw.get("float64_only"),
+                hidden=hidden))
         except (CodecError, KeyError, TypeError, AttributeError, ValueError, RecursionError) as error:
             raise VectorError(f"{where}: {error}") from None
         problem = _tolerance_problem(cases[-1].tolerance)
@@ -154,22 +157,34 @@ def _case_id_at(document, path) -> str:
     return ""
 
 
-def load_suite(directory: Path | str | None = None, validate: bool | None = None) -> list[Case]:
+def visibility_of(directory: Path) -> str:
+    """``visible`` or ``hidden``, as the set's manifest says; a set without one is hidden (fail closed)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        return manifest["visibility"] if manifest.get("visibility") in ("visible", "hidden") else "hidden"
+    except (OSError, ValueError, AttributeError, KeyError):
+        return "hidden"
+
+
+def load_suite(directory: Path | str | None = None, validate: bool | None = None,
+               visibility: str | None = None) -> list[Case]:
     """Every case of a vector directory (default: the shipped one), in file order.
 
     Validation against the schema is on for any directory given, off for the
-    shipped set (its tests validate it).
+    shipped set (its tests validate it). ``visibility`` overrides the set's own
+    (its manifest's; a private set from ``generate --seed`` is hidden).
     """
     directory = Path(directory) if directory is not None else shipped_dir()
     validate = (directory != shipped_dir()) if validate is None else validate
     if not directory.is_dir():
         raise VectorError(f"{directory}: no such vector directory")
+    hidden = (visibility or visibility_of(directory)) == "hidden"
     files = sorted(p for p in directory.glob("*.json") if p.name != "manifest.json")
     if not files:
         raise VectorError(f"{directory}: holds no vector files (*.json)")
     cases, seen = [], {}
     for path in files:
-        for case in read_file(path, validate):
+        for case in read_file(path, validate, hidden):
             if case.id in seen:
                 raise VectorError(f"{path.name}: case id {case.id!r} also in {seen[case.id]}")
             seen[case.id] = path.name
