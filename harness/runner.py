@@ -53,11 +53,25 @@ def withheld(result: CaseResult) -> CaseResult:
         where = f" in {key.group(0)}" if key and key.group(0) else ""
         result.message = f"the result differs from the reference{where} (hidden case: values withheld)"
     elif result.status == "error":
-        kind = re.match(r"(?:not run: )?([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b)?", result.message)
-        result.message = (f"{kind.group(1) or 'the call failed'} (hidden case: details withheld)"
-                          if not result.message.startswith("not run:") else result.message.split(":", 2)[0]
-                          + ": " + result.message.split(":", 2)[1].strip()[:80])
+        result.message = _without_values(result.message)
     return result  # a diagnosis is the catalogue's words and key names, never a value: it stays
+
+
+#: An exception raised by the target's own code: ``ValueError: <its text> (at file:line, in function)``.
+_RAISED = re.compile(r"^([A-Za-z_][\w.]*): .*?( \(at [^()]*:\d+, in \w+\))?$", re.DOTALL)
+
+
+def _without_values(message: str) -> str:
+    """An error message less whatever the target wrote into it: its exception's text, its stdout and stderr.
+
+    What the harness says itself (exited with code 7, killed by SIGSEGV, returned a tuple of 2, timed out)
+    holds no value of the case and stays.
+    """
+    message = re.split(r", after writing |; stderr: ", message, maxsplit=1)[0]
+    raised = _RAISED.match(message)
+    if raised and not message.startswith(("not run:", "not loaded:", "protocol error:")):
+        return f"{raised.group(1)}{raised.group(2) or ''} (hidden case: its message is withheld)"
+    return message
 
 
 def run_cases(session, selection, dtype: str, conventions: dict, target: str) -> RunReport:

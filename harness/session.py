@@ -226,6 +226,8 @@ class ProcessSession:
             code = self.process.wait(timeout=1) if self.process else None
         except subprocess.TimeoutExpired:
             return "closed its output"
+        if self.confined and code is not None and 128 < code < 128 + 65:
+            code = 128 - code  # bwrap reports its child killed by signal n as exit code 128 + n
         return _signal_name(code)
 
     def _stdout_hint(self) -> str:

@@ -104,7 +104,8 @@ def run_cli(*args, cwd=None, env=None, timeout=120) -> subprocess.CompletedProce
 def check(target, vectors, *options, cwd=None, env=None) -> subprocess.CompletedProcess:
     """``optconform check TARGET --vectors SMALL --format json --timeout 2 OPTIONS``."""
     target_args = ["--cmd", target[1]] if isinstance(target, tuple) else [target]
-    return run_cli("check", *target_args, "--vectors", vectors, "--format", "json", "--timeout", "2", *options,
+    return run_cli("check", *target_args, "--vectors", vectors, "--visibility", "visible", "--format", "json",
+                   "--timeout", "2", *options,
                    cwd=cwd, env=env)
 
 
@@ -216,11 +217,15 @@ def test_one_misbehaving_op_errors_and_the_others_are_kept(tmp_path, small_vecto
     results = statuses(proc)
     updates = {**of_op(results, "adam.update"), **of_op(results, "adam.trajectory")}
     assert len(updates) == 4
+    capped = [m for _, m in updates.values() if m.startswith("not run: adam.update ended the program")]
     for status, message in updates.values():
         assert status == "error", (name, status, message)
+        if message in capped:  # a call that ends the program three times in a row is not made again
+            continue
         for fragment in fragments:
             assert fragment.format(line=line) in message, (fragment, message)
         assert "adapter.py" not in message  # where the harness noticed is not the student's business
+    assert len(capped) < len(updates)
     kept = {**of_op(results, "adam.init"), **of_op(results, "momentum.init")}
     assert len(kept) == 4 and all(status == "pass" for status, _ in kept.values()), kept
 
@@ -607,7 +612,7 @@ def test_the_child_runs_in_a_sandbox(tmp_path, small_vectors):
     probe = json.loads(message[message.index("PROBE") + 5:message.index("END")])
     assert probe["secret"] == "absent"
     assert Path(probe["cwd"]).resolve() != caller.resolve() and Path(probe["cwd"]).resolve() != ROOT
-    assert Path(probe["cwd"]).name.startswith("optconform-")
+    assert Path(probe["cwd"]).name.startswith("optconform-") or probe["cwd"] == "/tmp"  # the sandbox's own tmpfs
     assert probe["omp"] == "1" and probe["openblas"] == "1"
     assert probe["stdin"] == "" and probe["fd0"] == ""
     assert probe["as_limited"] is True

@@ -89,7 +89,7 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, 
             found += glob.glob(f"{{top}}/**/{{name}}", recursive=True)
     cmdline = open("/proc/1/cmdline", "rb").read().decode(errors="replace")
     raise RuntimeError("FOUND:" + repr(found) + " PRIVATE:" + str({str(private)!r} in cmdline))
-"""}, "--vectors", private, "--timeout", "60")
+"""}, "--vectors", private, "--visibility", "visible", "--timeout", "60")
     assert rows["snoop"]["score"] == "0"
     report = json.loads((out / "feedback" / "snoop.json").read_text(encoding="utf-8"))
     messages = {c["message"] for c in report["cases"]}

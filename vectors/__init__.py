@@ -126,6 +126,8 @@ def _tolerance_problem(tolerance: dict) -> str | None:
 
     import numpy as np
 
+    if not isinstance(tolerance, dict):
+        return f"is {type(tolerance).__name__}, not an object"
     for dtype, bounds in tolerance.items():
         if dtype == "scale":
             continue
@@ -141,7 +143,10 @@ def _tolerance_problem(tolerance: dict) -> str | None:
         elif isinstance(item, list):
             stack.extend(item)
         elif item is not None:
-            array = np.asarray(item, dtype=np.float64)
+            try:
+                array = np.asarray(item, dtype=np.float64)
+            except (TypeError, ValueError):
+                return "scale holds something that is not a number"
             if not np.all(np.isfinite(array)) or np.any(array < 0):
                 return "scale holds a NaN, infinite or negative value"
     return None
