@@ -29,6 +29,7 @@ the threat model and why bubblewrap was chosen.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
@@ -86,6 +87,7 @@ def bwrap_binary() -> str | None:
 def _staged_child() -> str:
     """A private copy of the child server's modules, made once per grading process (read-only inside)."""
     root = Path(tempfile.mkdtemp(prefix="optconform-child-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     package = Path(str(resources.files("optconform")))
     for relative in CHILD_FILES:
         source = _source_of(package, relative)
@@ -121,9 +123,10 @@ class Policy:
 
     def command(self, bwrap: str) -> list[str]:
         """The whole ``bwrap`` command that starts the child server on the submission."""
+        # the tmpfs first: a runtime that lives under /tmp (a CI's throwaway venv) is bound onto it below
         argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv",
-                "--ro-bind", "/usr", "/usr"]
+                "--tmpfs", SCRATCH, "--ro-bind", "/usr", "/usr"]
         for name in ("bin", "lib", "lib64", "sbin"):
             if os.path.islink(f"/{name}"):
                 argv += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
@@ -140,7 +143,7 @@ class Policy:
                 argv += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
         argv += ["--ro-bind", _staged_child(), CHILD_ROOT,
                  "--ro-bind", str(self.submission), f"{SUBMISSION_DIR}/{self.submission.name}",
-                 "--proc", "/proc", "--dev", "/dev", "--tmpfs", SCRATCH, "--chdir", SCRATCH]
+                 "--proc", "/proc", "--dev", "/dev", "--chdir", SCRATCH]
         for key, value in self.environment().items():
             argv += ["--setenv", key, value]
         return argv + ["--", sys.executable, "-I", "-S", "-c", _BOOT, f"{SUBMISSION_DIR}/{self.submission.name}"]
