@@ -597,10 +597,6 @@ def run_grade(args) -> int:
             row = make_row(result, default_max)
             graded.append(result)
             rows_by_student[sub.student] = row
-            try:
-                write_feedback(result, row, feedback_dir)
-            except OSError as error:
-                write_errors.append(f"cannot write feedback for {sub.student}: {error.strerror or error}")
             if result.status == "ok":
                 note = f"{row['score']}/{row['max_score']}"
             else:
@@ -613,6 +609,12 @@ def run_grade(args) -> int:
     finally:
         executor.shutdown(wait=True)
 
+    # Every sandbox is gone by now: only the grader writes, each file atomically, after all are graded.
+    for result in graded:
+        try:
+            write_feedback(result, rows_by_student[result.submission.student], feedback_dir)
+        except OSError as error:
+            write_errors.append(f"cannot write feedback for {result.submission.student}: {error.strerror or error}")
     rows = [rows_by_student[name] for name in sorted(rows_by_student, key=lambda s: (s.lower(), s))]
     meta = {"dtype": args.dtype, "ops": args.ops or "all", "conventions": list(args.convention),
             "timeout": args.timeout, "vectors": args.vectors or "shipped", "max_score": default_max}

@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 COURSE = (ROOT / "examples" / "course" / "course_2021.py").read_text(encoding="utf-8")
 SECRET = "optconform-grader-secret-7f3a9"
 
-pytestmark = pytest.mark.skipif(probe() is not None, reason=f"no sandbox on this machine: {probe()}")
+# CI sets a sandbox up from its own install (.ci/run): there, a missing sandbox fails these tests, never skips them
+pytestmark = pytest.mark.skipif(probe() is not None and not os.environ.get("CI"),
+                                reason=f"no sandbox on this machine: {probe()}")
 
 
 def cli(*args, env=None, timeout=600, cwd=None):
@@ -260,3 +262,33 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, 
     assert "only-second-correction" in rows["buggy"]["diagnosis"], rows["buggy"]
     tests = json.loads(gradescope.read_text(encoding="utf-8"))["tests"]
     assert tests and all(test["visibility"] == "after_published" for test in tests)
+
+
+ATTACKS_FOR_CHECK = {
+    "copies the reference": """
+        from optconform.reference import *
+    """,
+    "reads the grader's environment": """
+        import os
+        def initialize_velocity(parameters):
+            raise RuntimeError(repr(dict(os.environ)) + open("/proc/1/environ", "rb").read().decode(errors="replace"))
+    """,
+    "declares a convention": """
+        import numpy as np
+        OPTCONFORM_CONVENTIONS = {"adam.epsilon": "inside_sqrt"}
+        def initialize_velocity(parameters):
+            return {"d" + k: np.ones_like(p) for k, p in parameters.items()}
+    """,
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS_FOR_CHECK))
+def test_attacks_through_check_get_nothing(tmp_path, attack):
+    path = tmp_path / "attack.py"
+    path.write_text(textwrap.dedent(ATTACKS_FOR_CHECK[attack]), encoding="utf-8")
+    env = {**os.environ, "OPTCONFORM_TEST_SECRET": SECRET}
+    done = cli("check", path, "--ops", "momentum.init", "--format", "gradescope", "--output", tmp_path / "r.json",
+               env=env)
+    results = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert results["score"] == 0 and done.returncode != 0
+    assert SECRET not in done.stdout + done.stderr + json.dumps(results)
