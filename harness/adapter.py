@@ -25,6 +25,12 @@ FUNCTION_NAMES = {
     "momentum.update": ("update_parameters_with_momentum",),
     "adam.init": ("initialize_adam", "initialize_parameters_Adam", "initialize_parameters_adam"),
     "adam.update": ("update_parameters_with_adam", "update_parameters_Adam", "update_parameters_adam"),
+    "gd.update": ("update_parameters_with_gd",),
+    "rmsprop.init": ("initialize_rmsprop", "initialize_RMSprop", "initialize_parameters_rmsprop"),
+    "rmsprop.update": ("update_parameters_with_rmsprop", "update_parameters_with_RMSprop",
+                       "update_parameters_rmsprop"),
+    "lr_decay.inverse_time": ("update_lr",),
+    "lr_decay.scheduled": ("schedule_lr_decay",),
 }
 #: Op -> call arguments in the course's positional order.
 ARGUMENTS = {
@@ -33,9 +39,15 @@ ARGUMENTS = {
     "momentum.update": ("parameters", "grads", "v", "beta", "learning_rate"),
     "adam.init": ("parameters",),
     "adam.update": ("parameters", "grads", "v", "s", "t", "learning_rate", "beta1", "beta2", "epsilon"),
+    "gd.update": ("parameters", "grads", "learning_rate"),
+    "rmsprop.init": ("parameters",),
+    "rmsprop.update": ("parameters", "grads", "s", "beta2", "learning_rate", "epsilon"),
+    "lr_decay.inverse_time": ("learning_rate0", "epoch_num", "decay_rate"),
+    "lr_decay.scheduled": ("learning_rate0", "epoch_num", "decay_rate", "time_interval"),
 }
 #: Inputs an op must leave as they were.
-UNCHANGED_INPUTS = {"mini_batches": ("X", "Y"), "momentum.update": ("grads",), "adam.update": ("grads",)}
+UNCHANGED_INPUTS = {"mini_batches": ("X", "Y"), "momentum.update": ("grads",), "adam.update": ("grads",),
+                    "gd.update": ("grads",), "rmsprop.update": ("grads",)}
 CONVENTIONS_ATTRIBUTE = "OPTCONFORM_CONVENTIONS"
 
 
@@ -87,7 +99,7 @@ def _changed_inputs(before: dict, after: dict) -> list[str]:
 
 
 #: What the init ops return, in order.
-INIT_OUTPUTS = {"momentum.init": ("v",), "adam.init": ("v", "s")}
+INIT_OUTPUTS = {"momentum.init": ("v",), "adam.init": ("v", "s"), "rmsprop.init": ("s",)}
 
 
 def _non_float_entries(trees: dict) -> list[str]:
@@ -169,6 +181,20 @@ class PythonAdapter:
         if op == "momentum.update":
             parameters, v = _returned(returned, 2, function)
             return {"parameters": _as_tree(parameters, "parameters"), "v": _as_tree(v, "v")}
+        if op == "gd.update":
+            (parameters,) = _returned(returned, 1, function)
+            return {"parameters": _as_tree(parameters, "parameters")}
+        if op == "rmsprop.init":
+            (s,) = _returned(returned, 1, function)
+            return {"s": _as_tree(s, "s")}
+        if op == "rmsprop.update":
+            parameters, s = _returned(returned, 2, function)
+            return {"parameters": _as_tree(parameters, "parameters"), "s": _as_tree(s, "s")}
+        if op in ("lr_decay.inverse_time", "lr_decay.scheduled"):
+            value = _as_array(returned, "the learning rate")
+            if value.size != 1:
+                raise ResultShapeError(f"{function} returned {value.size} numbers; expected one learning rate")
+            return {"learning_rate": value.reshape(())}
         parameters, v, s = _returned(returned, 3, function)
         return {"parameters": _as_tree(parameters, "parameters"), "v": _as_tree(v, "v"), "s": _as_tree(s, "s")}
 

@@ -226,6 +226,11 @@ CHECKERS = {
     "adam.update": check_single,
     "momentum.trajectory": check_trajectory,
     "adam.trajectory": check_trajectory,
+    "gd.update": check_single,
+    "rmsprop.init": check_single,
+    "rmsprop.update": check_single,
+    "lr_decay.inverse_time": check_single,
+    "lr_decay.scheduled": check_single,
 }
 
 

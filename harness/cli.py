@@ -65,7 +65,7 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
             conventions = resolve({} if graded else session.info.conventions, overrides)
         except ConventionError as error:
             raise UsageError(f"{session.info.name} declares {error}") from None
-        selection = select(cases, conventions, args.dtype, ops, skip, xfail)
+        selection = select(cases, conventions, args.dtype, ops, skip, xfail, session.info.ops)
         if not selection.run:
             raise UsageError("no case selected: every case was skipped or the selection is empty "
                              "(check --ops, --skip and --dtype)")

@@ -105,6 +105,15 @@ def _step(op: str, fn, inputs: dict, conventions: dict) -> dict:
     if op == "adam.update":
         parameters, v, s = fn(**given, epsilon_placement=conventions["adam.epsilon"])
         return {"parameters": parameters, "v": v, "s": s}
+    if op == "gd.update":
+        return {"parameters": fn(**given)}
+    if op == "rmsprop.init":
+        return {"s": fn(**given)}
+    if op == "rmsprop.update":
+        parameters, s = fn(**given, epsilon_placement=conventions["adam.epsilon"])
+        return {"parameters": parameters, "s": s}
+    if op in ("lr_decay.inverse_time", "lr_decay.scheduled"):
+        return {"learning_rate": np.asarray(fn(**given), dtype=np.float64)}
     raise ValueError(f"no step for op {op!r}")
 
 
@@ -114,6 +123,11 @@ REFERENCE = {
     "adam.init": ops.adam_init,
     "momentum.update": ops.momentum_update,
     "adam.update": ops.adam_update,
+    "gd.update": ops.gd_update,
+    "rmsprop.init": ops.rmsprop_init,
+    "rmsprop.update": ops.rmsprop_update,
+    "lr_decay.inverse_time": ops.lr_inverse_time,
+    "lr_decay.scheduled": ops.lr_scheduled,
 }
 
 

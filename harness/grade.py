@@ -54,7 +54,7 @@ from .diagnose import mistake_names
 from .report import render, to_json_safe
 from .results import RunReport
 from .runner import run_cases
-from .selection import course_functions, select
+from .selection import NOT_IN_ASSIGNMENT, course_functions, select
 from .session import CallFailed, TargetError, open_session
 
 SUFFIXES = (".py", ".ipynb")
@@ -259,7 +259,7 @@ def grade_one(submission: Submission, args, prepared, stop: threading.Event) -> 
         try:
             # The instructor decides the conventions: a submission's own declaration is ignored.
             conventions = resolve({}, overrides)
-            selection = select(cases, conventions, args.dtype, ops, skip, xfail)
+            selection = select(cases, conventions, args.dtype, ops, skip, xfail, session.info.ops, NOT_IN_ASSIGNMENT)
             report = run_cases(guarded, selection, args.dtype, conventions, submission.display)
             if session.info.conventions:
                 report.warnings.append(IGNORED_CONVENTIONS)
@@ -573,7 +573,8 @@ def run_grade(args) -> int:
 
     ops, overrides, skip, xfail, cases = prepared
     try:
-        default_max = len(select(cases, resolve({}, overrides), args.dtype, ops, skip, xfail).run)
+        default_max = len(select(cases, resolve({}, overrides), args.dtype, ops, skip, xfail, [],
+                                 NOT_IN_ASSIGNMENT).run)
     except ConventionError as error:
         raise UsageError(str(error)) from None
     if default_max == 0:

@@ -19,7 +19,10 @@ import numpy as np
 from ..vectors.codec import CodecError, decode_array, decode_tree, encode_array, encode_tree
 
 PROTOCOL_VERSION = "optconform/1"
-OPS = ("mini_batches", "momentum.init", "momentum.update", "adam.init", "adam.update")
+OPS = ("mini_batches", "momentum.init", "momentum.update", "adam.init", "adam.update", "gd.update", "rmsprop.init",
+       "rmsprop.update", "lr_decay.inverse_time", "lr_decay.scheduled")
+#: Ops whose result is one number, ``{"learning_rate": x}`` (a JSON number, or "nan"/"inf"/"-inf").
+SCALAR_OPS = ("lr_decay.inverse_time", "lr_decay.scheduled")
 #: Longest line the harness reads from a program before calling it garbage.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -128,6 +131,9 @@ def encode_result(op: str, result: dict) -> dict:
     """An op's Python result (see ``harness.adapter``) -> JSON."""
     if op == "mini_batches":
         return {"batches": [[encode_array(x), encode_array(y)] for x, y in result["batches"]]}
+    if op in SCALAR_OPS:
+        value = float(result["learning_rate"])
+        return {"learning_rate": value if math.isfinite(value) else str(value)}
     return {key: encode_tree(tree) for key, tree in result.items()}
 
 
@@ -138,6 +144,8 @@ def decode_result(op: str, result: dict) -> dict:
         if op == "mini_batches":
             return {"batches": [[decode_array(x, f"batches[{i}][0]"), decode_array(y, f"batches[{i}][1]")]
                                 for i, (x, y) in enumerate(result["batches"])]}
+        if op in SCALAR_OPS:
+            return {"learning_rate": np.asarray(float(result["learning_rate"]))}
         return {key: decode_tree(tree, key) for key, tree in result.items()
                 if key in ("parameters", "v", "s")}
     except CodecError as error:

@@ -47,7 +47,8 @@ class _Run:
         self.dtype = option.optconform_dtype
         self.conventions = resolve(self.session.info.conventions, parse_conventions(option.optconform_convention))
         self.selection = select(cases, self.conventions, self.dtype, parse_ops(option.optconform_ops),
-                                PrefixList.read(option.optconform_skip), PrefixList.read(option.optconform_xfail))
+                                PrefixList.read(option.optconform_skip), PrefixList.read(option.optconform_xfail),
+                                self.session.info.ops)
 
 
 class CaseItem(pytest.Item):

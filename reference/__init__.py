@@ -41,6 +41,31 @@ def update_parameters_with_adam(
     return ops.adam_update(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon)
 
 
+def update_parameters_with_gd(parameters, grads, learning_rate):
+    """One gradient-descent step, returning ``parameters``; see :func:`ops.gd_update`."""
+    return ops.gd_update(parameters, grads, learning_rate)
+
+
+def initialize_rmsprop(parameters):
+    """Zero second moment ``s``; see :func:`ops.rmsprop_init`."""
+    return ops.rmsprop_init(parameters)
+
+
+def update_parameters_with_rmsprop(parameters, grads, s, beta2, learning_rate, epsilon=1e-8):
+    """One RMSprop step, epsilon outside the root, returning ``(parameters, s)``; see :func:`ops.rmsprop_update`."""
+    return ops.rmsprop_update(parameters, grads, s, beta2, learning_rate, epsilon)
+
+
+def update_lr(learning_rate0, epoch_num, decay_rate):
+    """The learning rate after inverse-time decay; see :func:`ops.lr_inverse_time`."""
+    return ops.lr_inverse_time(learning_rate0, epoch_num, decay_rate)
+
+
+def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
+    """The learning rate after decay at fixed intervals; see :func:`ops.lr_scheduled`."""
+    return ops.lr_scheduled(learning_rate0, epoch_num, decay_rate, time_interval)
+
+
 #: The seed notebook's names for the Adam functions.
 initialize_parameters_Adam = initialize_adam
 update_parameters_Adam = update_parameters_with_adam
@@ -52,8 +77,13 @@ __all__ = [
     "initialize_parameters_Adam",
     "initialize_velocity",
     "ops",
+    "initialize_rmsprop",
     "random_mini_batches",
+    "schedule_lr_decay",
+    "update_lr",
     "update_parameters_Adam",
     "update_parameters_with_adam",
+    "update_parameters_with_gd",
     "update_parameters_with_momentum",
+    "update_parameters_with_rmsprop",
 ]

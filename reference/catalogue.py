@@ -459,7 +459,162 @@ def trajectory_scenarios():
     return scenarios
 
 
+# ---------------------------------------------------------------- gradient descent
+
+
+def _gd(dims=COURSE_DIMS, lr=0.037, grads=None, params_scale=1.0):
+    def build(rng):
+        parameters = network(rng, dims, params_scale)
+        g = grads(rng, dims) if grads else network(rng, dims, 1.0, "d")
+        return {"parameters": parameters, "grads": g, "learning_rate": lr}
+
+    return build
+
+
+def gd_scenarios():
+    specs = [
+        ("nondefault", _gd(), "lr 0.037 (not the course's 0.01)", "the learning rate hard-coded", ("defaults-differ",)),
+        ("lr-large", _gd(lr=1.7), "a large learning rate 1.7", "the step added instead of subtracted, or scaled",
+         ("defaults-differ",)),
+        ("zero-grads", _gd(grads=lambda rng, dims: zeros_like(network(rng, dims, 1.0, "d"))),
+         "zero gradients: nothing moves", "parameters changed although the gradient is zero", ("zeros", "edge")),
+        ("one-layer-1x1", _gd(dims=[1, 1]), "one layer with 1x1 weight and bias", "scalars mishandled",
+         ("shapes", "layers")),
+        ("four-layers", _gd(dims=[6, 5, 4, 3, 1]), "four layers: every layer must be updated",
+         "a loop over range(L-1) or range(1, L) that skips a layer", ("layers",)),
+        ("eleven-layers", _gd(dims=DEEP_DIMS), "eleven layers: W10, W11 have two-digit layer numbers",
+         "the layer number read as key[-1] or a hard-coded depth", ("layers", "keys")),
+        ("backprop-key-order", _gd(dims=[4, 3, 3, 2], grads=_backprop_order),
+         "grads listed in back-propagation order: dW3, db3, dW2, db2, dW1, db1",
+         "parameters and gradients paired by position (zip(parameters, grads)) instead of by name",
+         ("layers", "keys")),
+        ("mixed-magnitudes", _gd(grads=lambda rng, dims: log_uniform_magnitudes(rng, dims, -20, 20)),
+         "gradients of mixed sign with magnitudes from 1e-20 to 1e20",
+         "a relative or absolute shortcut that loses the small entries next to large ones", ("magnitudes",)),
+    ]
+    scenarios = [Scenario("gd.update", name, description, why, ("gd",) + tags, build)
+                 for name, build, description, why, tags in specs]
+    sweep = np.random.default_rng(17)
+    for k in range(10):
+        depth = int(sweep.integers(1, 4))
+        dims = [int(n) for n in sweep.integers(1, 6, size=depth + 1)]
+        lr = round(float(10 ** sweep.uniform(-3, 0)), 5)
+        scenarios.append(Scenario("gd.update", f"sweep-{k:02d}", f"layers {dims}, lr {lr}",
+                                  "any arithmetic or bookkeeping error on ordinary inputs", ("gd", "sweep"),
+                                  _gd(dims=dims, lr=lr)))
+    return scenarios
+
+
+# ---------------------------------------------------------------- RMSprop
+
+
+def _rmsprop(dims=COURSE_DIMS, lr=0.0231, beta2=0.9713, epsilon=3.7e-7, state="random", grads=None):
+    def build(rng):
+        parameters = network(rng, dims)
+        g = grads(rng, dims) if grads else network(rng, dims, 1.0, "d")
+        s = zeros_like(g) if state == "zeros" else second_moments(rng, dims)
+        return {"parameters": parameters, "grads": g, "s": s, "beta2": beta2, "learning_rate": lr,
+                "epsilon": epsilon}
+
+    return build
+
+
+def rmsprop_scenarios():
+    specs = [
+        ("nondefault", _rmsprop(), "lr 0.0231, beta2 0.9713, epsilon 3.7e-7, non-zero s",
+         "a learning rate, beta2 or epsilon hard-coded", ("defaults-differ",)),
+        ("first-step", _rmsprop(state="zeros"), "the first step from zero s",
+         "a bias correction added (RMSprop has none), or s used before it is updated", ("first-step",)),
+        ("beta2-low", _rmsprop(beta2=0.5), "beta2 0.5: the new squared gradient weighs half",
+         "beta2 and 1-beta2 swapped", ("edge",)),
+        ("large-epsilon", _rmsprop(epsilon=1e-2, grads=lambda rng, dims: network(rng, dims, 1e-3, "d"),
+                                   state="zeros"),
+         "epsilon 1e-2 with squared gradients near 1e-6: placement of epsilon dominates the step",
+         "epsilon inside instead of outside the square root, or dropped", ("epsilon",)),
+        ("zero-grads", _rmsprop(grads=lambda rng, dims: zeros_like(network(rng, dims, 1.0, "d"))),
+         "zero gradients with a non-zero s: s decays, nothing moves",
+         "s left unchanged when the gradient is zero", ("zeros", "edge")),
+        ("four-layers", _rmsprop(dims=[6, 5, 4, 3, 1]), "four layers", "a layer or the biases skipped",
+         ("layers",)),
+        ("eleven-layers", _rmsprop(dims=DEEP_DIMS), "eleven layers: W10, W11 have two-digit layer numbers",
+         "the layer number read as key[-1] or a hard-coded depth", ("layers", "keys")),
+        ("backprop-key-order", _rmsprop(dims=[4, 3, 3, 2], grads=_backprop_order),
+         "grads listed in back-propagation order: dW3, db3, dW2, db2, dW1, db1",
+         "parameters and gradients paired by position instead of by name", ("layers", "keys")),
+    ]
+    scenarios = [Scenario("rmsprop.update", name, description, why, ("rmsprop",) + tags, build, EPSILON_BOTH)
+                 for name, build, description, why, tags in specs]
+    sweep = np.random.default_rng(19)
+    for k in range(10):
+        depth = int(sweep.integers(1, 4))
+        dims = [int(n) for n in sweep.integers(1, 6, size=depth + 1)]
+        beta2 = round(float(sweep.uniform(0.8, 0.9999)), 5)
+        lr, eps = round(float(10 ** sweep.uniform(-3, -1)), 6), float(f"{10 ** sweep.uniform(-9, -4):.3g}")
+        scenarios.append(Scenario(
+            "rmsprop.update", f"sweep-{k:02d}", f"layers {dims}, beta2 {beta2}, lr {lr}, eps {eps}",
+            "any arithmetic or bookkeeping error on ordinary inputs", ("rmsprop", "sweep"),
+            _rmsprop(dims=dims, lr=lr, beta2=beta2, epsilon=eps), EPSILON_BOTH))
+    return scenarios
+
+
+# ---------------------------------------------------------------- learning-rate decay
+
+
+def _decay(**arguments):
+    return lambda rng: dict(arguments)
+
+
+def lr_decay_scenarios():
+    inverse = [
+        ("epoch-0", dict(learning_rate0=0.5, epoch_num=0, decay_rate=1.0), "epoch 0: the rate is lr0",
+         "the decay applied before the first epoch, or 1 + decay_rate written as decay_rate"),
+        ("course-example", dict(learning_rate0=0.5, epoch_num=2, decay_rate=1.0), "lr0 0.5, epoch 2, decay 1",
+         "the formula's parentheses misplaced: lr0 / 1 + decay_rate * epoch_num"),
+        ("nondefault", dict(learning_rate0=0.0371, epoch_num=7, decay_rate=0.29), "lr0 0.0371, epoch 7, decay 0.29",
+         "10 + decay_rate for 1 + decay_rate, or an exponential decay instead of the inverse-time one"),
+        ("decay-zero", dict(learning_rate0=0.2, epoch_num=50, decay_rate=0.0), "decay 0: the rate never changes",
+         "a decay applied whatever the rate"),
+        ("huge-epoch", dict(learning_rate0=0.1, epoch_num=10**9, decay_rate=0.3), "epoch 1e9: the rate near 0",
+         "an overflow or a sign flip at large epoch numbers"),
+        ("float-epoch", dict(learning_rate0=0.25, epoch_num=2.5, decay_rate=0.4), "a float epoch number 2.5",
+         "the epoch number truncated to an integer"),
+    ]
+    scenarios = [Scenario("lr_decay.inverse_time", name, description, why, ("lr_decay", "inverse-time"),
+                          _decay(**arguments)) for name, arguments, description, why in inverse]
+    scheduled = [
+        ("epoch-0", dict(learning_rate0=0.5, epoch_num=0, decay_rate=1.0, time_interval=1000),
+         "epoch 0: the rate is lr0", "the decay applied before the first interval", ()),
+        ("before-boundary", dict(learning_rate0=0.5, epoch_num=999, decay_rate=1.0, time_interval=1000),
+         "epoch 999, interval 1000: still lr0", "round() or plain division instead of floor", ()),
+        ("on-boundary", dict(learning_rate0=0.5, epoch_num=2000, decay_rate=0.3, time_interval=1000),
+         "epoch 2000, interval 1000: two decays", "ceil instead of floor, or an interval counted from 1", ()),
+        ("after-boundary", dict(learning_rate0=0.5, epoch_num=1001, decay_rate=0.3, time_interval=1000),
+         "epoch 1001, interval 1000: one decay", "the decay applied every epoch instead of every interval", ()),
+        ("nondefault-interval", dict(learning_rate0=0.3, epoch_num=749, decay_rate=0.7, time_interval=250),
+         "epoch 749, interval 250: two decays, one epoch before the third", "the interval hard-coded to 1000", ()),
+        ("decay-zero", dict(learning_rate0=0.2, epoch_num=5000, decay_rate=0.0, time_interval=1000),
+         "decay 0: the rate never changes", "a decay applied whatever the rate", ()),
+        ("huge-epoch", dict(learning_rate0=0.1, epoch_num=10**9 + 999, decay_rate=0.3, time_interval=1000),
+         "epoch 1e9 + 999", "round() instead of floor, or a precision loss at large epoch numbers", ()),
+        ("float-epoch", dict(learning_rate0=0.4, epoch_num=1999.5, decay_rate=0.5, time_interval=1000),
+         "a float epoch number 1999.5: one decay", "round() instead of floor on a fractional epoch", ()),
+        ("default-interval", dict(learning_rate0=0.5, epoch_num=2500, decay_rate=0.3, time_interval=1000),
+         "schedule_lr_decay(lr0, 2500, 0.3): the default interval 1000", "a wrong default time_interval",
+         ("time_interval",)),
+        ("interval-on-rate", dict(learning_rate0=0.6, epoch_num=300, decay_rate=0.2, time_interval=100),
+         "epoch 300, interval 100: three decays", "the interval applied to the learning rate instead of the epoch",
+         ()),
+    ]
+    scenarios += [Scenario("lr_decay.scheduled", name, description, why, ("lr_decay", "scheduled"),
+                           _decay(**arguments), omitted=omitted)
+                  for name, arguments, description, why, omitted in scheduled]
+    return scenarios
+
+
 def all_scenarios() -> list[Scenario]:
     """Every scenario of the catalogue, in a fixed order."""
+    rmsprop_init = [Scenario("rmsprop.init", name, f"s for {description}",
+                             "zeros of the wrong shape, a layer missed, or keys named W1 instead of dW1",
+                             ("init", "shapes", "layers"), _init(dims)) for name, dims, description in INIT_SHAPES]
     return (mini_batch_scenarios() + init_scenarios() + momentum_scenarios() + adam_scenarios()
-            + trajectory_scenarios())
+            + trajectory_scenarios() + gd_scenarios() + rmsprop_init + rmsprop_scenarios() + lr_decay_scenarios())

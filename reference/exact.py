@@ -232,3 +232,58 @@ def _adam_underflow(p0, v0, s0, g, lr, b1, b2, eps, c1, c2, root_c2, placement, 
                   + lost(lr * v_hat) / denominator + lr * lost(v_hat / denominator)
                   + lost(lr * root_c2 / c1 * v1) / (denominator * root_c2) + lost(step))
     return error_step + lost(p0 - step), error_v, error_s
+
+
+def gd_update(parameters: dict, grads: dict, learning_rate) -> dict:
+    """``p = p - lr*g``, exact and rounded once."""
+    return gd_update_with_underflow(parameters, grads, learning_rate)[0]
+
+
+def gd_update_with_underflow(parameters, grads, learning_rate):
+    """``(parameters, underflow of parameters)``: ``lr*g`` and ``p`` each carry ``underflow(x)``."""
+    lr = exact(learning_rate)
+    values, errors = {}, {}
+    for param, grad in slot_names(parameters):
+        ps, es = [], []
+        for p0, g in zip(_elements(parameters[param]), _elements(grads[grad])):
+            p1 = p0 - lr * g
+            ps.append(rounded(p1))
+            es.append(float(underflow(lr * g) + underflow(p1)))
+        values[param], errors[param] = _array(ps, parameters[param]), _array(es, parameters[param])
+    return values, errors
+
+
+def rmsprop_update(parameters: dict, grads: dict, s: dict, beta2, learning_rate, epsilon=1e-8,
+                   epsilon_placement: str = "outside_sqrt"):
+    """One RMSprop step as in ``ops.rmsprop_update``, exact and rounded once."""
+    return rmsprop_update_with_underflow(parameters, grads, s, beta2, learning_rate, epsilon, epsilon_placement)[0]
+
+
+def rmsprop_update_with_underflow(parameters, grads, s, beta2, learning_rate, epsilon=1e-8,
+                                  epsilon_placement="outside_sqrt"):
+    """``((parameters, s), (their underflow errors))``: RMSprop is Adam with ``beta1 = 0`` and no correction,
+    so each element is :func:`_adam_element` with ``v = 0``, ``beta1 = 0``, ``c1 = c2 = 1``."""
+    if epsilon_placement not in ADAM_EPSILON:
+        raise ValueError(f"adam.epsilon must be one of {ADAM_EPSILON}, not {epsilon_placement!r}")
+    b2, lr, eps, one = exact(beta2), exact(learning_rate), exact(epsilon), Fraction(1)
+    outputs, errors = ({}, {}), ({}, {})
+    for param, grad in slot_names(parameters):
+        columns = zip(_elements(parameters[param]), _elements(s[grad]), _elements(grads[grad]))
+        values = [_adam_element(p0, Fraction(0), s0, g, lr, Fraction(0), b2, eps, one, one, one, epsilon_placement)
+                  for p0, s0, g in columns]
+        outputs[0][param] = _array([value[0] for value in values], parameters[param])
+        outputs[1][grad] = _array([value[2] for value in values], s[grad])
+        errors[0][param] = _array([value[3] for value in values], parameters[param])
+        errors[1][grad] = _array([value[5] for value in values], s[grad])
+    return outputs, errors
+
+
+def lr_inverse_time(learning_rate0, epoch_num, decay_rate) -> float:
+    """``lr0 / (1 + decay_rate * epoch_num)``, exact and rounded once."""
+    return rounded(exact(learning_rate0) / (1 + exact(decay_rate) * exact(epoch_num)))
+
+
+def lr_scheduled(learning_rate0, epoch_num, decay_rate, time_interval=1000) -> float:
+    """``lr0 / (1 + decay_rate * floor(epoch_num / time_interval))``, exact and rounded once."""
+    steps = math.floor(exact(epoch_num) / exact(time_interval))
+    return rounded(exact(learning_rate0) / (1 + exact(decay_rate) * steps))

@@ -33,6 +33,11 @@ FILE_OF_OP = {
     "adam.update": "adam.update.json",
     "momentum.trajectory": "momentum.trajectory.json",
     "adam.trajectory": "adam.trajectory.json",
+    "gd.update": "gd.update.json",
+    "rmsprop.init": "rmsprop.init.json",
+    "rmsprop.update": "rmsprop.update.json",
+    "lr_decay.inverse_time": "lr_decay.inverse_time.json",
+    "lr_decay.scheduled": "lr_decay.scheduled.json",
 }
 
 
@@ -164,6 +169,46 @@ def _adam_trajectory(inputs, conventions):
                        ("learning_rate", "beta1", "beta2", "epsilon"), with_t=True)
 
 
+def _gd_update(inputs, conventions):
+    parameters, underflow = exact.gd_update_with_underflow(inputs["parameters"], inputs["grads"],
+                                                           inputs["learning_rate"])
+    (scale,) = tolerances.with_underflow((tolerances.gd_scale(inputs),), (underflow,))
+    carried = {**_named("parameters", inputs["parameters"]), **_named("grads", inputs["grads"]),
+               **_named("output parameters", parameters), "learning_rate": inputs["learning_rate"]}
+    obstacle = tolerances.float32_obstacle(carried)
+    return {"parameters": parameters}, scaled_tolerance({"parameters": scale}, obstacle is not None), obstacle
+
+
+def _rmsprop_init(inputs, conventions):
+    return {"s": ops.rmsprop_init(inputs["parameters"])}, exact_tolerance(), None
+
+
+def _rmsprop_update(inputs, conventions):
+    placement = conventions["adam.epsilon"]
+    (parameters, s), underflow = exact.rmsprop_update_with_underflow(
+        inputs["parameters"], inputs["grads"], inputs["s"], inputs["beta2"], inputs["learning_rate"],
+        inputs["epsilon"], placement)
+    outputs = {"parameters": parameters, "s": s}
+    scale_p, scale_s = tolerances.with_underflow(tolerances.rmsprop_scale(inputs, outputs, placement), underflow)
+    with np.errstate(all="ignore"):
+        squares = {key: np.square(g) for key, g in inputs["grads"].items()}
+    carried = {**_named("parameters", inputs["parameters"]), **_named("grads", inputs["grads"]),
+               **_named("grads squared", squares), **_named("s", inputs["s"]), **_named("output s", s),
+               **_named("output parameters", parameters),
+               **{k: inputs[k] for k in ("learning_rate", "beta2", "epsilon")}}
+    obstacle = tolerances.float32_obstacle(carried)
+    return outputs, scaled_tolerance({"parameters": scale_p, "s": scale_s}, obstacle is not None), obstacle
+
+
+def _lr_decay(exact_fn, argument_names):
+    def expectation(inputs, conventions):
+        value = exact_fn(*(inputs[name] for name in argument_names))
+        scale = np.asarray(tolerances.lr_decay_scale(value))
+        return {"learning_rate": np.asarray(value)}, scaled_tolerance({"learning_rate": scale}, False), None
+
+    return expectation
+
+
 EXPECTATION = {
     "mini_batches": _mini_batches,
     "momentum.init": _momentum_init,
@@ -172,6 +217,12 @@ EXPECTATION = {
     "adam.update": _adam_update,
     "momentum.trajectory": _momentum_trajectory,
     "adam.trajectory": _adam_trajectory,
+    "gd.update": _gd_update,
+    "rmsprop.init": _rmsprop_init,
+    "rmsprop.update": _rmsprop_update,
+    "lr_decay.inverse_time": _lr_decay(exact.lr_inverse_time, ("learning_rate0", "epoch_num", "decay_rate")),
+    "lr_decay.scheduled": _lr_decay(exact.lr_scheduled,
+                                    ("learning_rate0", "epoch_num", "decay_rate", "time_interval")),
 }
 
 

@@ -1,4 +1,4 @@
-"""The five optimizer operations, one small pure function each.
+"""The optimizer operations of the course assignment, and RMSprop, one small pure function each.
 
 This module is the specification. Every function takes NumPy arrays (or dicts of
 them), never changes its inputs, and returns fresh arrays in the inputs' dtype.
@@ -128,13 +128,58 @@ def adam_update(
     return new_parameters, new_v, new_s
 
 
+def gd_update(parameters: dict, grads: dict, learning_rate: float) -> dict:
+    """One step of (batch or mini-batch) gradient descent: ``p = p - lr*g`` for every parameter."""
+    return {param: parameters[param] - learning_rate * grads[grad] for param, grad in slot_names(parameters)}
+
+
+def rmsprop_init(parameters: dict) -> dict:
+    """``s``, zeros shaped like the parameters (keys ``dW1, db1, ...``)."""
+    return momentum_init(parameters)
+
+
+def rmsprop_update(
+    parameters: dict, grads: dict, s: dict, beta2: float, learning_rate: float, epsilon: float = 1e-8,
+    epsilon_placement: str = "outside_sqrt",
+) -> tuple[dict, dict]:
+    """One RMSprop step (Hinton's lecture 6e), no bias correction; PyTorch's ``alpha`` is ``beta2``.
+
+    ``s = beta2*s + (1-beta2)*g**2``
+    ``p = p - lr * g / (sqrt(s) + eps)``   (``epsilon_placement="outside_sqrt"``, PyTorch's)
+    ``p = p - lr * g / sqrt(s + eps)``     (``epsilon_placement="inside_sqrt"``)
+    """
+    if epsilon_placement not in ADAM_EPSILON:
+        raise ValueError(f"adam.epsilon must be one of {ADAM_EPSILON}, not {epsilon_placement!r}")
+    new_parameters, new_s = {}, {}
+    for param, grad in slot_names(parameters):
+        g = grads[grad]
+        new_s[grad] = beta2 * s[grad] + (1.0 - beta2) * np.square(g)
+        if epsilon_placement == "outside_sqrt":
+            denominator = np.sqrt(new_s[grad]) + epsilon
+        else:
+            denominator = np.sqrt(new_s[grad] + epsilon)
+        new_parameters[param] = parameters[param] - learning_rate * g / denominator
+    return new_parameters, new_s
+
+
+def lr_inverse_time(learning_rate0: float, epoch_num, decay_rate: float) -> float:
+    """Learning-rate decay, once per epoch: ``lr = lr0 / (1 + decay_rate * epoch_num)``."""
+    return learning_rate0 / (1.0 + decay_rate * epoch_num)
+
+
+def lr_scheduled(learning_rate0: float, epoch_num, decay_rate: float, time_interval: int = 1000) -> float:
+    """Learning-rate decay at fixed intervals: ``lr = lr0 / (1 + decay_rate * floor(epoch_num / time_interval))``."""
+    return learning_rate0 / (1.0 + decay_rate * math.floor(epoch_num / time_interval))
+
+
 def call_defaults(op: str) -> dict:
     """The default arguments of the course function behind ``op``, as this module's signatures give them.
 
     A case may leave these out of its call (``random_mini_batches(X, Y)``) so that a
     wrong default is caught; ``adam.update`` and ``mini_batches`` have them.
     """
-    function = {"mini_batches": mini_batches, "adam.update": adam_update}.get(op)
+    function = {"mini_batches": mini_batches, "adam.update": adam_update, "rmsprop.update": rmsprop_update,
+                "lr_decay.scheduled": lr_scheduled}.get(op)
     if function is None:
         return {}
     return {name: parameter.default for name, parameter in inspect.signature(function).parameters.items()

@@ -145,6 +145,34 @@ def with_underflow(scales: tuple[dict, ...], underflow: tuple[dict, ...]) -> tup
                  for scale, underflow_tree in zip(scales, underflow))
 
 
+def gd_scale(inputs: dict) -> dict:
+    """Error scale of ``p1 = p0 - lr*g``: ``S_p = 2|p0| + 3 lr|g|`` (inputs rounded, one product, one difference)."""
+    lr = inputs["learning_rate"]
+    return {param: 2 * np.abs(inputs["parameters"][param]) + 3 * abs(lr) * np.abs(inputs["grads"][grad])
+            for param, grad in slot_names(inputs["parameters"])}
+
+
+def rmsprop_scale(inputs: dict, outputs: dict, epsilon_placement: str, err: dict | None = None):
+    """Error scales ``(S_parameters, S_s)`` of one RMSprop step.
+
+    RMSprop is Adam with ``v = g`` (``beta1 = 0``) and no bias correction, so its
+    scales are :func:`adam_scale`'s for those inputs (``t`` so large that both
+    corrections are 1), which bound every term of the RMSprop formula.
+    """
+    grads = inputs["grads"]
+    zeros = {key: np.zeros_like(np.asarray(value, dtype=np.float64)) for key, value in grads.items()}
+    as_adam = {**inputs, "v": zeros, "beta1": 0.0, "t": 10**9}
+    scale_p, _, scale_s = adam_scale(as_adam, {**outputs, "v": grads}, epsilon_placement, err and {
+        "parameters": err["parameters"], "v": zeros, "s": err["s"]})
+    return scale_p, scale_s
+
+
+def lr_decay_scale(learning_rate: float) -> float:
+    """Error scale of a decayed learning rate ``lr0 / (1 + d*k)``: inputs rounded, a product, a sum and a
+    quotient: ``6|lr|`` (``k`` is the epoch or a floor of it, an exact integer in every reasonable order)."""
+    return 6.0 * abs(learning_rate)
+
+
 def float32_obstacle(named_values: dict) -> str | None:
     """Why float32 cannot carry a case, or None.
 

@@ -49,7 +49,11 @@ def call(op, fn, inputs, conventions):
     """
     names = {"mini_batches": ("X", "Y", "mini_batch_size", "seed"), "momentum.init": ("parameters",),
              "adam.init": ("parameters",), "momentum.update": ("parameters", "grads", "v", "beta", "learning_rate"),
-             "adam.update": ("parameters", "grads", "v", "s", "t", "learning_rate", "beta1", "beta2", "epsilon")}
+             "adam.update": ("parameters", "grads", "v", "s", "t", "learning_rate", "beta1", "beta2", "epsilon"),
+             "gd.update": ("parameters", "grads", "learning_rate"), "rmsprop.init": ("parameters",),
+             "rmsprop.update": ("parameters", "grads", "s", "beta2", "learning_rate", "epsilon"),
+             "lr_decay.inverse_time": ("learning_rate0", "epoch_num", "decay_rate"),
+             "lr_decay.scheduled": ("learning_rate0", "epoch_num", "decay_rate", "time_interval")}
     given = {name: inputs[name] for name in names[op] if name in inputs}
     if op == "mini_batches":
         return {"batches": [[x, y] for x, y in fn(**given)]}
@@ -61,6 +65,14 @@ def call(op, fn, inputs, conventions):
         return dict(zip(("parameters", "v"), fn(**given, form=conventions["momentum.form"])))
     if op == "adam.update":
         return dict(zip(("parameters", "v", "s"), fn(**given, epsilon_placement=conventions["adam.epsilon"])))
+    if op == "gd.update":
+        return {"parameters": fn(**given)}
+    if op == "rmsprop.init":
+        return {"s": fn(**given)}
+    if op == "rmsprop.update":
+        return dict(zip(("parameters", "s"), fn(**given, epsilon_placement=conventions["adam.epsilon"])))
+    if op.startswith("lr_decay."):
+        return {"learning_rate": np.asarray(fn(**given), dtype=np.float64)}
     raise AssertionError(op)
 
 
@@ -83,7 +95,9 @@ def free_run(case, fn, conventions):
 
 
 REFERENCE = {"mini_batches": ops.mini_batches, "momentum.init": ops.momentum_init, "adam.init": ops.adam_init,
-             "momentum.update": ops.momentum_update, "adam.update": ops.adam_update}
+             "momentum.update": ops.momentum_update, "adam.update": ops.adam_update, "gd.update": ops.gd_update,
+             "rmsprop.init": ops.rmsprop_init, "rmsprop.update": ops.rmsprop_update,
+             "lr_decay.inverse_time": ops.lr_inverse_time, "lr_decay.scheduled": ops.lr_scheduled}
 
 
 def output(case, fn=None):

@@ -109,6 +109,11 @@ REFERENCE_OF = {
     "adam.init": ops.adam_init,
     "momentum.update": ops.momentum_update,
     "adam.update": ops.adam_update,
+    "gd.update": ops.gd_update,
+    "rmsprop.init": ops.rmsprop_init,
+    "rmsprop.update": ops.rmsprop_update,
+    "lr_decay.inverse_time": ops.lr_inverse_time,
+    "lr_decay.scheduled": ops.lr_scheduled,
 }
 
 

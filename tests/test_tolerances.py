@@ -166,6 +166,20 @@ def float32_outputs_of_non_numeric(case):
         return {"batch_sizes": [x.shape[1] for x, _ in batches]}
     if case.op == "momentum.init":
         return {"v": ops.momentum_init(f32(i["parameters"]))}
+    if case.op == "rmsprop.init":
+        return {"s": ops.rmsprop_init(f32(i["parameters"]))}
+    if case.op == "gd.update":
+        return {"parameters": ops.gd_update(f32(i["parameters"]), f32(i["grads"]), i["learning_rate"])}
+    if case.op == "rmsprop.update":
+        with np.errstate(all="ignore"):
+            p, s = ops.rmsprop_update(f32(i["parameters"]), f32(i["grads"]), f32(i["s"]), i["beta2"],
+                                      i["learning_rate"], i["epsilon"], case.conventions["adam.epsilon"])
+        return {"parameters": p, "s": s}
+    if case.op.startswith("lr_decay."):
+        lr0, epoch, decay = (F32(i[k]) for k in ("learning_rate0", "epoch_num", "decay_rate"))
+        if case.op == "lr_decay.scheduled":
+            epoch = np.floor(epoch / F32(i["time_interval"]))
+        return {"learning_rate": np.asarray(lr0 / (F32(1) + decay * epoch))}
     v, s = ops.adam_init(f32(i["parameters"]))
     return {"v": v, "s": s}
 

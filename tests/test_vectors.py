@@ -508,6 +508,8 @@ def test_seed_gives_the_same_ids_with_new_numbers(generated, cases):
             if not case.id.split("/")[-1].startswith(("seed-", "default-arguments")):
                 assert case.full_inputs["seed"] != public.full_inputs["seed"], case.id
             continue
+        if case.op.startswith("lr_decay."):
+            continue  # scalar inputs chosen for their meaning (epochs on and off an interval), not drawn
         assert not np.array_equal(case.full_inputs["parameters"]["W1"], public.inputs["parameters"]["W1"]), case.id
     # And the private set passes --check against its own seed, not against the default one.
     assert optconform_cli("generate", "--check", "--seed", 7, "--out", generated / "seed7").returncode == 0
