@@ -118,3 +118,26 @@ def test_every_course_version_conforms_under_the_defaults(dtype):
         done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(example), "--dtype", dtype],
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, (example.name, done.stdout[-3000:])
+
+
+def test_the_current_course_example_conforms_on_all_eight_functions(tmp_path):
+    """gd, mini-batches, velocity, momentum, Adam init and update, and both decays, each required."""
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(ROOT / "examples/course/course_2021.py"),
+                           "--ops", "mini_batches,momentum,adam,gd,lr_decay", "--format", "json"],
+                          capture_output=True, text=True, timeout=300)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, done.stdout[-2000:]
+    ops = {case["op"] for case in report["cases"]}
+    assert {"gd.update", "lr_decay.inverse_time", "lr_decay.scheduled", "mini_batches", "momentum.update",
+            "adam.update"} <= ops
+    assert report["summary"]["passed"] == len(report["cases"])
+
+
+@pytest.mark.parametrize("mistake,old,new", [
+    ("round-for-floor", "np.floor(epoch_num / time_interval)", "np.round(epoch_num / time_interval)"),
+    ("no-floor", "np.floor(epoch_num / time_interval)", "(epoch_num / time_interval)"),
+    ("ten-plus-decay", "1 / (1 + decay_rate * np.floor", "1 / (10 + decay_rate * np.floor"),
+])
+def test_schedule_mistakes_are_named(tmp_path, mistake, old, new):
+    found = check(tmp_path, changed(old, new), "--ops", "lr_decay.scheduled")
+    assert found["bad"] and all(f"[{mistake}]" in text for _, text in found["bad"].values()), found["bad"]

@@ -14,7 +14,8 @@ const readline = require("readline");
 
 const NAME = "optconform-js-port";
 const PROTOCOL = "optconform/1";
-const OPS = ["mini_batches", "momentum.init", "momentum.update", "adam.init", "adam.update"];
+const OPS = ["mini_batches", "momentum.init", "momentum.update", "adam.init", "adam.update", "gd.update",
+  "rmsprop.init", "rmsprop.update", "lr_decay.inverse_time", "lr_decay.scheduled"];
 const DECLARED = {
   "adam.epsilon": "outside_sqrt",
   "momentum.form": "ema",
@@ -432,12 +433,104 @@ function opAdamUpdate(args, conventions) {
   return { parameters: encodeTree(newParameters), v: encodeTree(newV), s: encodeTree(newS) };
 }
 
+// p = p - lr*g.
+function opGdUpdate(args) {
+  const op = "gd.update";
+  const parameters = tree(args, "parameters", op);
+  const grads = tree(args, "grads", op);
+  const lr = scalar(args, "learning_rate", op);
+  const newParameters = {};
+  for (const [param, grad] of slotNames(parameters)) {
+    const p = parameters[param];
+    const g = slot(grads, "grads", grad, p.shape);
+    const dtype = resultDtype(p, g);
+    const r = rounder(dtype);
+    const rLr = r(lr);
+    const out = new Float64Array(p.data.length);
+    for (let i = 0; i < out.length; i++) out[i] = r(p.data[i] - r(rLr * g.data[i]));
+    newParameters[param] = { dtype, shape: p.shape.slice(), data: out };
+  }
+  return { parameters: encodeTree(newParameters) };
+}
+
+function opRmspropInit(args) {
+  return { s: encodeTree(zeroState(tree(args, "parameters", "rmsprop.init"))) };
+}
+
+// s = b2*s + (1-b2)*g^2; p = p - lr*g/(sqrt(s)+eps) (outside_sqrt) or p - lr*g/sqrt(s+eps) (inside_sqrt).
+function opRmspropUpdate(args, conventions) {
+  const op = "rmsprop.update";
+  const placement = requireSupported(conventions, "adam.epsilon");
+  const parameters = tree(args, "parameters", op);
+  const grads = tree(args, "grads", op);
+  const s = tree(args, "s", op);
+  const beta2 = scalar(args, "beta2", op);
+  const lr = scalar(args, "learning_rate", op);
+  const epsilon = scalar(args, "epsilon", op, 1e-8);
+  const newParameters = {};
+  const newS = {};
+  for (const [param, grad] of slotNames(parameters)) {
+    const p = parameters[param];
+    const g = slot(grads, "grads", grad, p.shape);
+    const s0 = slot(s, "s", grad, p.shape);
+    const dtype = resultDtype(p, g, s0);
+    const r = rounder(dtype);
+    const rB2 = r(beta2);
+    const rG2 = r(1.0 - beta2);
+    const rEps = r(epsilon);
+    const rLr = r(lr);
+    const n = p.data.length;
+    const pOut = new Float64Array(n);
+    const sOut = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const gi = g.data[i];
+      const si = r(r(rB2 * s0.data[i]) + r(rG2 * r(gi * gi)));
+      const denominator = placement === "outside_sqrt" ? r(r(Math.sqrt(si)) + rEps) : r(Math.sqrt(r(si + rEps)));
+      sOut[i] = si;
+      pOut[i] = r(p.data[i] - r(r(rLr * gi) / denominator));
+    }
+    newParameters[param] = { dtype, shape: p.shape.slice(), data: pOut };
+    newS[grad] = { dtype, shape: p.shape.slice(), data: sOut };
+  }
+  return { parameters: encodeTree(newParameters), s: encodeTree(newS) };
+}
+
+function encodeNumber(x) {
+  if (Number.isFinite(x)) return x;
+  return Number.isNaN(x) ? "nan" : x > 0 ? "inf" : "-inf";
+}
+
+// lr = lr0 / (1 + decay_rate * epoch_num).
+function opLrInverseTime(args) {
+  const op = "lr_decay.inverse_time";
+  const lr0 = scalar(args, "learning_rate0", op);
+  const epoch = scalar(args, "epoch_num", op);
+  const decay = scalar(args, "decay_rate", op);
+  return { learning_rate: encodeNumber(lr0 / (1.0 + decay * epoch)) };
+}
+
+// lr = lr0 / (1 + decay_rate * floor(epoch_num / time_interval)).
+function opLrScheduled(args) {
+  const op = "lr_decay.scheduled";
+  const lr0 = scalar(args, "learning_rate0", op);
+  const epoch = scalar(args, "epoch_num", op);
+  const decay = scalar(args, "decay_rate", op);
+  const interval = integer(args, "time_interval", op, 1000);
+  if (interval < 1) fail(`${op}: time_interval must be a positive integer, not ${interval}`);
+  return { learning_rate: encodeNumber(lr0 / (1.0 + decay * Math.floor(epoch / interval))) };
+}
+
 const HANDLERS = {
   mini_batches: opMiniBatches,
   "momentum.init": opMomentumInit,
   "momentum.update": opMomentumUpdate,
   "adam.init": opAdamInit,
   "adam.update": opAdamUpdate,
+  "gd.update": opGdUpdate,
+  "rmsprop.init": opRmspropInit,
+  "rmsprop.update": opRmspropUpdate,
+  "lr_decay.inverse_time": opLrInverseTime,
+  "lr_decay.scheduled": opLrScheduled,
 };
 
 // ----------------------------------------------------------- the protocol

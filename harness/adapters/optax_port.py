@@ -30,6 +30,7 @@ The mappings (see ``docs/ports.md``):
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -215,6 +216,60 @@ initialize_parameters_Adam = initialize_adam
 update_parameters_Adam = update_parameters_with_adam
 
 
+def update_parameters_with_gd(parameters, grads, learning_rate):
+    """Gradient descent ``p -= lr*g`` via ``optax.sgd(lr)`` (no momentum)."""
+    slots = slot_names(parameters)
+    params = _tree(parameters, slots, 0, parameters)
+    transform = optax.sgd(float(learning_rate))
+    updates, _ = transform.update(_tree(grads, slots, 1, parameters), transform.init(params), params)
+    new_params = optax.apply_updates(params, updates)
+    return {param: _numpy(new_params[param]) for param, _ in slots}
+
+
+def initialize_rmsprop(parameters):
+    """Zero ``s``, from ``optax.rmsprop(...).init``'s ``ScaleByRmsState`` (nu)."""
+    slots = slot_names(parameters)
+    params = _tree(parameters, slots, 0, parameters)
+    nu = _find_state(optax.rmsprop(0.01).init(params), optax.ScaleByRmsState).nu
+    return {grad: _numpy(nu[param]) for param, grad in slots}
+
+
+def _rmsprop_step(parameters, grads, s, beta2, learning_rate, epsilon, eps_in_sqrt):
+    slots = slot_names(parameters)
+    params = _tree(parameters, slots, 0, parameters)
+    transform = optax.rmsprop(float(learning_rate), decay=float(beta2), eps=float(epsilon), eps_in_sqrt=eps_in_sqrt)
+    state = _load_state(transform.init(params), optax.ScaleByRmsState, nu=_tree(s, slots, 1, parameters))
+    updates, new_state = transform.update(_tree(grads, slots, 1, parameters), state, params)
+    new_params = optax.apply_updates(params, updates)
+    nu = _find_state(new_state, optax.ScaleByRmsState).nu
+    return ({param: _numpy(new_params[param]) for param, _ in slots},
+            {grad: _numpy(nu[param]) for param, grad in slots})
+
+
+def update_parameters_with_rmsprop(parameters, grads, s, beta2, learning_rate, epsilon=1e-8):
+    """RMSprop via ``optax.rmsprop(lr, decay=beta2, eps, eps_in_sqrt=False)``: ``p -= lr*g/(sqrt(s)+eps)``.
+
+    optax's own default, ``eps_in_sqrt=True``, divides by ``sqrt(s + eps)`` (``adam.epsilon=inside_sqrt``):
+    the ``eps_root`` variant below.
+    """
+    return _rmsprop_step(parameters, grads, s, beta2, learning_rate, epsilon, eps_in_sqrt=False)
+
+
+def _rmsprop_eps_in_sqrt(parameters, grads, s, beta2, learning_rate, epsilon=1e-8):
+    """optax.rmsprop's default ``eps_in_sqrt=True``: ``p -= lr * g / sqrt(s + eps)``."""
+    return _rmsprop_step(parameters, grads, s, beta2, learning_rate, epsilon, eps_in_sqrt=True)
+
+
+def update_lr(learning_rate0, epoch_num, decay_rate):
+    """Inverse-time decay as ``optax.inverse_time_decay``-style arithmetic: ``lr0 / (1 + decay_rate*epoch)``."""
+    return float(learning_rate0) / (1.0 + float(decay_rate) * epoch_num)
+
+
+def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
+    """Staircase inverse-time decay: ``lr0 / (1 + decay_rate*floor(epoch/interval))`` (plain arithmetic)."""
+    return float(learning_rate0) / (1.0 + float(decay_rate) * math.floor(epoch_num / time_interval))
+
+
 def _adam_eps_root(
     parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8
 ):
@@ -238,6 +293,11 @@ def _variant(doc: str, conventions: dict, **functions) -> SimpleNamespace:
         update_parameters_with_momentum=update_parameters_with_momentum,
         initialize_adam=initialize_adam,
         update_parameters_with_adam=update_parameters_with_adam,
+        update_parameters_with_gd=update_parameters_with_gd,
+        initialize_rmsprop=initialize_rmsprop,
+        update_parameters_with_rmsprop=update_parameters_with_rmsprop,
+        update_lr=update_lr,
+        schedule_lr_decay=schedule_lr_decay,
     )
     base.update(functions)
     base["initialize_parameters_Adam"] = base["initialize_adam"]
@@ -252,6 +312,7 @@ eps_root = _variant(
     "optax_port with optax.adam(eps=0, eps_root=epsilon): p -= lr*vh/sqrt(sh+eps); adam.epsilon=inside_sqrt.",
     {"adam.epsilon": "inside_sqrt"},
     update_parameters_with_adam=_adam_eps_root,
+    update_parameters_with_rmsprop=_rmsprop_eps_in_sqrt,
 )
 
 #: Target ``optconform.harness.adapters.optax_port:heavy_ball``: plain optax.sgd momentum.
@@ -268,8 +329,13 @@ __all__ = [
     "initialize_adam",
     "initialize_parameters_Adam",
     "initialize_velocity",
+    "initialize_rmsprop",
     "random_mini_batches",
+    "schedule_lr_decay",
+    "update_lr",
     "update_parameters_Adam",
     "update_parameters_with_adam",
+    "update_parameters_with_gd",
     "update_parameters_with_momentum",
+    "update_parameters_with_rmsprop",
 ]

@@ -30,6 +30,7 @@ dtype and returned as a fresh NumPy array of that dtype. Inputs are never change
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -178,6 +179,47 @@ initialize_parameters_Adam = initialize_adam
 update_parameters_Adam = update_parameters_with_adam
 
 
+def update_parameters_with_gd(parameters, grads, learning_rate):
+    """Gradient descent ``p -= lr*g`` via ``torch.optim.SGD(lr)`` (no momentum)."""
+    tensors, slots = _leaf_parameters(parameters, grads)
+    torch.optim.SGD(tensors, lr=float(learning_rate)).step()
+    return {param: _numpy(p) for p, (param, grad) in zip(tensors, slots)}
+
+
+def initialize_rmsprop(parameters):
+    """Zero ``s``: what ``torch.optim.RMSprop`` initialises ``square_avg`` to."""
+    return initialize_velocity(parameters)
+
+
+def update_parameters_with_rmsprop(parameters, grads, s, beta2, learning_rate, epsilon=1e-8):
+    """RMSprop via ``torch.optim.RMSprop(lr, alpha=beta2, eps)`` with ``square_avg=s``.
+
+    PyTorch computes ``s = alpha*s + (1-alpha)*g**2; p -= lr * g / (sqrt(s) + eps)``: epsilon outside.
+    """
+    tensors, slots = _leaf_parameters(parameters, grads)
+    optimizer = torch.optim.RMSprop(tensors, lr=float(learning_rate), alpha=float(beta2), eps=float(epsilon))
+    for p, (param, grad) in zip(tensors, slots):
+        state = optimizer.state[p]
+        state["step"] = torch.tensor(0.0)
+        state["square_avg"] = _tensor(s[grad], p.detach().numpy().dtype)
+    optimizer.step()
+    new_parameters, new_s = {}, {}
+    for p, (param, grad) in zip(tensors, slots):
+        new_parameters[param] = _numpy(p)
+        new_s[grad] = _numpy(optimizer.state[p]["square_avg"])
+    return new_parameters, new_s
+
+
+def update_lr(learning_rate0, epoch_num, decay_rate):
+    """Inverse-time decay ``lr0 / (1 + decay_rate*epoch)``: plain arithmetic, the factor one hands ``LambdaLR``."""
+    return float(learning_rate0) / (1.0 + float(decay_rate) * epoch_num)
+
+
+def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
+    """Decay at fixed intervals ``lr0 / (1 + decay_rate*floor(epoch/interval))``, the factor a ``LambdaLR`` takes."""
+    return float(learning_rate0) / (1.0 + float(decay_rate) * math.floor(epoch_num / time_interval))
+
+
 def _heavy_ball_momentum(parameters, grads, v, beta, learning_rate):
     """PyTorch's own momentum ``v = beta*v + g; p -= lr*v``: ``SGD(momentum=beta)``."""
     return _sgd_momentum_step(parameters, grads, v, beta, learning_rate, dampening=0.0)
@@ -194,6 +236,11 @@ heavy_ball = SimpleNamespace(
     update_parameters_with_adam=update_parameters_with_adam,
     initialize_parameters_Adam=initialize_adam,
     update_parameters_Adam=update_parameters_with_adam,
+    update_parameters_with_gd=update_parameters_with_gd,
+    initialize_rmsprop=initialize_rmsprop,
+    update_parameters_with_rmsprop=update_parameters_with_rmsprop,
+    update_lr=update_lr,
+    schedule_lr_decay=schedule_lr_decay,
 )
 
 __all__ = [
@@ -202,8 +249,13 @@ __all__ = [
     "initialize_adam",
     "initialize_parameters_Adam",
     "initialize_velocity",
+    "initialize_rmsprop",
     "random_mini_batches",
+    "schedule_lr_decay",
+    "update_lr",
     "update_parameters_Adam",
     "update_parameters_with_adam",
+    "update_parameters_with_gd",
     "update_parameters_with_momentum",
+    "update_parameters_with_rmsprop",
 ]
