@@ -8,9 +8,9 @@ from pathlib import Path
 from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, UsageError
 
 from ..reference.conventions import ConventionError, resolve
-from ..vectors import VectorError, load_suite
+from ..vectors import VectorError, load_suite, suite_identity
 from .runner import run_cases
-from .selection import PrefixList, SelectionError, parse_conventions, parse_ops, select
+from .selection import CaseIdList, SelectionError, parse_conventions, parse_ops, select
 from .session import TargetError, open_session
 
 
@@ -19,8 +19,9 @@ def prepare(args):
     try:
         ops = parse_ops(args.ops)
         overrides = parse_conventions(args.convention)
-        skip, xfail = PrefixList.read(args.skip), PrefixList.read(args.xfail)
-        cases = load_suite(args.vectors, visibility=getattr(args, "visibility", None))
+        skip, xfail = CaseIdList.read(args.skip), CaseIdList.read(args.xfail)
+        cases = load_suite(args.vectors, visibility=getattr(args, "visibility", None),
+                           allow_modified=getattr(args, "allow_modified", False))
     except (SelectionError, VectorError) as error:
         raise UsageError(str(error)) from None
     if args.timeout is not None and not 0 < args.timeout < float("inf"):  # also refuses nan
@@ -70,6 +71,7 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
             raise UsageError("no case selected: every case was skipped or the selection is empty "
                              "(check --ops, --skip and --dtype)")
         report = run_cases(session, selection, args.dtype, conventions, target or cmd)
+        report.vectors = suite_identity(args.vectors)
         if graded and session.info.conventions:
             from .grade import IGNORED_CONVENTIONS
 
@@ -96,6 +98,11 @@ def run_check(args) -> int:
         print(render(report, "text") if args.format == "text" else summary_line(report))
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]
+    if getattr(args, "strict_xfail", False) and xpassed:  # as pytest's xfail_strict: an xfail that passes fails
+        print(f"optconform: {len(xpassed)} case(s) listed as xfail pass (--strict-xfail): {', '.join(xpassed[:5])}",
+              file=sys.stderr)
+        return EXIT_NONCONFORMING
     return EXIT_OK if report.conforms else EXIT_NONCONFORMING
 
 

@@ -145,7 +145,10 @@ def decode_result(op: str, result: dict) -> dict:
             return {"batches": [[decode_array(x, f"batches[{i}][0]"), decode_array(y, f"batches[{i}][1]")]
                                 for i, (x, y) in enumerate(result["batches"])]}
         if op in SCALAR_OPS:
-            return {"learning_rate": np.asarray(float(result["learning_rate"]))}
+            try:
+                return {"learning_rate": np.asarray(float(result["learning_rate"]))}
+            except (OverflowError, ValueError, TypeError):
+                raise ProtocolError(f"{op} result: learning_rate is not a float64 number") from None
         return {key: decode_tree(tree, key) for key, tree in result.items()
                 if key in ("parameters", "v", "s")}
     except CodecError as error:

@@ -37,7 +37,7 @@ class _Run:
     def __init__(self, config):
         from ..reference.conventions import resolve
         from ..vectors import load_suite
-        from .selection import PrefixList, parse_conventions, parse_ops, select
+        from .selection import CaseIdList, parse_conventions, parse_ops, select
         from .session import open_session
 
         option = config.option
@@ -47,7 +47,7 @@ class _Run:
         self.dtype = option.optconform_dtype
         self.conventions = resolve(self.session.info.conventions, parse_conventions(option.optconform_convention))
         self.selection = select(cases, self.conventions, self.dtype, parse_ops(option.optconform_ops),
-                                PrefixList.read(option.optconform_skip), PrefixList.read(option.optconform_xfail),
+                                CaseIdList.read(option.optconform_skip), CaseIdList.read(option.optconform_xfail),
                                 self.session.info.ops)
 
 

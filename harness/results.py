@@ -71,6 +71,8 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     #: Summary lines such as "adam.update: 14 cases fail, all consistent with: no bias correction".
     diagnosis_summary: list[str] = field(default_factory=list)
+    #: Which vector set was checked: its directory, seed, visibility and manifest's sha256.
+    vectors: dict = field(default_factory=dict)
 
     def counts(self) -> Counter:
         return Counter(result.status for result in self.results)
@@ -94,7 +96,11 @@ class RunReport:
         }
 
     def to_json(self) -> dict:
+        from optconform import __version__
+
         return {
+            "optconform_version": __version__,
+            "vectors": self.vectors,
             "target": self.target,
             "target_name": self.target_name,
             "dtype": self.dtype,

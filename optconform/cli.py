@@ -48,6 +48,9 @@ def _generate(args) -> int:
         return EXIT_OK
     if args.out is None and args.seed is not None:
         raise UsageError("--seed without --out would overwrite the shipped vectors; give --out DIR")
+    if args.out is None and any(part in ("site-packages", "dist-packages") for part in out.parts):
+        raise UsageError(f"{out} is an installed package's copy of the vectors: give --out DIR (regenerating the "
+                         "shipped set is for a source checkout)")
     try:
         written = generate.write_suite(out, seed, visibility)
     except OSError as error:
@@ -101,10 +104,13 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="the precision the implementation computes in; picks the tolerances")
     parser.add_argument("--vectors", metavar="DIR", help="another vector set (e.g. from generate --seed)")
-    parser.add_argument("--skip", metavar="FILE", help="case-id prefixes to skip, one a line, # comments")
-    parser.add_argument("--xfail", metavar="FILE", help="case-id prefixes expected to fail, one a line")
+    parser.add_argument("--skip", metavar="FILE",
+                        help="case ids to skip, one a line (exact, or a glob such as adam.update/*/t-*), # comments")
+    parser.add_argument("--xfail", metavar="FILE", help="case ids expected to fail, one a line (exact, or a glob)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="per-call time limit for a child process (default 10)")
+    parser.add_argument("--allow-modified", action="store_true",
+                        help="use a --vectors set whose files no longer match its manifest (each is then validated)")
     parser.add_argument("--visibility", choices=("visible", "hidden"),
                         help="override the vector set's visibility: hidden cases never show inputs, expected "
                              "or returned values (default: the set's manifest; the shipped set is visible)")
@@ -112,6 +118,9 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="optconform", description="Conformance suite for mini-batch, momentum and Adam steps.")
+    from optconform import __version__
+
+    parser.add_argument("--version", action="version", version=f"optconform {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     check = sub.add_parser("check", help="run the vectors against a target")
@@ -123,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json", "junit", "gradescope"), default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints)")
     check.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+    check.add_argument("--strict-xfail", action="store_true",
+                       help="a case listed in --xfail that passes fails the run (as pytest's xfail_strict)")
     check.add_argument("--no-sandbox", action="store_true",
                        help="run a .py or .ipynb target unconfined (by default it runs in the bubblewrap sandbox "
                             "where this machine has one, with a warning where it does not)")

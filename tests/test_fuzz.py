@@ -80,8 +80,11 @@ def valid_results(draw, op):
     if op == "mini_batches":
         batches = [(_arrays(draw), _arrays(draw)) for _ in range(draw(st.integers(0, 3)))]
         return protocol.encode_result(op, {"batches": batches})
+    if op in protocol.SCALAR_OPS:
+        return protocol.encode_result(op, {"learning_rate": draw(st.floats(allow_nan=True, allow_infinity=True))})
     keys = {"momentum.init": ("v",), "adam.init": ("v", "s"), "momentum.update": ("parameters", "v"),
-            "adam.update": ("parameters", "v", "s")}[op]
+            "adam.update": ("parameters", "v", "s"), "gd.update": ("parameters",), "rmsprop.init": ("s",),
+            "rmsprop.update": ("parameters", "s")}[op]
     return protocol.encode_result(op, {key: draw(trees()) for key in keys})
 
 
@@ -194,8 +197,8 @@ def test_mutated_results_raise_protocol_error_only(mutated):
     except (protocol.ProtocolError, CodecError):
         decoded = None
     if decoded is not None:
-        for value in decoded.values():
-            assert isinstance(value, (dict, list))
+        for value in decoded.values():  # trees and batch lists, or the one number of a decay op
+            assert isinstance(value, (dict, list)) or (isinstance(value, np.ndarray) and value.shape == ())
     line = json.dumps({"id": 7, "ok": True, "result": result})
     try:
         _read_message(line, op)

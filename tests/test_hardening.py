@@ -104,8 +104,8 @@ def run_cli(*args, cwd=None, env=None, timeout=120) -> subprocess.CompletedProce
 def check(target, vectors, *options, cwd=None, env=None) -> subprocess.CompletedProcess:
     """``optconform check TARGET --vectors SMALL --format json --timeout 2 OPTIONS``."""
     target_args = ["--cmd", target[1]] if isinstance(target, tuple) else [target]
-    return run_cli("check", *target_args, "--vectors", vectors, "--visibility", "visible", "--format", "json",
-                   "--timeout", "2", *options,
+    return run_cli("check", *target_args, "--vectors", vectors, "--allow-modified", "--visibility", "visible",
+                   "--format", "json", "--timeout", "2", *options,
                    cwd=cwd, env=env)
 
 
@@ -545,7 +545,8 @@ def test_vectors_file_that_is_not_json(tmp_path, small_vectors):
     (directory / "adam.init.json").write_text('{"cases": [', encoding="utf-8")
     target = ROOT / "examples" / "course_submission.py"
     assert_usage_error(check(target, directory), "adam.init.json", "not valid JSON")
-    assert_usage_error(run_cli("list", "--vectors", directory), "adam.init.json", "not valid JSON")
+    assert_usage_error(run_cli("list", "--vectors", directory, "--allow-modified"), "adam.init.json",
+                       "not valid JSON")
 
 
 @pytest.mark.parametrize("mutation", ["drop expected", "bad array", "wrong type", "not an object"])

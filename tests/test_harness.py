@@ -19,7 +19,7 @@ import pytest
 import optconform.reference as reference
 from optconform.harness.checks import check_case
 from optconform.harness.runner import run_cases
-from optconform.harness.selection import EXTENDED_OPS, PrefixList, conventions_match, select
+from optconform.harness.selection import EXTENDED_OPS, CaseIdList, conventions_match, select
 from optconform.harness.session import InProcessSession, ProcessSession, child_argv
 from optconform.reference import ops
 from optconform.reference.conventions import resolve
@@ -298,16 +298,26 @@ def test_float32_rounded_gradients_fail_at_float64():
 
 def test_skip_and_xfail_files(tmp_path):
     skip = tmp_path / "skip.txt"
-    skip.write_text("# comment\nadam.update/outside_sqrt/t-\nno/such/case  # typo\n")
+    skip.write_text("# comment\nadam.update/outside_sqrt/t-1*\nno/such/case  # typo\nadam.update/outside_sqrt/t-\n")
     xfail = tmp_path / "xfail.txt"
-    xfail.write_text("momentum.init/\n")
+    xfail.write_text("momentum.init/*\n")
     conventions = resolve(reference_target().OPTCONFORM_CONVENTIONS)
-    selection = select(CASES, conventions, "float64", None, PrefixList.read(str(skip)), PrefixList.read(str(xfail)))
+    selection = select(CASES, conventions, "float64", None, CaseIdList.read(str(skip)), CaseIdList.read(str(xfail)))
     ids = {case.id for case in selection.run}
     assert "adam.update/outside_sqrt/t-1" not in ids and "adam.update/outside_sqrt/nondefault" in ids
     assert any(s.startswith("adam.update/outside_sqrt/t-1000") for s in selection.skipped)
-    assert selection.warnings == [f"{skip}: 'no/such/case' matches no case"]
+    assert "adam.update/outside_sqrt/t-2" in ids  # the glob covers t-1* only
+    # an entry without a glob is an exact id: "t-" is no prefix of "t-2" and matches nothing
+    assert selection.warnings == [f"{skip}: 'no/such/case' matches no case",
+                                  f"{skip}: 'adam.update/outside_sqrt/t-' matches no case"]
     assert all(case_id.startswith("momentum.init/") for case_id in selection.xfail) and selection.xfail
+
+
+def test_an_exact_xfail_entry_never_hides_its_longer_namesakes(tmp_path):
+    xfail = tmp_path / "xfail.txt"
+    xfail.write_text("adam.update/outside_sqrt/t-1\n")
+    selection = select(CASES, resolve({}), "float64", None, None, CaseIdList.read(str(xfail)))
+    assert selection.xfail == {"adam.update/outside_sqrt/t-1"}
 
 
 def test_float64_only_cases_are_not_run_at_float32():

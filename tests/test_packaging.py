@@ -111,6 +111,8 @@ def test_installed_wheel_works_outside_the_source_tree(wheel, tmp_path):
     where = run("-c", "import optconform.vectors as v; print(v.shipped_dir())")
     assert where.returncode == 0 and str(venv) in where.stdout, where.stdout + where.stderr
     assert run("-m", "optconform.cli", "generate", "--check").returncode == 0
+    refused = run("-m", "optconform.cli", "generate")  # never rewrites the installed package's vectors
+    assert refused.returncode == 2 and "installed package" in refused.stderr, refused.stderr
     checked = run("-m", "optconform.cli", "check", "course_submission.py", "--ops", "adam.update")
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
     assert "CONFORMS" in checked.stdout

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from optconform.harness.runner import run_cases
-from optconform.harness.selection import PrefixList, select
+from optconform.harness.selection import CaseIdList, select
 from optconform.harness.session import InProcessSession
 from optconform.harness.loader import load_module_target
 from optconform.reference.conventions import resolve
@@ -39,7 +39,7 @@ def test_framework_conforms_on_every_case(framework, target, xfail, dtype):
     pytest.importorskip(framework)
     session = InProcessSession(load_module_target(target), target)
     conventions = resolve(session.info.conventions)
-    selection = select(load_suite(), conventions, dtype, xfail=PrefixList.read(str(xfail) if xfail else None))
+    selection = select(load_suite(), conventions, dtype, xfail=CaseIdList.read(str(xfail) if xfail else None))
     report = run_cases(session, selection, dtype, conventions, target)
     problems = [f"{r.id}: {r.status}: {r.message}" for r in report.results if r.counts_as_failure]
     assert problems == []

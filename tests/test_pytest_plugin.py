@@ -51,7 +51,7 @@ def test_xfail_file_marks_expected_failures(pytester):
         def initialize_velocity(parameters):
             return {"d" + k: np.ones_like(p) for k, p in parameters.items()}
     """))
-    xfail = pytester.makefile(".txt", xfail="momentum.init/one-layer\n")
+    xfail = pytester.makefile(".txt", xfail="momentum.init/one-layer*\n")
     result = pytester.runpytest_subprocess("--optconform-target=bad_init", "--optconform-ops=momentum.init",
                                            f"--optconform-xfail={xfail}")
     outcomes = result.parseoutcomes()

@@ -227,7 +227,7 @@ def test_doctor_describes_the_sandbox():
 
 def test_no_case_selected_is_a_usage_error_not_a_green_run(tmp_path):
     skip = tmp_path / "skip.txt"
-    skip.write_text("adam.\n", encoding="utf-8")
+    skip.write_text("adam.*\n", encoding="utf-8")
     target = tmp_path / "course.py"
     target.write_text(COURSE, encoding="utf-8")
     done = cli("check", target, "--ops", "adam", "--skip", skip)

@@ -520,14 +520,14 @@ def test_load_suite_rejects_a_schema_invalid_file_in_one_line(tmp_path):
     copy_dir.mkdir()
     for name in ("momentum.init.json", "momentum.update.json", "manifest.json"):
         shutil.copy(VECTOR_DIR / name, copy_dir / name)
-    assert len(load_suite(copy_dir)) > 0
+    assert len(load_suite(copy_dir, allow_modified=True)) > 0
     path = copy_dir / "momentum.update.json"
     document = json.loads(path.read_text(encoding="utf-8"))
     bad_id = document["cases"][3]["id"]
     document["cases"][3]["inputs"]["beta"] = "0.9"
     path.write_text(json.dumps(document, indent=1), encoding="utf-8")
     with pytest.raises(VectorError) as info:
-        load_suite(copy_dir)
+        load_suite(copy_dir, allow_modified=True)
     message = str(info.value)
     assert "\n" not in message and len(message) < 500, message
     assert "momentum.update.json" in message and bad_id in message, message
@@ -539,10 +539,25 @@ def test_load_suite_rejects_unreadable_and_duplicate_files(tmp_path):
     shutil.copy(VECTOR_DIR / "momentum.init.json", copy_dir / "momentum.init.json")
     (copy_dir / "adam.init.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(VectorError) as info:
-        load_suite(copy_dir)
+        load_suite(copy_dir, allow_modified=True)
     assert "\n" not in str(info.value) and "adam.init.json" in str(info.value)
     shutil.copy(VECTOR_DIR / "adam.init.json", copy_dir / "adam.init.json")
     shutil.copy(VECTOR_DIR / "adam.init.json", copy_dir / "adam.init.copy.json")
     with pytest.raises(VectorError) as info:
-        load_suite(copy_dir)
+        load_suite(copy_dir, allow_modified=True)
     assert "\n" not in str(info.value) and "also in" in str(info.value)
+
+
+def test_a_set_must_match_its_manifest_unless_allowed(tmp_path):
+    copy_dir = tmp_path / "vectors"
+    shutil.copytree(VECTOR_DIR, copy_dir, ignore=shutil.ignore_patterns("schema", "*.py", "__pycache__"))
+    assert len(load_suite(copy_dir)) == len(load_suite())  # verified against the manifest: loads
+    path = copy_dir / "adam.init.json"
+    path.write_text(path.read_text(encoding="utf-8").replace('"rtol":0.0', '"rtol":0.5', 1), encoding="utf-8")
+    with pytest.raises(VectorError) as info:
+        load_suite(copy_dir)
+    assert "adam.init.json" in str(info.value) and "edited" in str(info.value) and "\n" not in str(info.value)
+    assert len(load_suite(copy_dir, allow_modified=True)) == len(load_suite())  # still schema-valid: allowed
+    (copy_dir / "manifest.json").unlink()
+    with pytest.raises(VectorError, match="no readable manifest"):
+        load_suite(copy_dir)

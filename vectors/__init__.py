@@ -133,8 +133,12 @@ def _tolerance_problem(tolerance: dict) -> str | None:
             continue
         for key in ("rtol", "atol"):
             value = bounds.get(key) if isinstance(bounds, dict) else None
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                return f"{dtype}.{key} is {value!r}"
+            try:
+                sound = isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+            except OverflowError:  # an integer too large for a float
+                sound = False
+            if not sound:
+                return f"{dtype}.{key} is {str(value)[:40]}"
     stack = [tolerance.get("scale")]
     while stack:
         item = stack.pop()
@@ -171,22 +175,69 @@ def visibility_of(directory: Path) -> str:
         return "hidden"
 
 
+def suite_identity(directory: Path | str | None = None) -> dict:
+    """What identifies a vector set in a report: its directory, seed, visibility, and its manifest's sha256."""
+    import hashlib
+
+    directory = Path(directory) if directory is not None else shipped_dir()
+    try:
+        text = (directory / "manifest.json").read_bytes()
+        manifest = json.loads(text)
+    except (OSError, ValueError):
+        return {"directory": str(directory), "manifest_sha256": None}
+    return {"directory": "shipped" if directory == shipped_dir() else str(directory),
+            "seed": manifest.get("seed") if isinstance(manifest, dict) else None,
+            "visibility": visibility_of(directory), "manifest_sha256": hashlib.sha256(text).hexdigest()}
+
+
+def verify_manifest(directory: Path) -> str | None:
+    """Why ``directory``'s files do not match its manifest (one line naming the file), or None when they do."""
+    import hashlib
+
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        listed = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{directory}: no readable manifest.json to verify the set against"
+    present = {p.name for p in directory.glob("*.json") if p.name != "manifest.json"}
+    for name in sorted(present - set(listed)):
+        return f"{directory / name}: not in the set's manifest"
+    for name, entry in sorted(listed.items()):
+        path = directory / name
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return f"{path}: listed in the manifest but missing"
+        if not isinstance(entry, dict) or digest != entry.get("sha256"):
+            return f"{path}: edited since it was generated (its sha256 differs from the manifest's)"
+    return None
+
+
 def load_suite(directory: Path | str | None = None, validate: bool | None = None,
-               visibility: str | None = None) -> list[Case]:
+               visibility: str | None = None, allow_modified: bool = False) -> list[Case]:
     """Every case of a vector directory (default: the shipped one), in file order.
 
-    Validation against the schema is on for any directory given, off for the
-    shipped set (its tests validate it). ``visibility`` overrides the set's own
-    (its manifest's; a private set from ``generate --seed`` is hidden).
+    A set other than the shipped one must match its manifest (each file's sha256):
+    an edited set is a VectorError naming the file, unless ``allow_modified``, and
+    then every file is validated against the schema. The shipped set and a verified
+    set were validated when generated (the shipped set's tests validate it again).
+    ``visibility`` overrides the set's own (its manifest's; a private set from
+    ``generate --seed`` is hidden).
     """
     directory = Path(directory) if directory is not None else shipped_dir()
-    validate = (directory != shipped_dir()) if validate is None else validate
     if not directory.is_dir():
         raise VectorError(f"{directory}: no such vector directory")
-    hidden = (visibility or visibility_of(directory)) == "hidden"
     files = sorted(p for p in directory.glob("*.json") if p.name != "manifest.json")
     if not files:
         raise VectorError(f"{directory}: holds no vector files (*.json)")
+    shipped = directory == shipped_dir()
+    if not shipped and not allow_modified:
+        problem = verify_manifest(directory)
+        if problem:
+            raise VectorError(f"{problem} (--allow-modified uses it anyway, validating every file)")
+    if validate is None:  # a set that matches its manifest was validated when it was generated
+        validate = not shipped and allow_modified
+    hidden = (visibility or visibility_of(directory)) == "hidden"
     cases, seen = [], {}
     for path in files:
         for case in read_file(path, validate, hidden):
