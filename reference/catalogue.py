@@ -53,6 +53,12 @@ def network(rng, dims, scale=1.0, prefix=""):
     return tree
 
 
+def _random_dims(sweep: np.random.Generator) -> list[int]:
+    """Layer sizes for a sweep case: 1 to 3 layers of 1 to 5 units (drawn in a fixed order)."""
+    depth = int(sweep.integers(1, 4))
+    return [int(n) for n in sweep.integers(1, 6, size=depth + 1)]
+
+
 def zeros_like(tree):
     return {key: np.zeros_like(value) for key, value in tree.items()}
 
@@ -300,8 +306,7 @@ def momentum_scenarios():
                  for name, build, description, why, tags in specs]
     sweep = np.random.default_rng(11)
     for k in range(25):
-        depth = int(sweep.integers(1, 4))
-        dims = [int(n) for n in sweep.integers(1, 6, size=depth + 1)]
+        dims = _random_dims(sweep)
         beta, lr = round(float(sweep.uniform(0.5, 0.99)), 4), round(float(10 ** sweep.uniform(-3, 0)), 5)
         scenarios.append(Scenario(
             "momentum.update", f"sweep-{k:02d}", f"layers {dims}, beta {beta}, lr {lr}",
@@ -403,8 +408,7 @@ def adam_scenarios():
         omitted=("learning_rate", "beta1", "beta2", "epsilon")))
     sweep = np.random.default_rng(13)
     for k in range(30):
-        depth = int(sweep.integers(1, 4))
-        dims = [int(n) for n in sweep.integers(1, 6, size=depth + 1)]
+        dims = _random_dims(sweep)
         t = int(sweep.integers(1, 60))
         beta1, beta2 = round(float(sweep.uniform(0.6, 0.95)), 4), round(float(sweep.uniform(0.95, 0.9999)), 5)
         lr, eps = round(float(10 ** sweep.uniform(-3, -1)), 6), float(f"{10 ** sweep.uniform(-9, -4):.3g}")
@@ -496,8 +500,7 @@ def gd_scenarios():
                  for name, build, description, why, tags in specs]
     sweep = np.random.default_rng(17)
     for k in range(10):
-        depth = int(sweep.integers(1, 4))
-        dims = [int(n) for n in sweep.integers(1, 6, size=depth + 1)]
+        dims = _random_dims(sweep)
         lr = round(float(10 ** sweep.uniform(-3, 0)), 5)
         scenarios.append(Scenario("gd.update", f"sweep-{k:02d}", f"layers {dims}, lr {lr}",
                                   "any arithmetic or bookkeeping error on ordinary inputs", ("gd", "sweep"),
@@ -546,8 +549,7 @@ def rmsprop_scenarios():
                  for name, build, description, why, tags in specs]
     sweep = np.random.default_rng(19)
     for k in range(10):
-        depth = int(sweep.integers(1, 4))
-        dims = [int(n) for n in sweep.integers(1, 6, size=depth + 1)]
+        dims = _random_dims(sweep)
         beta2 = round(float(sweep.uniform(0.8, 0.9999)), 5)
         lr, eps = round(float(10 ** sweep.uniform(-3, -1)), 6), float(f"{10 ** sweep.uniform(-9, -4):.3g}")
         scenarios.append(Scenario(
