@@ -109,6 +109,8 @@ def _taken_statements(body: list[ast.stmt]) -> list[ast.stmt]:
 
     ``EPS = 10**-8`` or ``sqrt = np.sqrt`` is taken when a taken definition reads
     ``EPS`` or ``sqrt``; ``parameters = model(X, Y)`` that nothing reads is not.
+    ``body`` is every top-level statement of the submission (all of a notebook's
+    cells), so a constant in one cell serves a function in another.
     """
     definitions = [node for node in body if _is_definition(node)]
     assignments = [(node, _assigned_names(node)) for node in body if _assigned_names(node)]
@@ -220,8 +222,9 @@ def _with_time_limit(seconds: float, run) -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _execute(tree: ast.Module, filename: str, namespace: dict, warnings: list[str], where: str) -> None:
-    for node in _taken_statements(tree.body):
+def _execute(tree: ast.Module, filename: str, namespace: dict, warnings: list[str], where: str,
+             taken: set[int]) -> None:
+    for node in (node for node in tree.body if id(node) in taken):
         code = compile(ast.Module(body=[node], type_ignores=[]), filename, "exec")
         try:
             if _assigned_names(node) is not None:
@@ -282,6 +285,8 @@ def load_source(path: Path) -> tuple[types.ModuleType, list[str]]:
     trees = [(label, _parse_blocks(_strip_magics(source), label, warnings)) for label, source in sources]
     warnings += _prelude_warnings([tree for _, tree in trees], path.name)
     filename = str(path)
+    taken = {id(node) for node in _taken_statements([node for _, tree in trees for node in tree.body])}
     for label, tree in trees:
-        _execute(tree, label if path.suffix == ".ipynb" else filename, module.__dict__, warnings, f"{label} ")
+        _execute(tree, label if path.suffix == ".ipynb" else filename, module.__dict__, warnings, f"{label} ",
+                 taken)
     return module, warnings

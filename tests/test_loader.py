@@ -127,3 +127,15 @@ def test_a_load_error_still_writes_the_requested_report(tmp_path):
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["summary"]["errors"] == report["summary"]["max_score"] > 0 and report["summary"]["passed"] == 0
     assert all(c["status"] == "error" and "not a notebook" in c["message"] for c in report["cases"])
+
+
+def test_a_constant_in_one_notebook_cell_serves_a_function_in_another(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    path = tmp_path / "cells.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("import numpy as np\nEPS = 10**-8"),
+                                       new_code_cell("def f(x):\n    return x + EPS"),
+                                       new_code_cell("result = f(1)\nprint(result)")]), str(path))
+    module, warnings = load_source(path)
+    assert module.f(1.0) == 1.0 + 1e-8 and not hasattr(module, "result") and warnings == []
