@@ -798,6 +798,13 @@ def _build() -> list[Mistake]:
                 "interval of epochs.", "divide the epoch by the interval: floor(epoch_num / time_interval).",
                 lambda learning_rate0, epoch_num, decay_rate, time_interval=1000:
                 learning_rate0 / (1 + decay_rate * epoch_num) / time_interval))
+    add(Mistake("decay-only-on-boundary", op, "decayed only on the boundary epochs",
+                "the decayed rate is returned only when epoch_num is a multiple of time_interval, and lr0 "
+                "on every other epoch; the rate should stay decayed until the next boundary.",
+                "return learning_rate0 / (1 + decay_rate * floor(epoch_num / time_interval)) for every epoch.",
+                lambda learning_rate0, epoch_num, decay_rate, time_interval=1000:
+                ops.lr_scheduled(learning_rate0, epoch_num, decay_rate, time_interval)
+                if epoch_num % time_interval == 0 else learning_rate0))
     add(Mistake("default-interval-100", op, "default time_interval of 100",
                 "called without an interval, your function decays every 100 epochs; the default is 1000.",
                 "declare time_interval=1000 in the signature.",
