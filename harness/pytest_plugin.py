@@ -12,19 +12,40 @@ from __future__ import annotations
 import pytest
 
 
+#: Every option: its name after ``--optconform-``, its help, and its default. Each can also be set in
+#: ``pytest.ini`` / ``[tool.pytest.ini_options]`` as ``optconform_<name>`` (the command line wins).
+OPTIONS = {
+    "target": ("module, module:object, file.py or notebook.ipynb to check", None),
+    "cmd": ("a program speaking the optconform wire protocol", None),
+    "dtype": ("float64 or float32: the precision the implementation computes in", "float64"),
+    "ops": ("comma-separated ops or families", None),
+    "vectors": ("another vector set", None),
+    "skip": ("a file of case ids (or globs) to skip", None),
+    "xfail": ("a file of case ids (or globs) expected to fail", None),
+    "timeout": ("per-call time limit, seconds, for a child process", "10"),
+}
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("optconform", "optimizer conformance against the optconform vectors")
-    group.addoption("--optconform-target", help="module, module:object, file.py or notebook.ipynb to check")
-    group.addoption("--optconform-cmd", help="a program speaking the optconform wire protocol")
-    group.addoption("--optconform-dtype", choices=("float64", "float32"), default="float64")
+    for name, (help_text, default) in OPTIONS.items():
+        group.addoption(f"--optconform-{name}", help=help_text + (f" (default {default})" if default else ""))
+        parser.addini(f"optconform_{name}", help_text, default=default)
     group.addoption("--optconform-convention", action="append", default=[], metavar="KEY=VALUE")
-    group.addoption("--optconform-ops", help="comma-separated ops or families")
-    group.addoption("--optconform-vectors", metavar="DIR", help="another vector set")
-    group.addoption("--optconform-skip", metavar="FILE")
-    group.addoption("--optconform-xfail", metavar="FILE")
-    group.addoption("--optconform-timeout", type=float, default=10.0)
+    parser.addini("optconform_convention", "conventions, KEY=VALUE, one a line", type="linelist", default=[])
     group.addoption("--optconform-isolate", action="store_true",
                     help="run a module target in a sandboxed child process, as files are")
+
+
+def pytest_configure(config):
+    for family in ("mini_batches", "momentum", "adam", "gd", "rmsprop", "lr_decay"):
+        config.addinivalue_line("markers", f"{family}: optconform cases of the {family} ops (-m {family})")
+
+
+def setting(config, name: str):
+    """An option's value: the command line's, else the ini file's ``optconform_<name>``, else its default."""
+    given = getattr(config.option, f"optconform_{name}")
+    return given if given not in (None, []) else config.getini(f"optconform_{name}")
 
 
 class CaseFailure(Exception):
@@ -41,13 +62,18 @@ class _Run:
         from .session import open_session
 
         option = config.option
-        cases = load_suite(option.optconform_vectors) if option.optconform_vectors else load_suite()
-        self.session = open_session(option.optconform_target, option.optconform_cmd, option.optconform_timeout,
-                                    in_process=not option.optconform_isolate)
-        self.dtype = option.optconform_dtype
-        self.conventions = resolve(self.session.info.conventions, parse_conventions(option.optconform_convention))
-        self.selection = select(cases, self.conventions, self.dtype, parse_ops(option.optconform_ops),
-                                CaseIdList.read(option.optconform_skip), CaseIdList.read(option.optconform_xfail),
+        if setting(config, "target") and setting(config, "cmd"):
+            raise ValueError("give one of --optconform-target and --optconform-cmd, not both")
+        self.dtype = setting(config, "dtype")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"--optconform-dtype must be float64 or float32, not {self.dtype!r}")
+        cases = load_suite(setting(config, "vectors"))
+        self.session = open_session(setting(config, "target"), setting(config, "cmd"),
+                                    float(setting(config, "timeout")), in_process=not option.optconform_isolate)
+        self.conventions = resolve(self.session.info.conventions,
+                                   parse_conventions(list(setting(config, "convention"))))
+        self.selection = select(cases, self.conventions, self.dtype, parse_ops(setting(config, "ops")),
+                                CaseIdList.read(setting(config, "skip")), CaseIdList.read(setting(config, "xfail")),
                                 self.session.info.ops)
 
 
@@ -82,7 +108,7 @@ class CaseItem(pytest.Item):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    if not (config.option.optconform_target or config.option.optconform_cmd):
+    if not (setting(config, "target") or setting(config, "cmd")):
         return
     try:
         run = _Run(config)
@@ -90,7 +116,9 @@ def pytest_collection_modifyitems(session, config, items):
         raise pytest.UsageError(f"optconform: {error}") from None
     config._optconform_run = run
     for case in run.selection.run:
-        items.append(CaseItem.from_parent(session, name=case.id, case=case, run=run))
+        item = CaseItem.from_parent(session, name=case.id, case=case, run=run)
+        item.add_marker(case.op.split(".")[0])  # -m adam selects the adam cases
+        items.append(item)
 
 
 def pytest_unconfigure(config):

@@ -62,3 +62,28 @@ def test_a_target_that_cannot_load_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("--optconform-target=no_such_module_here")
     assert result.ret == 4  # pytest's usage error
     result.stderr.fnmatch_lines(["*optconform: no module named 'no_such_module_here'*"])
+
+
+def test_markers_select_a_family(pytester):
+    result = pytester.runpytest_subprocess("--optconform-target=optconform.reference", "-m", "momentum",
+                                           "--optconform-ops=momentum.init,adam.init", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=INIT_CASES, deselected=INIT_CASES)
+
+
+def test_options_can_live_in_the_ini_file(pytester):
+    pytester.makeini("""
+        [pytest]
+        optconform_target = optconform.reference
+        optconform_ops = adam.init
+        optconform_convention =
+            adam.epsilon=outside_sqrt
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=INIT_CASES)
+
+
+def test_a_target_and_a_cmd_together_are_a_usage_error(pytester):
+    result = pytester.runpytest_subprocess("--optconform-target=optconform.reference",
+                                           "--optconform-cmd=node port.js")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*not both*"])
