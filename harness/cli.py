@@ -26,6 +26,8 @@ def prepare(args):
         raise UsageError(str(error)) from None
     if args.timeout is not None and not 0 < args.timeout < float("inf"):  # also refuses nan
         raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+    if getattr(args, "max_failures", None) is not None and args.max_failures < 1:
+        raise UsageError(f"--max-failures must be at least 1, not {args.max_failures}")
     return ops, overrides, skip, xfail, cases
 
 
@@ -70,7 +72,8 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
         if not selection.run:
             raise UsageError("no case selected: every case was skipped or the selection is empty "
                              "(check --ops, --skip and --dtype)")
-        report = run_cases(session, selection, args.dtype, conventions, target or cmd)
+        report = run_cases(session, selection, args.dtype, conventions, target or cmd,
+                           getattr(args, "max_failures", None))
         report.vectors = suite_identity(args.vectors)
         if graded and session.info.conventions:
             from .grade import IGNORED_CONVENTIONS
@@ -92,7 +95,11 @@ def run_check(args) -> int:
         if args.output:  # a results file is always written (a Gradescope run needs one); the exit stays 2
             _write(args.output, render(failure.report, args.format))
         raise
-    text = render(report, args.format, verbose=args.verbose) if args.format == "text" else render(report, args.format)
+    if getattr(args, "quiet", False) and args.format == "text":
+        text = summary_line(report)  # the verdict only
+    else:
+        text = render(report, args.format, verbose=args.verbose) if args.format == "text" else render(report,
+                                                                                                    args.format)
     if args.output:
         _write(args.output, text)
         print(render(report, "text") if args.format == "text" else summary_line(report))

@@ -74,13 +74,24 @@ def _without_values(message: str) -> str:
     return message
 
 
-def run_cases(session, selection, dtype: str, conventions: dict, target: str) -> RunReport:
-    """Every selected case, in order; one case's trouble never costs another's result."""
+def run_cases(session, selection, dtype: str, conventions: dict, target: str,
+              max_failures: int | None = None) -> RunReport:
+    """Every selected case, in order; one case's trouble never costs another's result.
+
+    With ``max_failures``, the run stops once that many cases have failed; the
+    rest are listed as skipped, saying why.
+    """
     report = RunReport(target=target, dtype=dtype, conventions=conventions, target_name=session.info.name,
                        skipped=list(selection.skipped), warnings=list(selection.warnings))
     pairs_seen: set[str] = set()
-    for case in selection.run:
+    failures = 0
+    for index, case in enumerate(selection.run):
+        if max_failures is not None and failures >= max_failures:
+            report.skipped += [f"{rest.id}: not run: --max-failures {max_failures} reached"
+                               for rest in selection.run[index:]]
+            break
         result = run_case(case, session, dtype, conventions, case.id in selection.xfail, pairs_seen)
+        failures += result.counts_as_failure
         report.results.append(result)
     report.warnings += warnings_that_matter(session.info.warnings, report.results)
     xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]

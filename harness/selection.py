@@ -167,12 +167,25 @@ def select(cases, conventions: dict, dtype: str, ops: list[str] | None = None,
 
 
 def list_suite(args) -> str:
-    """The text of ``optconform list``: ops, conventions, tags and the cases."""
+    """What ``optconform list`` prints: ops, conventions, tags and the cases, as text or (``--format json``) JSON."""
+    import json
+
     from ..vectors import load_suite
 
     cases = load_suite(getattr(args, "vectors", None), allow_modified=getattr(args, "allow_modified", False))
     wanted = parse_ops(getattr(args, "ops", None))
     cases = [case for case in cases if op_selected(case.op, wanted)]
+    if getattr(args, "format", "text") == "json":
+        return json.dumps({
+            "ops": {op: {"cases": sum(case.op == op for case in cases), "functions": course_functions(op)}
+                    for op in CASE_OPS if any(case.op == op for case in cases)},
+            "conventions": {name: {"values": list(spec["values"]), "default": spec["values"][0], "help": spec["help"]}
+                            for name, spec in CONVENTIONS.items()},
+            "tags": dict(sorted(Counter(tag for case in cases for tag in case.tags).items())),
+            "cases": [{"id": case.id, "op": case.op, "description": case.description, "why": case.why,
+                       "tags": list(case.tags), "conventions": case.conventions,
+                       "float64_only": case.float64_only} for case in cases],
+        }, indent=2)
     lines = ["ops:"]
     per_op = Counter(case.op for case in cases)
     lines += [f"  {op:<22} {per_op[op]:>4} cases" for op in CASE_OPS if per_op[op]]

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json", "junit", "gradescope"), default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints)")
     check.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+    check.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line")
+    check.add_argument("--max-failures", type=int, metavar="N",
+                       help="stop after N failing cases (the rest are listed as not run)")
     check.add_argument("--strict-xfail", action="store_true",
                        help="a case listed in --xfail that passes fails the run (as pytest's xfail_strict)")
     check.add_argument("--no-sandbox", action="store_true",
@@ -161,7 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(run=_doctor)
 
     listing = sub.add_parser("list", help="the ops, conventions, tags and cases")
-    add_check_options(listing)
+    listing.add_argument("--ops", help="comma-separated ops or families to list")
+    listing.add_argument("--vectors", metavar="DIR", help="another vector set")
+    listing.add_argument("--allow-modified", action="store_true", help="list a set that no longer matches its manifest")
+    listing.add_argument("--format", choices=("text", "json"), default="text")
     listing.set_defaults(run=_list)
     return parser
 

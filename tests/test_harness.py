@@ -470,3 +470,23 @@ def test_an_in_place_adam_passes_in_process_because_v_and_s_are_never_one_dict()
 
     report = run(with_changes(update_parameters_with_adam=in_place), ops_wanted=["adam.trajectory"])
     assert report.results and failures(report) == []
+
+
+def test_quiet_max_failures_and_list_json(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "optconform.cli", *map(str, args)], capture_output=True,
+                              text=True, timeout=300)
+
+    buggy = ROOT / "examples" / "buggy_submission.py"
+    quiet = cli("check", buggy, "-q")
+    assert quiet.returncode == 1 and len(quiet.stdout.strip().splitlines()) == 1 and "failed" in quiet.stdout
+    capped = json.loads(cli("check", buggy, "--max-failures", "3", "--format", "json").stdout)
+    assert capped["summary"]["failed"] + capped["summary"]["errors"] == 3
+    assert any("--max-failures 3 reached" in line for line in capped.get("skipped", [])) or capped["summary"]["skipped"]
+    assert cli("check", buggy, "--max-failures", "0").returncode == 2
+    listing = json.loads(cli("list", "--format", "json", "--ops", "adam").stdout)
+    assert set(listing["ops"]) == {"adam.init", "adam.update", "adam.trajectory"}
+    assert listing["ops"]["adam.update"]["functions"] == ["update_parameters_with_adam"]
+    assert all(case["why"] for case in listing["cases"])
+    ignored = cli("list", "--dtype", "float32")
+    assert ignored.returncode == 2 and "unrecognized arguments" in ignored.stderr
