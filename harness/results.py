@@ -35,6 +35,8 @@ class CaseResult:
     xfail: bool = False
     #: A hidden case: its message names what kind of thing went wrong, never a value.
     hidden: bool = False
+    #: Wall-clock seconds the case took (its calls, comparison and diagnosis).
+    seconds: float = 0.0
 
     @property
     def counts_as_failure(self) -> bool:
@@ -52,6 +54,7 @@ class CaseResult:
             "diagnosis": self.diagnosis,
             "xfail": self.xfail,
             "hidden": self.hidden,
+            "seconds": round(self.seconds, 6),
             "description": self.description,
             "why": self.why,
             "details": self.details,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 
 from . import diagnose
@@ -16,6 +17,7 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
     ``pairs_seen`` (a set, kept across one target's cases) collects the pairs of mistakes named so far,
     which the diagnosis of later cases tries first.
     """
+    started = time.perf_counter()
     outcome = check_case(case, session, dtype, conventions)
     comparison = outcome.comparison
     diagnosis = None
@@ -34,7 +36,7 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
         max_abs_err=comparison.max_abs_err if comparison else None,
         max_rel_err=comparison.max_rel_err if comparison else None,
         diagnosis=diagnosis, description=case.description, why=case.why,
-        details=outcome.details, xfail=xfail)
+        details=outcome.details, xfail=xfail, seconds=time.perf_counter() - started)
     return withheld(result) if getattr(case, "hidden", False) else result
 
 
