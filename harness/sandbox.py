@@ -115,38 +115,49 @@ def _package_dirs() -> list[str]:
     return sorted({p for p in sys.path if p and os.path.isdir(p) and ("site-packages" in p or "dist-packages" in p)})
 
 
+@functools.lru_cache(maxsize=1)
+def _runtime_view() -> tuple[str, ...]:
+    """The bind and tmpfs arguments for the host's runtime, the same for every submission of a run.
+
+    Worked out once per grading process: it reads ``sys.path`` and lists each
+    packages directory (thousands of entries where torch is installed), which no
+    child start or restart should pay again.
+    """
+    # the tmpfs first: a runtime that lives under /tmp (a CI's throwaway venv) is bound onto it below
+    argv = ["--tmpfs", SCRATCH, "--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        if os.path.islink(f"/{name}"):
+            argv += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
+        elif os.path.isdir(f"/{name}"):
+            argv += ["--ro-bind", f"/{name}", f"/{name}"]
+    for prefix in sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), sys.prefix}):
+        if not prefix.startswith("/usr"):
+            argv += ["--ro-bind", prefix, prefix]
+    for directory in _package_dirs():
+        if not directory.startswith(("/usr", os.path.realpath(sys.base_prefix), sys.prefix)):
+            argv += ["--ro-bind", directory, directory]
+        hidden = [os.path.join(directory, n) for n in os.listdir(directory) if n.startswith("optconform")]
+        for path in hidden:  # an installed optconform (the reference, the vectors) is not there inside
+            argv += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+    argv += ["--ro-bind", _staged_child(), CHILD_ROOT, "--proc", "/proc", "--dev", "/dev", "--chdir", SCRATCH]
+    for key, value in Policy.environment().items():
+        argv += ["--setenv", key, value]
+    return tuple(argv)
+
+
 @dataclass(frozen=True)
 class Policy:
-    """What one sandboxed child sees: the submission, and its scratch directory on the host (unused inside)."""
+    """What one sandboxed child sees: the runtime (:func:`_runtime_view`) and its own submission."""
 
     submission: Path
 
     def command(self, bwrap: str) -> list[str]:
         """The whole ``bwrap`` command that starts the child server on the submission."""
-        # the tmpfs first: a runtime that lives under /tmp (a CI's throwaway venv) is bound onto it below
-        argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv",
-                "--tmpfs", SCRATCH, "--ro-bind", "/usr", "/usr"]
-        for name in ("bin", "lib", "lib64", "sbin"):
-            if os.path.islink(f"/{name}"):
-                argv += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
-            elif os.path.isdir(f"/{name}"):
-                argv += ["--ro-bind", f"/{name}", f"/{name}"]
-        for prefix in sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), sys.prefix}):
-            if not prefix.startswith("/usr"):
-                argv += ["--ro-bind", prefix, prefix]
-        for directory in _package_dirs():
-            if not directory.startswith(("/usr", os.path.realpath(sys.base_prefix), sys.prefix)):
-                argv += ["--ro-bind", directory, directory]
-            hidden = [os.path.join(directory, n) for n in os.listdir(directory) if n.startswith("optconform")]
-            for path in hidden:  # an installed optconform (the reference, the vectors) is not there inside
-                argv += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
-        argv += ["--ro-bind", _staged_child(), CHILD_ROOT,
-                 "--ro-bind", str(self.submission), f"{SUBMISSION_DIR}/{self.submission.name}",
-                 "--proc", "/proc", "--dev", "/dev", "--chdir", SCRATCH]
-        for key, value in self.environment().items():
-            argv += ["--setenv", key, value]
-        return argv + ["--", sys.executable, "-I", "-S", "-c", _BOOT, f"{SUBMISSION_DIR}/{self.submission.name}"]
+        inside = f"{SUBMISSION_DIR}/{self.submission.name}"
+        return [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+                "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv", *_runtime_view(),
+                "--ro-bind", str(self.submission), inside,
+                "--", sys.executable, "-I", "-S", "-c", _BOOT, inside]
 
     @staticmethod
     def environment() -> dict[str, str]:
