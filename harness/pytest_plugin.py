@@ -5,6 +5,13 @@ on the vectors with one flag. The options mirror ``optconform check``. A case th
 target does not implement is skipped (with the reason), an ``--optconform-xfail``
 entry is an expected failure, and a failure reads like the text report: the
 message, the likely mistake, and why the case exists.
+
+Items live under a root collector ``optconform`` and one collector per op, so the
+case ``adam.update/outside_sqrt/t-1`` has the node id
+``optconform::adam.update::outside_sqrt/t-1`` (JUnit ``classname`` ``optconform.adam.update``).
+A node id given on the command line (``pytest ... "optconform::adam.update::outside_sqrt/t-1"``,
+``optconform::adam.update``, or ``optconform::`` + a case id) selects those cases; pytest
+would otherwise look for a file of that name.
 """
 
 from __future__ import annotations
@@ -37,7 +44,17 @@ def pytest_addoption(parser):
                     help="run a module target in a sandboxed child process, as files are")
 
 
+#: A command-line argument that names optconform items rather than a file.
+ROOT = "optconform"
+
+
 def pytest_configure(config):
+    # Node ids of our items are not paths: take them out of pytest's collection arguments, keep them to
+    # select with. Only when a target is set; otherwise pytest reports the unknown path as usual.
+    if setting(config, "target") or setting(config, "cmd"):
+        wanted = [arg for arg in config.args if arg == ROOT or arg.startswith(ROOT + "::")]
+        config.args[:] = [arg for arg in config.args if arg not in wanted]
+        config._optconform_wanted = wanted
     for family in ("mini_batches", "momentum", "adam", "gd", "rmsprop", "lr_decay"):
         config.addinivalue_line("markers", f"{family}: optconform cases of the {family} ops (-m {family})")
 
@@ -75,6 +92,31 @@ class _Run:
         self.selection = select(cases, self.conventions, self.dtype, parse_ops(setting(config, "ops")),
                                 CaseIdList.read(setting(config, "skip")), CaseIdList.read(setting(config, "xfail")),
                                 self.session.info.ops)
+
+
+class CaseGroup(pytest.Collector):
+    """The root ``optconform`` collector, or one op's: its items are made at collection's end."""
+
+    def collect(self):
+        return []
+
+
+def _op_groups(session) -> dict:
+    root = CaseGroup.from_parent(session, name=ROOT, nodeid=ROOT)
+    groups = {}
+
+    def group(op: str) -> CaseGroup:
+        if op not in groups:
+            groups[op] = CaseGroup.from_parent(root, name=op)
+        return groups[op]
+
+    return group
+
+
+def _selected_by(item, wanted: str) -> bool:
+    """Whether the command-line node id ``wanted`` names ``item`` (or a collector above it)."""
+    return (item.nodeid == wanted or item.nodeid.startswith(wanted + "::")
+            or wanted == f"{ROOT}::{item.case.id}")
 
 
 class CaseItem(pytest.Item):
@@ -115,10 +157,19 @@ def pytest_collection_modifyitems(session, config, items):
     except Exception as error:  # noqa: BLE001 - reported as a usage error, one line
         raise pytest.UsageError(f"optconform: {error}") from None
     config._optconform_run = run
+    group, ours = _op_groups(session), []
     for case in run.selection.run:
-        item = CaseItem.from_parent(session, name=case.id, case=case, run=run)
+        name = case.id[len(case.op) + 1:] if case.id.startswith(case.op + "/") else case.id
+        item = CaseItem.from_parent(group(case.op), name=name, case=case, run=run)
         item.add_marker(case.op.split(".")[0])  # -m adam selects the adam cases
-        items.append(item)
+        ours.append(item)
+    wanted = getattr(config, "_optconform_wanted", [])
+    if wanted:
+        unknown = [w for w in wanted if not any(_selected_by(item, w) for item in ours)]
+        if unknown:
+            raise pytest.UsageError(f"optconform: no selected case has the node id {unknown[0]!r}")
+        ours = [item for item in ours if any(_selected_by(item, w) for w in wanted)]
+    items.extend(ours)
 
 
 def pytest_unconfigure(config):

@@ -15,7 +15,7 @@ def test_each_case_is_an_item_and_the_reference_passes(pytester):
     result = pytester.runpytest_subprocess("--optconform-target=optconform.reference",
                                            "--optconform-ops=momentum.init,adam.init", "-v")
     result.assert_outcomes(passed=2 * INIT_CASES)
-    result.stdout.fnmatch_lines(["*momentum.init/one-layer-1x1 PASSED*"])
+    result.stdout.fnmatch_lines(["optconform::momentum.init::one-layer-1x1 PASSED*"])
 
 
 def test_a_buggy_port_fails_with_message_diagnosis_and_why(pytester):
@@ -87,3 +87,48 @@ def test_a_target_and_a_cmd_together_are_a_usage_error(pytester):
                                            "--optconform-cmd=node port.js")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*not both*"])
+
+
+def test_a_failing_case_is_rerun_by_its_node_id(pytester):
+    pytester.makepyfile(bad_lr=textwrap.dedent("""
+        from optconform.reference import ops
+
+        def update_lr(learning_rate0, epoch_num, decay_rate):
+            return learning_rate0 / (1 + decay_rate) ** epoch_num  # exponential, not inverse-time
+    """))
+    first = pytester.runpytest_subprocess("--optconform-target=bad_lr", "--optconform-ops=lr_decay.inverse_time",
+                                          "-rf", "-p", "no:cacheprovider")
+    failed = [line.split()[1] for line in first.stdout.lines if line.startswith("FAILED ")]
+    assert failed and all(node.startswith("optconform::lr_decay.inverse_time::") for node in failed)
+    again = pytester.runpytest_subprocess("--optconform-target=bad_lr", failed[0], "-v", "-p", "no:cacheprovider")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines([f"{failed[0]} FAILED*"])
+    # a whole op by its collector's id, and a case by optconform:: + its case id
+    case_id = failed[0].split("::", 1)[1].replace("::", "/", 1)
+    by_case = pytester.runpytest_subprocess("--optconform-target=bad_lr", f"optconform::{case_id}",
+                                            "optconform::momentum.init", "-p", "no:cacheprovider")
+    by_case.assert_outcomes(failed=1, skipped=INIT_CASES)  # bad_lr has no initialize_velocity
+
+
+def test_an_unknown_node_id_is_a_usage_error(pytester):
+    result = pytester.runpytest_subprocess("--optconform-target=optconform.reference",
+                                           "optconform::adam.update::no-such-case")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*no selected case has the node id 'optconform::adam.update::no-such-case'*"])
+
+
+def test_junitxml_names_each_case_under_its_op(pytester):
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    import xmlschema
+
+    result = pytester.runpytest_subprocess("--optconform-target=optconform.reference",
+                                           "--optconform-ops=adam.init,lr_decay", "--junitxml=out.xml")
+    assert result.ret == 0
+    xml_text = (pytester.path / "out.xml").read_text()
+    xmlschema.XMLSchema(str(Path(__file__).parent / "schemas" / "junit.xsd")).validate(xml_text)
+    cases = list(ET.fromstring(xml_text).iter("testcase"))
+    assert {case.get("classname") for case in cases} == {
+        "optconform.adam.init", "optconform.lr_decay.inverse_time", "optconform.lr_decay.scheduled"}
+    assert any(case.get("name") == "one-layer-1x1" for case in cases)

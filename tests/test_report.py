@@ -341,6 +341,20 @@ def test_junit_parses_and_counts_match(report):
     assert by_id["adam.update/outside_sqrt/t-3"].is_passed
 
 
+JUNIT_SCHEMA = Path(__file__).parent / "schemas" / "junit.xsd"
+
+
+def test_junit_validates_against_the_junit_schema(report):
+    import xmlschema
+
+    schema = xmlschema.XMLSchema(str(JUNIT_SCHEMA))
+    schema.validate(render(report, "junit"))  # raises, naming the element, on any departure
+    schema.validate(render(RunReport(target="t", dtype="float64", conventions={}), "junit"))
+    # the schema is strict where the old report was wrong: a skipped count on <testsuites>
+    broken = render(report, "junit").replace("<testsuites ", '<testsuites skipped="4" ', 1)
+    assert not schema.is_valid(broken)
+
+
 def test_junit_empty_report():
     report = RunReport(target="t", dtype="float64", conventions={})
     root = ET.fromstring(render(report, "junit"))
