@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, UsageError
@@ -72,8 +73,9 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
         if not selection.run:
             raise UsageError("no case selected: every case was skipped or the selection is empty "
                              "(check --ops, --skip and --dtype)")
-        report = run_cases(session, selection, args.dtype, conventions, target or cmd,
-                           getattr(args, "max_failures", None))
+        with progress_bar(len(selection.run), session.info.name, getattr(args, "quiet", False)) as advance:
+            report = run_cases(session, selection, args.dtype, conventions, target or cmd,
+                               getattr(args, "max_failures", None), advance)
         report.vectors = suite_identity(args.vectors)
         if graded and session.info.conventions:
             from .grade import IGNORED_CONVENTIONS
@@ -82,6 +84,22 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
         return report
     finally:
         session.close()
+
+
+@contextmanager
+def progress_bar(total: int, label: str, quiet: bool = False):
+    """A progress bar on stderr while cases run, only when stderr is a terminal; it is gone when they end."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    import shutil
+
+    from tqdm import tqdm
+
+    size = shutil.get_terminal_size()  # a terminal that reports no size (0 x 0) would hide tqdm's bar: 80 x 24
+    with tqdm(total=total, desc=label, unit="case", leave=False, file=sys.stderr, ncols=size.columns or 80,
+              nrows=size.lines or 24) as bar:
+        yield lambda result: bar.update(1)
 
 
 def run_check(args) -> int:

@@ -77,11 +77,12 @@ def _without_values(message: str) -> str:
 
 
 def run_cases(session, selection, dtype: str, conventions: dict, target: str,
-              max_failures: int | None = None) -> RunReport:
+              max_failures: int | None = None, on_case=None) -> RunReport:
     """Every selected case, in order; one case's trouble never costs another's result.
 
     With ``max_failures``, the run stops once that many cases have failed; the
-    rest are listed as skipped, saying why.
+    rest are listed as skipped, saying why. ``on_case(result)`` is called after
+    each case (a progress display).
     """
     report = RunReport(target=target, dtype=dtype, conventions=conventions, target_name=session.info.name,
                        skipped=list(selection.skipped), warnings=list(selection.warnings))
@@ -95,6 +96,8 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str,
         result = run_case(case, session, dtype, conventions, case.id in selection.xfail, pairs_seen)
         failures += result.counts_as_failure
         report.results.append(result)
+        if on_case is not None:
+            on_case(result)
     report.warnings += warnings_that_matter(session.info.warnings, report.results)
     xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]
     report.warnings += [f"{case_id}: listed as xfail but passes (remove it from the xfail file)" for case_id in xpassed]

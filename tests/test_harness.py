@@ -490,3 +490,36 @@ def test_quiet_max_failures_and_list_json(tmp_path):
     assert all(case["why"] for case in listing["cases"])
     ignored = cli("list", "--dtype", "float32")
     assert ignored.returncode == 2 and "unrecognized arguments" in ignored.stderr
+
+
+def _stderr_of_check_on_a_terminal(*extra: str) -> str:
+    """Run ``check`` with stderr on a pseudo-terminal (stdout a pipe); what the terminal showed."""
+    import os
+    import pty
+
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "optconform.cli", "check", "optconform.reference",
+                                "--ops", "adam.trajectory", *extra], stdout=subprocess.PIPE, stderr=secondary)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    process.communicate(timeout=120)
+    os.close(primary)
+    return shown.decode(errors="replace")
+
+
+def test_check_shows_progress_on_a_terminal_and_nothing_on_a_pipe():
+    shown = _stderr_of_check_on_a_terminal()
+    assert "case/s" in shown or "s/case" in shown  # tqdm's rate: a bar was drawn on the terminal
+    assert "optconform.reference" in shown
+    assert "case" not in _stderr_of_check_on_a_terminal("-q")
+    piped = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "optconform.reference", "--ops",
+                            "adam.trajectory"], capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0 and piped.stderr == ""
