@@ -83,6 +83,12 @@ def _check(args) -> int:
     return run_check(args)
 
 
+def _selftest(args) -> int:
+    from optconform.harness.selftest.command import run_selftest
+
+    return run_selftest(args)
+
+
 def _doctor(args) -> int:
     from optconform.harness.sandbox import describe, probe
 
@@ -159,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--no-sandbox", action="store_true",
                        help="grade without the sandbox (refused by default where none can be set up)")
     grade.set_defaults(run=_grade)
+
+    selftest = sub.add_parser("selftest", help="mutation-test the reference against the vectors: every mutant "
+                              "killed or listed as equivalent, every known mistake caught, correct variants pass")
+    selftest.add_argument("--vectors", metavar="DIR", help="another vector set")
+    selftest.add_argument("--jobs", type=int, help="worker processes (default: one per core)")
+    selftest.add_argument("--only", metavar="REGEX", help="only the mutants whose id matches (skips the other checks)")
+    selftest.add_argument("--full", action="store_true", help="every case that kills each mutant, not the first")
+    selftest.add_argument("--equivalents", metavar="FILE", help="the file of equivalent mutants (default: shipped)")
+    selftest.add_argument("--format", choices=("text", "json"), default="text")
+    selftest.add_argument("--output", metavar="FILE", help="write the report here")
+    selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix")
+    selftest.set_defaults(run=_selftest)
 
     doctor = sub.add_parser("doctor", help="what isolation this machine gives untrusted submissions")
     doctor.set_defaults(run=_doctor)

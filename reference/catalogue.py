@@ -547,6 +547,13 @@ def rmsprop_scenarios():
     ]
     scenarios = [Scenario("rmsprop.update", name, description, why, ("rmsprop",) + tags, build, EPSILON_BOTH)
                  for name, build, description, why, tags in specs]
+    scenarios.append(Scenario(
+        "rmsprop.update", "default-epsilon",
+        "update_parameters_with_rmsprop(parameters, grads, s, beta2, learning_rate): epsilon left out, its default "
+        "1e-8 against squared gradients near 1e-14", "a wrong default epsilon (the suite's mutation test found "
+        "no case that left it out)", ("rmsprop", "defaults"),
+        _rmsprop(epsilon=1e-8, state="zeros", grads=lambda rng, dims: network(rng, dims, 1e-7, "d")), EPSILON_BOTH,
+        omitted=("epsilon",)))
     sweep = np.random.default_rng(19)
     for k in range(10):
         dims = _random_dims(sweep)
@@ -603,6 +610,9 @@ def lr_decay_scenarios():
         ("default-interval", dict(learning_rate0=0.5, epoch_num=2500, decay_rate=0.3, time_interval=1000),
          "schedule_lr_decay(lr0, 2500, 0.3): the default interval 1000", "a wrong default time_interval",
          ("time_interval",)),
+        ("default-interval-boundary", dict(learning_rate0=0.5, epoch_num=1000, decay_rate=0.3, time_interval=1000),
+         "schedule_lr_decay(lr0, 1000, 0.3): the first decay falls exactly on the default interval",
+         "a default time_interval a little over 1000 (epoch 2500 cannot tell 1000 from 1001)", ("time_interval",)),
         ("interval-on-rate", dict(learning_rate0=0.6, epoch_num=300, decay_rate=0.2, time_interval=100),
          "epoch 300, interval 100: three decays", "the interval applied to the learning rate instead of the epoch",
          ()),

@@ -1,0 +1,71 @@
+"""``optconform selftest``: run the three checks, print the kill matrix, exit 0 only when all hold."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import (EQUIVALENTS, failing_variants, kill_matrix, read_equivalents, stale_equivalents,
+               uncaught_mistakes)
+from .mutants import mutants
+
+
+def run_selftest(args) -> int:
+    from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, UsageError
+    from optconform.vectors import load_suite
+
+    equivalents = Path(args.equivalents) if args.equivalents else EQUIVALENTS
+    try:
+        read_equivalents(equivalents)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"equivalents file: {error}") from None
+    cases = load_suite(args.vectors)
+    results = kill_matrix(args.vectors, args.jobs, args.only, args.full, equivalents)
+    if not results:
+        raise UsageError(f"no mutant matches --only {args.only!r}")
+    stale = stale_equivalents(results, args.only, equivalents)
+    missed = [] if args.only else uncaught_mistakes(cases)
+    broken = [] if args.only else failing_variants(cases)
+    survivors = [r for r in results if r.status == "survived"]
+    ok = not (survivors or stale or missed or broken)
+    if args.format == "json":
+        text = json.dumps({"ok": ok, "mutants": [vars(r) for r in results], "stale_equivalents": stale,
+                           "uncaught_mistakes": missed, "failing_variants": broken}, indent=1)
+    else:
+        text = _text(results, stale, missed, broken, args.verbose, args.only)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(text.splitlines()[0])
+    else:
+        sys.stdout.write(text + "\n")
+    return EXIT_OK if ok else EXIT_NONCONFORMING
+
+
+def _text(results, stale, missed, broken, verbose: bool, only) -> str:
+    from ...reference import mistakes as catalogue
+    from .variants import correct_variants
+
+    count = {status: sum(r.status == status for r in results) for status in ("killed", "equivalent", "survived")}
+    lines = [f"optconform selftest: {len(results)} mutants of reference/ops.py: {count['killed']} killed, "
+             f"{count['equivalent']} equivalent, {count['survived']} survived"]
+    if not only:
+        lines.append(f"known mistakes: {len(catalogue.MISTAKES) - len(missed)} of {len(catalogue.MISTAKES)} "
+                     "fail at least one case")
+        lines.append(f"correct variants: {len(correct_variants()) - len(broken)} of {len(correct_variants())} conform")
+    for result in results:
+        if result.status == "survived":
+            lines.append(f"SURVIVED  {result.id} (line {result.line}): no case kills it; add a case that does, "
+                         "or list it as equivalent, with the reason")
+        elif verbose and result.status == "killed":
+            lines.append(f"killed    {result.id} by {', '.join(result.killed_by[:3])}"
+                         + (f" (+{len(result.killed_by) - 3})" if len(result.killed_by) > 3 else ""))
+        elif verbose:
+            lines.append(f"equivalent {result.id}: {result.reason}")
+    lines += [f"STALE     {entry}" for entry in stale]
+    lines += [f"UNCAUGHT  {entry}: no case fails it" for entry in missed]
+    lines += [f"REJECTED  {entry}" for entry in broken]
+    return "\n".join(lines)
+
+
+__all__ = ["run_selftest", "mutants"]

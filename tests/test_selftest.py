@@ -1,0 +1,115 @@
+"""optconform selftest: the vectors kill every mutant of the reference that is not equivalent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+
+from optconform.harness import selftest
+from optconform.harness.selftest import (EQUIVALENTS, read_equivalents, run_mutant, uncaught_mistakes,
+                                         failing_variants)
+from optconform.harness.selftest.mutants import mutants
+from optconform.reference import ops
+from optconform.reference.mistakes import Mistake
+from optconform.vectors import load_suite
+
+
+def _selftest(*args):
+    return subprocess.run([sys.executable, "-m", "optconform.cli", "selftest", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_every_mutant_is_killed_or_listed_as_equivalent():
+    done = _selftest("--format", "json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0, [m["id"] for m in report["mutants"] if m["status"] == "survived"]
+    assert report["ok"] and len(report["mutants"]) > 80
+    statuses = {m["status"] for m in report["mutants"]}
+    assert statuses == {"killed", "equivalent"}
+    killed = [m for m in report["mutants"] if m["status"] == "killed"]
+    assert all(m["killed_by"] for m in killed)
+    # the defaults of the course functions are pinned (they all survived before the omitted-argument cases)
+    defaults = {m["function"] for m in report["mutants"] if m["default"] and m["status"] == "killed"}
+    assert defaults == {"adam_update", "mini_batches", "lr_scheduled", "rmsprop_update"}
+
+
+def test_mutant_ids_are_unique_and_each_mutant_changes_the_code():
+    found = mutants()
+    assert len({m.id for m in found}) == len(found)
+    import ast
+    import inspect
+
+    original = inspect.getsource(ops)
+    assert all(ast.unparse(ast.parse(m.source)) != ast.unparse(ast.parse(original)) for m in found)
+    assert not [m for m in found if m.function == "call_defaults"]
+
+
+def test_a_survivor_not_listed_fails_the_run_and_is_named(tmp_path):
+    kept = [line for line in EQUIVALENTS.read_text().splitlines() if "shuffled_Y" not in line]
+    equivalents = tmp_path / "equivalent.txt"
+    equivalents.write_text("\n".join(kept) + "\n")
+    done = _selftest("--only", "^mini_batches", "--equivalents", str(equivalents))
+    assert done.returncode == 1
+    assert "SURVIVED  mini_batches: shuffled_Y[:, k:k + mini_batch_size].copy() [drop .copy()] #1 (line " \
+        in done.stdout
+    assert "shuffled_X" not in done.stdout  # the listed one is equivalent, not a survivor
+
+
+def test_a_killed_mutant_listed_as_equivalent_is_stale(tmp_path):
+    equivalents = tmp_path / "equivalent.txt"
+    equivalents.write_text(EQUIVALENTS.read_text()
+                           + "gd_update: learning_rate * grads[grad] [Mult -> Div] #1  -- wrongly listed\n"
+                           + "gd_update: no such mutant [X] #1  -- gone\n")
+    done = _selftest("--only", "^gd_update", "--equivalents", str(equivalents))
+    assert done.returncode == 1
+    assert "STALE     gd_update: learning_rate * grads[grad] [Mult -> Div] #1: listed as equivalent but killed" \
+        in done.stdout
+    assert "gd_update: no such mutant [X] #1: no such mutant" in done.stdout
+
+
+def test_a_malformed_equivalents_file_is_a_usage_error(tmp_path):
+    equivalents = tmp_path / "equivalent.txt"
+    equivalents.write_text("adam_init: something without a reason\n")
+    done = _selftest("--equivalents", str(equivalents))
+    assert done.returncode == 2
+    assert done.stderr.strip() == "optconform: error: equivalents file: equivalent.txt:1: expected " \
+                                  "'<mutant id>  -- <reason>'"
+
+
+def test_a_case_removed_from_the_vectors_lets_its_mutant_survive():
+    mutant = next(m for m in mutants() if m.id == "rmsprop_update: 1e-08 [1e-08 -> 0] #1")
+    cases = load_suite()
+    assert run_mutant(mutant, cases).killed_by == ["rmsprop.update/outside_sqrt/default-epsilon"]
+    without = [c for c in cases if not c.id.endswith("/default-epsilon")]
+    assert run_mutant(mutant, without).status == "survived"
+
+
+def test_a_mistake_that_computes_the_reference_is_reported_uncaught(monkeypatch):
+    fake = Mistake("not-a-mistake", "gd.update", "the reference itself", "", "", ops.gd_update)
+    monkeypatch.setattr(selftest.catalogue, "MISTAKES", [fake])
+    assert uncaught_mistakes(load_suite()) == ["gd.update: not-a-mistake"]
+
+
+def test_a_correct_variant_that_fails_is_reported(monkeypatch):
+    import optconform.reference as reference
+
+    def off_by_one_percent(learning_rate0, epoch_num, decay_rate):
+        return 1.01 * reference.update_lr(learning_rate0, epoch_num, decay_rate)
+
+    namespace = types.SimpleNamespace(OPTCONFORM_CONVENTIONS=dict(reference.OPTCONFORM_CONVENTIONS),
+                                      update_lr=off_by_one_percent)
+    monkeypatch.setattr(selftest, "correct_variants", lambda: {"wrong": (namespace, "float64")})
+    failures = failing_variants(load_suite())
+    assert len(failures) == 1 and failures[0].startswith("wrong (float64): lr_decay.inverse_time/")
+
+
+@pytest.mark.parametrize("name", ["course style, in place", "rearranged algebra", "seed notebook names"])
+def test_each_correct_variant_implements_every_op_it_claims(name):
+    namespace, _ = selftest.correct_variants()[name]
+    from optconform.harness.session import InProcessSession
+
+    assert len(InProcessSession(namespace, name).info.ops) == 10
