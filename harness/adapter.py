@@ -12,7 +12,6 @@ notebook and a module all reach the comparer the same way.
 
 from __future__ import annotations
 
-import copy
 import inspect
 from typing import Any, Callable
 
@@ -55,6 +54,20 @@ class ResultShapeError(TypeError):
     """A function returned something that is not the op's result shape."""
 
 
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _copied(value):
+    """A deep copy of call arguments (dicts and lists of arrays and scalars), without ``copy.deepcopy``'s cost."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
+
+
 def _lookup(namespace, name):
     if isinstance(namespace, dict):
         return namespace.get(name)
@@ -68,7 +81,7 @@ def _as_array(value, where: str) -> np.ndarray:
         raise ResultShapeError(f"{where} is {type(value).__name__}, not an array") from None
     if array.dtype.kind not in "fiub" or array.dtype == object:
         raise ResultShapeError(f"{where} is {type(value).__name__} of dtype {array.dtype}, not an array of numbers")
-    return array if array.dtype.name in ("float32", "float64") else array.astype(np.float64)
+    return array if array.dtype in _FLOATS else array.astype(np.float64)
 
 
 def _as_tree(value, where: str) -> dict:
@@ -146,8 +159,8 @@ class PythonAdapter:
         change the function makes to an input it must not change is reported.
         """
         function = self.functions[op]
-        args = copy.deepcopy(args)
-        watched = {key: copy.deepcopy(args[key]) for key in UNCHANGED_INPUTS.get(op, ())}
+        args = _copied(args)
+        watched = {key: _copied(args[key]) for key in UNCHANGED_INPUTS.get(op, ())}
         positional, keywords = _arguments(op, args)
         if op == "mini_batches" and not _takes_seed(function):
             np.random.seed(args.get("seed", DEFAULT_SEED))

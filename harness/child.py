@@ -80,7 +80,8 @@ def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, lo
             return
         if op == "hello":
             reply({"id": rid, "ok": True, "result": {
-                "name": adapter.name, "protocol": protocol.PROTOCOL_VERSION, "ops": adapter.ops,
+                "name": adapter.name, "protocol": protocol.PROTOCOL_VERSION, "accepts": [protocol.PROTOCOL_V2],
+                "ops": adapter.ops,
                 "conventions": adapter.conventions, "warnings": list(load_warnings)}})
             continue
         if op not in adapter.ops:
@@ -89,7 +90,8 @@ def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, lo
         try:
             args = protocol.decode_args(op, request.get("args", {}))
             result, problems = adapter.call(op, args)
-            message = {"id": rid, "ok": True, "result": protocol.encode_result(op, result)}
+            binary = request.get("protocol") == protocol.PROTOCOL_V2
+            message = {"id": rid, "ok": True, "result": protocol.encode_result(op, result, binary)}
             if problems:
                 message["problems"] = problems
         except ResultShapeError as error:  # what the function returned, not where in the harness that was noticed

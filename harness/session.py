@@ -115,6 +115,8 @@ class ProcessSession:
         self.process: subprocess.Popen | None = None
         self.stderr_tail: collections.deque = collections.deque(maxlen=40)
         self._buffer = b""
+        self._line_limit = protocol.MAX_LINE_BYTES
+        self.binary = False  # version 2 (base64 arrays), once the program's hello accepts it
         self._next_id = 0
         self._scratch = tempfile.TemporaryDirectory(prefix="optconform-")
         #: Calls in a row, per op, that ended the program (a timeout, a crash, an exit): after
@@ -175,8 +177,10 @@ class ProcessSession:
         except (CallFailed, protocol.ProtocolError) as error:
             self._kill()
             raise TargetError(f"{self.display_name}: {'no' if first else 'no longer a'} usable hello: {error}") from None
+        self.binary = protocol.PROTOCOL_V2 in (result.get("accepts") or [])
         return TargetInfo(result["name"], list(result["ops"]), dict(result.get("conventions", {})),
-                          result.get("protocol", "unversioned"), self.extra_warnings + list(result.get("warnings", [])))
+                          protocol.PROTOCOL_V2 if self.binary else result.get("protocol", "unversioned"),
+                          self.extra_warnings + list(result.get("warnings", [])))
 
     def _restart(self) -> None:
         self._kill()
@@ -188,20 +192,29 @@ class ProcessSession:
     # ------------------------------------------------------------ lines
 
     def _read_line(self, deadline: float) -> bytes:
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([self.process.stdout], [], [], min(remaining, 60.0))
-            if not ready:
-                continue
-            chunk = os.read(self.process.stdout.fileno(), 1 << 20)
-            if not chunk:
-                raise EOFError
-            self._buffer += chunk
-            if len(self._buffer) > protocol.MAX_LINE_BYTES:
-                raise protocol.ProtocolError("wrote a line longer than 64 MiB")
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        """One line of the program's output, read in time linear in its length, at most ``_line_limit`` bytes."""
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            chunks, size = [self._buffer], len(self._buffer)
+            while end < 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                ready, _, _ = select.select([self.process.stdout], [], [], min(remaining, 60.0))
+                if not ready:
+                    continue
+                chunk = os.read(self.process.stdout.fileno(), 4 << 20)
+                if not chunk:
+                    self._buffer = b"".join(chunks)
+                    raise EOFError
+                found = chunk.find(b"\n")
+                end = size + found if found >= 0 else -1
+                chunks.append(chunk)
+                size += len(chunk)
+                if end < 0 and size > self._line_limit:
+                    raise protocol.ProtocolError(f"wrote a line longer than {self._line_limit >> 20} MiB")
+            self._buffer = b"".join(chunks)
+        line, self._buffer = self._buffer[:end], self._buffer[end + 1:]
         return line
 
     def _write(self, data: bytes, deadline: float) -> None:
@@ -253,13 +266,17 @@ class ProcessSession:
             raise CallFailed("the program could not be restarted after an earlier failure")
         self._next_id += 1
         message = {"id": self._next_id, "op": op}
+        if self.binary:
+            message["protocol"] = protocol.PROTOCOL_V2
         if args is not None:
             message["args"] = args
         if conventions:
             message["conventions"] = conventions
         deadline = time.monotonic() + timeout
+        request = protocol.dumps(message).encode()
+        self._line_limit = max(protocol.MAX_LINE_BYTES, protocol.ANSWER_TO_REQUEST * len(request))
         try:
-            self._write(protocol.dumps(message).encode(), deadline)
+            self._write(request, deadline)
             while True:
                 line = self._read_line(deadline)
                 if line.strip():
@@ -286,7 +303,7 @@ class ProcessSession:
             raise NotImplementedOp(op)
         self._refuse_past_caps(op)
         try:
-            result, problems = self._request(op, protocol.encode_args(args), self.timeout, conventions)
+            result, problems = self._request(op, protocol.encode_args(args, self.binary), self.timeout, conventions)
         except _Refused as refusal:
             self.timeouts[op] = self.crashes[op] = 0
             raise CallFailed(str(refusal)) from None

@@ -360,3 +360,39 @@ def test_deeply_nested_vector_files(depth):
     document["cases"][0]["inputs"] = json.loads('{"a": ' * depth + "1" + "}" * depth)
     for validate in (True, False):
         _read(json.dumps(document).encode(), validate)
+
+
+def _verdict(check, value) -> bool:
+    try:
+        check(value)
+    except protocol.ProtocolError:
+        return False
+    return True
+
+
+@FAST
+@given(mutated_results())
+@example(("lr_decay.scheduled", {"learning_rate": True}))
+@example(("mini_batches", {"batches": [[{}, {}, {}]]}))
+@example(("adam.init", {"v": {"dW1": []}, "s": {}}))
+def test_the_hand_check_of_results_agrees_with_the_schema(mutated):
+    op, result = mutated
+    assert _verdict(lambda v: protocol.validate_result(op, v), result) == (
+        not protocol.schema_errors("results", result, op))
+
+
+@FAST
+@given(json_values, st.sampled_from(["id", "ok", "result", "error", "problems", None]))
+@example({"id": 1.0, "ok": True, "result": {}}, None)
+@example({"id": True, "ok": True, "result": {}}, None)
+@example({"id": 1, "ok": False, "result": {}}, None)
+def test_the_hand_check_of_responses_and_requests_agrees_with_the_schema(value, key):
+    responses = [value, {"id": 1, "ok": True, "result": {}}, {"id": 2, "ok": False, "error": "x"}]
+    requests = [value, {"id": 1, "op": "adam.update", "args": {}}, {"id": 1, "op": "hello"}]
+    if key is not None:
+        responses = [{**r, key: value} for r in responses[1:]] + responses
+        requests = [{**r, key if key != "result" else "args": value} for r in requests[1:]] + requests
+    for message in responses:
+        assert _verdict(protocol.validate_response, message) == (not protocol.schema_errors("response", message))
+    for message in requests:
+        assert _verdict(protocol.validate_request, message) == (not protocol.schema_errors("request", message))

@@ -104,9 +104,55 @@ def test_reference_module_passes_through_the_child_process():
         report = run(None, session=session)
     finally:
         session.close()
-    assert session.info.protocol == "optconform/1"
+    assert session.info.protocol == "optconform/2"  # negotiated: arrays travel as base64 bytes
     assert failures(report) == []
     assert len(report.results) > 150
+
+
+def test_a_version_1_program_is_spoken_to_in_version_1(tmp_path, monkeypatch):
+    """A program whose hello does not accept optconform/2 never gets a base64 array or a protocol field."""
+    from optconform.harness import child
+
+    seen = tmp_path / "requests.jsonl"
+    program = tmp_path / "v1_port.py"
+    program.write_text(textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+        from optconform.harness import child, protocol
+        from optconform.harness.adapter import PythonAdapter
+        import optconform.reference as reference
+
+        class V1Out:
+            def __init__(self, out):
+                self.out = out
+            def write(self, text):
+                message = json.loads(text)
+                if message.get("ok") and "accepts" in message.get("result", {{}}):
+                    del message["result"]["accepts"]  # an old program: version 1 only
+                self.out.write(protocol.dumps(message))
+            def flush(self):
+                self.out.flush()
+
+        class Logged:
+            def __init__(self, lines):
+                self.lines = lines
+            def __iter__(self):
+                with open({str(seen)!r}, "a") as log:
+                    for line in self.lines:
+                        log.write(line)
+                        log.flush()
+                        yield line
+
+        child.serve(PythonAdapter(reference, "v1"), Logged(sys.stdin), V1Out(sys.stdout))
+    """))
+    session = ProcessSession([sys.executable, str(program)], "v1", timeout=30, sandbox=False)
+    try:
+        report = run(None, session=session)
+    finally:
+        session.close()
+    assert session.info.protocol == "optconform/1" and failures(report) == []
+    requests = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert len(requests) > 150 and not any("protocol" in r or '"b64"' in json.dumps(r) for r in requests)
 
 
 def test_cli_check_of_the_reference_module_exits_zero():
