@@ -42,13 +42,13 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, EXIT_USAGE, UsageError
 
 from ..reference.conventions import ConventionError, resolve
+from . import executors
 from .cli import prepare
 from .diagnose import mistake_names
 from .report import render, to_json_safe
@@ -581,34 +581,26 @@ def run_grade(args) -> int:
         raise UsageError("no case selected: every case was skipped or the selection is empty "
                          "(check --ops, --skip and --dtype)")
 
-    stop = threading.Event()
     total = len(submissions)
     graded: list[Graded] = []
     rows_by_student: dict[str, dict] = {}
     write_errors: list[str] = []
-    executor = ThreadPoolExecutor(max_workers=min(jobs, total), thread_name_prefix="optconform-grade")
-    try:
-        futures = {executor.submit(grade_one, sub, args, prepared, stop): sub for sub in submissions}
-        for done, future in enumerate(as_completed(futures), start=1):
-            sub = futures[future]
-            try:
-                result = future.result()
-            except Exception as error:  # noqa: BLE001 - grade_one catches everything; belt and braces
-                result = Graded(sub, "grader_error", reason=_one_line(f"grader error: {type(error).__name__}: {error}"))
-            row = make_row(result, default_max)
-            graded.append(result)
-            rows_by_student[sub.student] = row
-            if result.status == "ok":
-                note = f"{row['score']}/{row['max_score']}"
-            else:
-                note = f"{result.status.replace('_', ' ')}: {_one_line(result.reason, 120)}"
-            print(f"[{done}/{total}] {sub.student}: {note}", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        stop.set()
-        executor.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        executor.shutdown(wait=True)
+    if args.executor == "dask":
+        if not args.scheduler:
+            raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+        results = executors.dask(submissions, args, args.scheduler)
+    else:
+        results = executors.local(submissions, args, jobs)
+    for done, result in enumerate(results, start=1):
+        sub = result.submission
+        row = make_row(result, default_max)
+        graded.append(result)
+        rows_by_student[sub.student] = row
+        if result.status == "ok":
+            note = f"{row['score']}/{row['max_score']}"
+        else:
+            note = f"{result.status.replace('_', ' ')}: {_one_line(result.reason, 120)}"
+        print(f"[{done}/{total}] {sub.student}: {note}", file=sys.stderr, flush=True)
 
     # Every sandbox is gone by now: only the grader writes, each file atomically, after all are graded.
     for result in graded:

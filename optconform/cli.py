@@ -161,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("submissions", nargs="+", help=".py files, .ipynb notebooks or directories of them")
     add_check_options(grade)
     grade.add_argument("--out", metavar="DIR", default="grades", help="where the gradebook and feedback go")
-    grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once")
+    grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once (local executor)")
+    grade.add_argument("--executor", choices=("local", "dask"), default="local",
+                       help="local: worker processes here (default); dask: tasks on a Dask cluster")
+    grade.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler, e.g. tcp://10.0.0.5:8786")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="grade without the sandbox (refused by default where none can be set up)")
     grade.set_defaults(run=_grade)
