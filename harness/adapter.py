@@ -100,13 +100,21 @@ def _returned(value, count: int, function: str) -> tuple:
     return tuple(value[:count])
 
 
+def _same(old, new) -> bool:
+    """Whether an input array is as it was: the same bytes (fast), else equal values (NaN equal to NaN)."""
+    if isinstance(new, np.ndarray) and new.dtype == old.dtype and new.shape == old.shape \
+            and new.tobytes() == old.tobytes():
+        return True
+    return np.array_equal(old, new, equal_nan=True)
+
+
 def _changed_inputs(before: dict, after: dict) -> list[str]:
     changed = []
     for key, old in before.items():
         new = after[key]
         if isinstance(old, dict):
-            changed += [f"{key}[{k!r}]" for k in old if k not in new or not np.array_equal(old[k], new[k], equal_nan=True)]
-        elif not np.array_equal(old, new, equal_nan=True):
+            changed += [f"{key}[{k!r}]" for k in old if k not in new or not _same(old[k], new[k])]
+        elif not _same(old, new):
             changed.append(key)
     return changed
 

@@ -128,14 +128,19 @@ def structural_problems(inputs, sizes, batches, require_shuffle=True) -> list[st
         if xb.shape != (X.shape[0], size) or yb.shape != (Y.shape[0], size):
             return [f"batch {index}: X shape {xb.shape}, Y shape {yb.shape}; expected ({X.shape[0]}, {size}) "
                     f"and ({Y.shape[0]}, {size})"]
+        columns = np.ascontiguousarray(xb.T)  # row k: the batch's column k, as bytes to look up
+        found = []
         for column in range(size):
-            j = column_of.get(np.ascontiguousarray(xb[:, column]).tobytes())
+            j = column_of.get(columns[column].tobytes())
             if j is None:
                 return [f"batch {index} column {column}: X column {xb[:, column][:4].tolist()}... is not a column of X"]
-            if not np.array_equal(yb[:, column], Y[:, j]):
-                return [f"batch {index} column {column}: X is column {j} of the input but Y is not Y[:, {j}]: "
-                        "X and Y are no longer paired"]
-            order.append(j)
+            found.append(j)
+        unpaired = np.flatnonzero(~(yb == Y[:, found]).all(axis=0))  # one comparison for the whole batch
+        if unpaired.size:
+            column = int(unpaired[0])
+            return [f"batch {index} column {column}: X is column {found[column]} of the input but Y is not "
+                    f"Y[:, {found[column]}]: X and Y are no longer paired"]
+        order += found
     if sorted(order) != list(range(m)):
         repeated = len(order) - len(set(order))
         problems.append(f"the batches are not a permutation of the {m} columns ({repeated} repeated)")
@@ -173,11 +178,25 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
 
     golden_start = {"parameters": inputs["parameters"], "v": zeros()} | ({"s": zeros()} if family == "adam" else {})
 
-    def first_wrong(state, mode, feed):
+    def teacher_forced_answers():
+        """Every teacher-forced step's arguments are known before the first call: one request for all."""
+        calls, state = [], golden_start
+        for step, grads in enumerate(inputs["grads"]):
+            calls.append((update, _step_args(case, state, grads, step)))
+            state = cast_inputs({k: steps[step][k] for k in state}, dtype)
+        return iter(session.call_many(calls, conventions, sequence=True))
+
+    def first_wrong(state, mode, feed, answers=None):
         """Run every step; return (failing Outcome or None, the steps returned)."""
         returned, failure = [], None
         for step, grads in enumerate(inputs["grads"]):
-            got, problems = session.call(update, _step_args(case, state, grads, step), conventions)
+            if answers is None:
+                got, problems = session.call(update, _step_args(case, state, grads, step), conventions)
+            else:
+                answer = next(answers)
+                if isinstance(answer, Exception):
+                    raise answer
+                got, problems = answer
             returned.append(got)
             if failure is None:
                 if problems:
@@ -192,7 +211,9 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
 
     golden = lambda step, got, state: cast_inputs({k: steps[step][k] for k in state}, dtype)  # noqa: E731
     own = lambda step, got, state: {k: got[k] for k in state}  # noqa: E731
-    forced_failure, _ = first_wrong(golden_start, "teacher-forced", golden)
+    batched = hasattr(session, "call_many") and update in session.info.ops
+    forced_failure, _ = first_wrong(golden_start, "teacher-forced", golden,
+                                    teacher_forced_answers() if batched else None)
     try:
         start, problems = session.call(init, {"parameters": inputs["parameters"]}, conventions)
         if problems:

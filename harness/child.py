@@ -59,7 +59,6 @@ def _trimmed_traceback(error: BaseException, target_file: str | None) -> str:
 def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, load_warnings=()) -> None:
     """Answer requests until ``shutdown`` or end of input."""
     from . import protocol
-    from .adapter import ResultShapeError
 
     def reply(message):
         protocol_out.write(protocol.dumps(message))
@@ -84,23 +83,34 @@ def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, lo
                 "ops": adapter.ops,
                 "conventions": adapter.conventions, "warnings": list(load_warnings)}})
             continue
-        if op not in adapter.ops:
-            reply({"id": rid, "ok": False, "error": f"{op} is not implemented"})
+        binary = request.get("protocol") == protocol.PROTOCOL_V2
+        if op == "batch":  # version 2: several calls, answered in order in one message
+            answers = [_answer(adapter, call["op"], call.get("args", {}), binary, target_file)
+                       for call in request["calls"]]
+            reply({"id": rid, "ok": True, "result": {"answers": answers}})
             continue
-        try:
-            args = protocol.decode_args(op, request.get("args", {}))
-            result, problems = adapter.call(op, args)
-            binary = request.get("protocol") == protocol.PROTOCOL_V2
-            message = {"id": rid, "ok": True, "result": protocol.encode_result(op, result, binary)}
-            if problems:
-                message["problems"] = problems
-        except ResultShapeError as error:  # what the function returned, not where in the harness that was noticed
-            message = {"id": rid, "ok": False, "error": str(error)[:400]}
-        except BaseException as error:  # noqa: BLE001 - whatever the target does is reported, not fatal
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            message = {"id": rid, "ok": False, "error": _trimmed_traceback(error, target_file)}
-        reply(message)
+        reply({"id": rid, **_answer(adapter, op, request.get("args", {}), binary, target_file)})
+
+
+def _answer(adapter, op: str, args: dict, binary: bool, target_file: str | None) -> dict:
+    """One call's answer: ``{"ok": true, "result": ..., "problems": [...]}`` or ``{"ok": false, "error": ...}``."""
+    from . import protocol
+    from .adapter import ResultShapeError
+
+    if op not in adapter.ops:
+        return {"ok": False, "error": f"{op} is not implemented"}
+    try:
+        result, problems = adapter.call(op, protocol.decode_args(op, args))
+        answer = {"ok": True, "result": protocol.encode_result(op, result, binary)}
+        if problems:
+            answer["problems"] = problems
+        return answer
+    except ResultShapeError as error:  # what the function returned, not where in the harness that was noticed
+        return {"ok": False, "error": str(error)[:400]}
+    except BaseException as error:  # noqa: BLE001 - whatever the target does is reported, not fatal
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        return {"ok": False, "error": _trimmed_traceback(error, target_file)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,7 +160,17 @@ def variant_outputs(case, mistake: Mistake | None = None) -> list[dict]:
 
     One output for a single-step case; two for a trajectory (free-running, then
     teacher-forced). ``mini_batches`` variants use the legacy NumPy generator.
+    They depend only on the case: each is computed once per process and kept with
+    the case, so the diagnosis of every later submission finds it ready.
     """
+    cache = case.__dict__.setdefault("_variant_outputs", {})
+    key = None if mistake is None else (mistake.op, mistake.name)
+    if key not in cache:
+        cache[key] = _compute_variant_outputs(case, mistake)
+    return cache[key]
+
+
+def _compute_variant_outputs(case, mistake: Mistake | None) -> list[dict]:
     conventions = resolve(case.conventions)
     with np.errstate(all="ignore"):
         if case.op in ("momentum.trajectory", "adam.trajectory"):
@@ -278,7 +288,7 @@ def _flat(tree) -> _Flat:
     if cached is not None and cached[0] is tree:
         return cached[1]
     flat = _Flat(tree)
-    if len(_FLAT_CACHE) >= 512:
+    if len(_FLAT_CACHE) >= 16384:  # the mistakes' outputs of every case, kept as variant_outputs keeps them
         _FLAT_CACHE.clear()
     _FLAT_CACHE[id(tree)] = (tree, flat)  # holding the tree keeps its id from being reused
     return flat

@@ -210,6 +210,11 @@ class _GuardedSession:
             raise CallFailed("not run: grading was interrupted")
         return self.inner.call(op, args, conventions)
 
+    def call_many(self, calls, conventions=None, sequence=False):
+        if self.stop.is_set():
+            return [CallFailed("not run: grading was interrupted") for _ in calls]
+        return self.inner.call_many(calls, conventions, sequence)
+
     def close(self):
         self.inner.close()
 

@@ -13,7 +13,6 @@ import math
 from functools import lru_cache
 from importlib import resources
 
-import jsonschema
 import numpy as np
 
 from ..vectors.codec import CodecError, decode_array, decode_tree, encode_array, encode_tree
@@ -59,10 +58,14 @@ def _runtime_defs() -> dict:
 @lru_cache(maxsize=None)
 def _validator(definition: str, op: str | None = None):
     ref = f"#/$defs/results/{op}" if op else f"#/$defs/{definition}"
+    import jsonschema  # here, not at the top: the child server never needs it, and it costs 60 ms to import
+
     return jsonschema.Draft202012Validator({"$ref": ref, "$defs": _runtime_defs()})
 
 
 def _check(validator, message, what: str) -> None:
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(validator.iter_errors(message))
     if error is not None:
         field = "/".join(str(p) for p in error.absolute_path) or "(top level)"
@@ -80,7 +83,8 @@ RESULT_KEYS = {"mini_batches": {"batches": "batches"}, "momentum.init": {"v": "t
                "adam.update": {"parameters": "tree", "v": "tree", "s": "tree"}, "gd.update": {"parameters": "tree"},
                "rmsprop.init": {"s": "tree"}, "rmsprop.update": {"parameters": "tree", "s": "tree"},
                "lr_decay.inverse_time": {"learning_rate": "number"}, "lr_decay.scheduled": {"learning_rate": "number"}}
-_REQUEST_KEYS = {"id", "op", "args", "conventions", "protocol"}
+_REQUEST_KEYS = {"id", "op", "args", "conventions", "protocol", "calls"}
+_CALL_KEYS = {"op", "args"}
 
 
 def _wrong(what: str, field: str, text: str):
@@ -113,10 +117,22 @@ def validate_request(message) -> None:
         _wrong(what, "", f"additional properties are not allowed ({sorted(extra)[0]!r} was unexpected)")
     if not _is_integer(message["id"]):
         _wrong(what, "id", f"{message['id']!r} is not of type 'integer'")
-    if message["op"] not in OPS and message["op"] not in ("hello", "shutdown"):
+    if message["op"] not in OPS and message["op"] not in ("hello", "shutdown", "batch"):
         _wrong(what, "op", f"{message['op']!r} is not a known op")
     if "args" in message and type(message["args"]) is not dict:
         _wrong(what, "args", "must be an object")
+    if message["op"] == "batch" and "calls" not in message:
+        _wrong(what, "", "'calls' is a required property")
+    if "calls" in message:
+        if type(message["calls"]) is not list:
+            _wrong(what, "calls", "must be a list of calls")
+        for index, call in enumerate(message["calls"]):
+            if type(call) is not dict or "op" not in call or set(call) - _CALL_KEYS:
+                _wrong(what, f"calls/{index}", "must be an object with op and args only")
+            if call["op"] not in OPS:
+                _wrong(what, f"calls/{index}/op", f"{call['op']!r} is not a known op")
+            if "args" in call and type(call["args"]) is not dict:
+                _wrong(what, f"calls/{index}/args", "must be an object")
     if "conventions" in message:
         _check_strings(what, "conventions", message["conventions"], mapping=True)
     if "protocol" in message and message["protocol"] not in (PROTOCOL_VERSION, PROTOCOL_V2):
@@ -143,6 +159,18 @@ def validate_response(message) -> None:
         _wrong(what, "error", "must be a string")
     if "problems" in message:
         _check_strings(what, "problems", message["problems"])
+
+
+def validate_answers(result, count: int) -> list[dict]:
+    """A batch's answers: ``count`` answers, each ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": ""}``."""
+    answers = result.get("answers")
+    if type(answers) is not list or len(answers) != count:
+        _wrong("batch result", "answers", f"must be a list of {count} answers, one per call")
+    for index, answer in enumerate(answers):
+        if type(answer) is not dict:
+            _wrong("batch result", f"answers/{index}", "must be an object")
+        validate_response({"id": 0, **answer})
+    return answers
 
 
 def validate_hello(result) -> None:

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 from . import diagnose
-from .checks import check_case
+from .checks import SHUFFLE_MIN_COLUMNS, cast_inputs, check_case
 from .results import CaseResult, RunReport
 
 
@@ -88,12 +88,14 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str,
                        skipped=list(selection.skipped), warnings=list(selection.warnings))
     pairs_seen: set[str] = set()
     failures = 0
+    prefetched = _Prefetcher(session, selection.run, dtype, conventions)
     for index, case in enumerate(selection.run):
         if max_failures is not None and failures >= max_failures:
             report.skipped += [f"{rest.id}: not run: --max-failures {max_failures} reached"
                                for rest in selection.run[index:]]
             break
-        result = run_case(case, session, dtype, conventions, case.id in selection.xfail, pairs_seen)
+        result = run_case(case, prefetched.session_for(index), dtype, conventions, case.id in selection.xfail,
+                          pairs_seen)
         failures += result.counts_as_failure
         report.results.append(result)
         if on_case is not None:
@@ -106,6 +108,73 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str,
     except Exception as error:  # noqa: BLE001 - a summary must never cost the results
         report.warnings.append(f"diagnosis summary unavailable: {type(error).__name__}: {error}")
     return report
+
+
+#: Ops whose case starts with one call whose arguments are the case's inputs: sent ahead, many in one request.
+PREFETCHED_OPS = frozenset({"mini_batches", "momentum.init", "adam.init", "momentum.update", "adam.update",
+                            "gd.update", "rmsprop.init", "rmsprop.update", "lr_decay.inverse_time",
+                            "lr_decay.scheduled"})
+#: Cases whose first calls go in one request.
+PREFETCH_CHUNK = 32
+
+
+class _Prefetcher:
+    """Sends the first call of the coming cases ahead, in chunks, to a session that can take several at once
+    (``call_many``: one round trip instead of one per case); each case then gets its answer as if it had
+    called. Sessions without ``call_many`` (in-process) are called as before."""
+
+    def __init__(self, session, cases, dtype: str, conventions: dict):
+        self.session, self.cases, self.dtype, self.conventions = session, cases, dtype, conventions
+        self.answers: dict[int, object] = {}
+        self.batched = hasattr(session, "call_many")
+
+    def session_for(self, index: int):
+        if not self.batched or self.cases[index].op not in PREFETCHED_OPS:
+            return self.session
+        if index not in self.answers:
+            self._fetch(index)
+        return _Answered(self.session, self.cases[index].op, self.answers.pop(index))
+
+    def _fetch(self, start: int) -> None:
+        chosen = [i for i in range(start, min(start + PREFETCH_CHUNK, len(self.cases)))
+                  if self.cases[i].op in PREFETCHED_OPS and self.cases[i].op in self.session.info.ops]
+        if start not in chosen:
+            self.answers[start] = []  # an op the target lacks: the call raises NotImplementedOp as usual
+            return
+        calls, owners = [], []
+        for i in chosen:
+            for args in self._first_calls(self.cases[i]):
+                calls.append((self.cases[i].op, args))
+                owners.append(i)
+        answers = self.session.call_many(calls, self.conventions)
+        for i in chosen:
+            self.answers[i] = [answer for owner, answer in zip(owners, answers) if owner == i]
+
+    def _first_calls(self, case) -> list[dict]:
+        """The calls a case starts with: one, or for a structural mini-batch case the three it makes when the
+        batches are well formed (the same seed twice, then the next seed; see ``checks.check_mini_batches``)."""
+        args = cast_inputs(case.inputs, self.dtype)
+        if case.op != "mini_batches" or "batches" in case.expected:
+            return [args]
+        calls = [args, args]
+        if case.inputs["X"].shape[1] >= SHUFFLE_MIN_COLUMNS:
+            calls.append({**args, "seed": case.full_inputs["seed"] + 1})
+        return calls
+
+
+class _Answered:
+    """A session whose first calls of ``op`` return (or raise) answers fetched ahead; the rest go through."""
+
+    def __init__(self, session, op: str, answers: list):
+        self.session, self.info, self.op, self.answers = session, session.info, op, list(answers)
+
+    def call(self, op: str, args: dict, conventions: dict | None = None):
+        if op == self.op and self.answers:
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        return self.session.call(op, args, conventions)
 
 
 _BINDS = re.compile(r" \[binds ([\w, *]+)\]$")

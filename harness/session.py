@@ -260,7 +260,8 @@ class ProcessSession:
         lines = [line for line in self.stderr_tail if line.strip()]
         return f"; stderr: {lines[-1][:200]}" if lines else ""
 
-    def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None):
+    def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None,
+                 calls: list | None = None):
         """Send one request and return its result; CallFailed says why not."""
         if self.process is None:
             raise CallFailed("the program could not be restarted after an earlier failure")
@@ -270,6 +271,8 @@ class ProcessSession:
             message["protocol"] = protocol.PROTOCOL_V2
         if args is not None:
             message["args"] = args
+        if calls is not None:
+            message["calls"] = calls
         if conventions:
             message["conventions"] = conventions
         deadline = time.monotonic() + timeout
@@ -322,6 +325,54 @@ class ProcessSession:
             return protocol.decode_result(op, result), problems
         except protocol.ProtocolError as error:
             raise CallFailed(str(error)) from None
+
+    def call_many(self, calls: list[tuple[str, dict]], conventions: dict | None = None,
+                  sequence: bool = False) -> list:
+        """Each call's ``(result, problems)``, or the exception it raised, in order.
+
+        ``sequence``: the calls are steps of one case, useless after the first that fails;
+        one by one, the rest are then not made.
+
+        A program that speaks version 2 gets them in one ``batch`` request, within one
+        call's time limit. Should the batch as a whole fail (the program crashes, hangs
+        or garbles it), the program is restarted and the calls are made one by one, so
+        the failure lands on the call that caused it, with that call's own time limit.
+        """
+        batchable = (self.binary and len(calls) > 1 and all(op in self.info.ops for op, _ in calls)
+                     and not any(self.timeouts[op] or self.crashes[op] for op, _ in calls))
+        if batchable and self.process is not None and not self._out_of_time():
+            wire = [{"op": op, "args": protocol.encode_args(args, True)} for op, args in calls]
+            try:
+                result, _ = self._request("batch", None, self.timeout, conventions, calls=wire)
+                answers = protocol.validate_answers(result, len(calls))
+            except (CallFailed, protocol.ProtocolError):
+                self.restarts += 1
+                if self.restarts <= MAX_RESTARTS:
+                    self._restart()
+            else:
+                return [self._answered(op, answer) for (op, _), answer in zip(calls, answers)]
+        results = []
+        for op, args in calls:
+            if sequence and results and isinstance(results[-1], Exception):
+                results.append(CallFailed("not run: an earlier step failed"))
+            else:
+                results.append(self._one(op, args, conventions))
+        return results
+
+    def _answered(self, op: str, answer: dict):
+        if not answer["ok"]:
+            error = answer["error"].strip()
+            return CallFailed(error.splitlines()[0][:400] if error else "error")
+        try:
+            return protocol.decode_result(op, answer["result"]), answer.get("problems", [])
+        except protocol.ProtocolError as error:
+            return CallFailed(str(error))
+
+    def _one(self, op: str, args: dict, conventions: dict | None):
+        try:
+            return self.call(op, args, conventions)
+        except (CallFailed, NotImplementedOp) as error:
+            return error
 
     def _out_of_time(self) -> bool:
         return time.monotonic() - self.started > MAX_SECONDS

@@ -569,3 +569,41 @@ def test_check_shows_progress_on_a_terminal_and_nothing_on_a_pipe():
     piped = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "optconform.reference", "--ops",
                             "adam.trajectory"], capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
+    """Version 2 sends the coming cases' calls in one request; when a call ends the program mid-batch, the
+    program restarts and the calls are made one by one, so only the cases that crash it show the crash."""
+    path = tmp_path / "crashes_on_three_layers.py"
+    path.write_text(textwrap.dedent("""
+        import os
+        from optconform.reference import *  # noqa: F403 - a correct port ...
+        from optconform.reference import update_parameters_with_adam as _adam
+
+        def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999,
+                                        epsilon=1e-8):
+            if "W3" in parameters:  # ... but for networks of three layers or more
+                os._exit(3)
+            return _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon)
+    """))
+    session = ProcessSession(child_argv(str(path)), "crasher", timeout=30, sandbox=False)
+    requests = []
+    send = session._request
+    session._request = lambda op, *a, **k: (requests.append(op), send(op, *a, **k))[1]
+    try:
+        cases = [c for c in load_suite() if c.op == "adam.update"
+                 and c.conventions.get("adam.epsilon", "outside_sqrt") == "outside_sqrt"]
+        conventions = resolve(reference.OPTCONFORM_CONVENTIONS)
+        selection = select(cases, conventions, "float64")
+        report = run_cases(session, selection, "float64", conventions, "crasher")
+    finally:
+        session.close()
+    deep = {c.id for c in selection.run if "W3" in c.inputs["parameters"]}
+    assert deep and len(deep) < len(selection.run)
+    by_id = {r.id: r for r in report.results}
+    assert all(by_id[i].status == "error" for i in deep)
+    crashed = [i for i in deep if "exited with code 3" in by_id[i].message]
+    capped = [i for i in deep if "ended the program 3 times in a row" in by_id[i].message]
+    assert crashed and len(crashed) + len(capped) == len(deep)  # after three crashes in a row the op is capped
+    assert all(r.status == "pass" for r in report.results if r.id not in deep)
+    assert "batch" in requests and len(requests) < len(selection.run)

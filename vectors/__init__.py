@@ -14,7 +14,6 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
 
 from .codec import CodecError, decode_array
 
@@ -75,6 +74,8 @@ def decode_value(value, where: str):
 
 
 def _validator():
+    import jsonschema  # here: importing it costs 60 ms that a child server never needs
+
     return jsonschema.Draft202012Validator(schema())
 
 
@@ -88,6 +89,8 @@ def read_file(path: Path, validate: bool = True, hidden: bool = False) -> list[C
         raise VectorError(f"{path}: not valid JSON ({str(error)[:200] or type(error).__name__})") from None
     if validate:
         try:
+            import jsonschema
+
             error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
         except RecursionError:
             raise VectorError(f"{path}: nested too deeply to validate") from None
