@@ -40,6 +40,37 @@ def cast_inputs(value, dtype: str):
     return value
 
 
+def case_inputs(case, dtype: str) -> dict:
+    """The case's inputs in ``dtype``, made once per case and dtype and shared by every target checked in
+    this process: read-only (a session copies before a target may touch them), so that their wire
+    encoding can be kept too (``codec.encode_array``)."""
+    cache = case.__dict__.setdefault("_inputs", {})
+    if dtype not in cache:
+        cache[dtype] = _frozen(cast_inputs(case.inputs, dtype))
+    return cache[dtype]
+
+
+def _frozen(value):
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, dict):
+        for item in value.values():
+            _frozen(item)
+    elif isinstance(value, list):
+        for item in value:
+            _frozen(item)
+    return value
+
+
+def _golden_state(case, step: int, keys: tuple, dtype: str) -> dict:
+    """The golden state after ``step`` of a trajectory case, in ``dtype``: made once, read-only, shared."""
+    cache = case.__dict__.setdefault("_golden_states", {})
+    key = (step, keys, dtype)
+    if key not in cache:
+        cache[key] = _frozen(cast_inputs({k: case.expected["steps"][step][k] for k in keys}, dtype))
+    return cache[key]
+
+
 def _problems_outcome(problems: list[str], got=None) -> Outcome:
     return Outcome("fail", "; ".join(problems), got=got, details=list(problems))
 
@@ -56,7 +87,7 @@ def _from_comparison(comparison: Comparison, got, prefix: str = "") -> Outcome:
 
 def check_single(case, session, dtype, conventions) -> Outcome:
     """init and update ops: one call, every output array compared."""
-    args = cast_inputs(case.inputs, dtype)
+    args = case_inputs(case, dtype)
     got, problems = session.call(case.op, args, conventions)
     comparison = compare_case_outputs(case, got, dtype)
     if problems:
@@ -70,7 +101,7 @@ def check_single(case, session, dtype, conventions) -> Outcome:
 
 
 def check_mini_batches(case, session, dtype, conventions) -> Outcome:
-    args = cast_inputs(case.inputs, dtype)
+    args = case_inputs(case, dtype)
     seed = case.full_inputs["seed"]
     got, problems = session.call("mini_batches", args, conventions)
     if problems:
@@ -171,7 +202,7 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     """
     family = case.op.split(".")[0]
     update, init = f"{family}.update", f"{family}.init"
-    inputs = cast_inputs(case.inputs, dtype)
+    inputs = case_inputs(case, dtype)
     steps, scales = case.expected["steps"], case.tolerance["scale"]["steps"]
     def zeros():  # each state its own arrays: an update that works in place must not see v and s as one
         return {key: np.zeros_like(value) for key, value in steps[0]["v"].items()}
@@ -183,7 +214,7 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
         calls, state = [], golden_start
         for step, grads in enumerate(inputs["grads"]):
             calls.append((update, _step_args(case, state, grads, step)))
-            state = cast_inputs({k: steps[step][k] for k in state}, dtype)
+            state = _golden_state(case, step, tuple(state), dtype)
         return iter(session.call_many(calls, conventions, sequence=True))
 
     def first_wrong(state, mode, feed, answers=None):
@@ -209,7 +240,7 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
             state = feed(step, got, state)
         return failure, returned
 
-    golden = lambda step, got, state: cast_inputs({k: steps[step][k] for k in state}, dtype)  # noqa: E731
+    golden = lambda step, got, state: _golden_state(case, step, tuple(state), dtype)  # noqa: E731
     own = lambda step, got, state: {k: got[k] for k in state}  # noqa: E731
     batched = hasattr(session, "call_many") and update in session.info.ops
     forced_failure, _ = first_wrong(golden_start, "teacher-forced", golden,

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 from . import diagnose
-from .checks import SHUFFLE_MIN_COLUMNS, cast_inputs, check_case
+from .checks import SHUFFLE_MIN_COLUMNS, case_inputs, check_case
 from .results import CaseResult, RunReport
 
 
@@ -153,7 +153,7 @@ class _Prefetcher:
     def _first_calls(self, case) -> list[dict]:
         """The calls a case starts with: one, or for a structural mini-batch case the three it makes when the
         batches are well formed (the same seed twice, then the next seed; see ``checks.check_mini_batches``)."""
-        args = cast_inputs(case.inputs, self.dtype)
+        args = case_inputs(case, self.dtype)
         if case.op != "mini_batches" or "batches" in case.expected:
             return [args]
         calls = [args, args]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import weakref
 
 import numpy as np
 
@@ -36,19 +37,39 @@ def _encode_float(x: float):
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
+#: The binary encodings of read-only arrays (a case's inputs, sent to every submission), by id; an entry
+#: goes when its array does.
+_ENCODED: dict[int, tuple] = {}
+
+
+def _forget(key: int):
+    return lambda _: _ENCODED.pop(key, None)
+
+
 def encode_array(array, binary: bool = False) -> dict:
     """A NumPy array (float32 or float64) -> its JSON object (``binary``: the ``b64`` form)."""
     array = np.asarray(array)
+    if binary and not array.flags.writeable and array.base is None:  # cannot change: its encoding can be kept
+        kept = _ENCODED.get(id(array))
+        if kept is not None and kept[0]() is array:
+            return kept[1]
+        encoded = _encode_binary(array)
+        _ENCODED[id(array)] = (weakref.ref(array, _forget(id(array))), encoded)
+        return encoded
     if binary:
-        native = array.dtype if array.dtype in (_FLOAT64, _FLOAT32) else _FLOAT64
-        raw = np.ascontiguousarray(array, dtype=native.newbyteorder("<")).tobytes()
-        return {"dtype": _NAMES[native], "shape": list(array.shape), "b64": base64.b64encode(raw).decode("ascii")}
+        return _encode_binary(array)
     dtype = array.dtype.name if array.dtype.name in DTYPES else "float64"
     flat = array.astype(dtype, copy=False).ravel()
     data = flat.tolist()
     if not np.isfinite(flat).all():
         data = [_encode_float(x) for x in data]
     return {"dtype": dtype, "shape": list(array.shape), "data": data}
+
+
+def _encode_binary(array: np.ndarray) -> dict:
+    native = array.dtype if array.dtype in (_FLOAT64, _FLOAT32) else _FLOAT64
+    raw = np.ascontiguousarray(array, dtype=native.newbyteorder("<")).tobytes()
+    return {"dtype": _NAMES[native], "shape": list(array.shape), "b64": base64.b64encode(raw).decode("ascii")}
 
 
 def decode_array(obj, where: str = "array", dtype: str | None = None) -> np.ndarray:
