@@ -160,14 +160,15 @@ class PythonAdapter:
     def ops(self) -> list[str]:
         return [op for op in FUNCTION_NAMES if op in self.functions]
 
-    def call(self, op: str, args: dict) -> tuple[dict, list[str]]:
+    def call(self, op: str, args: dict, owned: bool = False) -> tuple[dict, list[str]]:
         """Call ``op`` with ``args``; return ``(result, problems)``.
 
-        The arguments are deep-copied first, so the caller's stay intact and a
+        The arguments are deep-copied first (unless ``owned``: arrays just decoded
+        from the wire, which nobody else holds), so the caller's stay intact and a
         change the function makes to an input it must not change is reported.
         """
         function = self.functions[op]
-        args = _copied(args)
+        args = args if owned else _copied(args)
         watched = {key: _copied(args[key]) for key in UNCHANGED_INPUTS.get(op, ())}
         positional, keywords = _arguments(op, args)
         if op == "mini_batches" and not _takes_seed(function):

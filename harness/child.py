@@ -100,7 +100,7 @@ def _answer(adapter, op: str, args: dict, binary: bool, target_file: str | None)
     if op not in adapter.ops:
         return {"ok": False, "error": f"{op} is not implemented"}
     try:
-        result, problems = adapter.call(op, protocol.decode_args(op, args))
+        result, problems = adapter.call(op, protocol.decode_args(op, args), owned=True)
         answer = {"ok": True, "result": protocol.encode_result(op, result, binary)}
         if problems:
             answer["problems"] = problems
