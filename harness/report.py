@@ -227,19 +227,30 @@ def text_summary(report: RunReport) -> str:
     return "\n".join(lines)
 
 
-def _case_block(case: CaseResult, label: str) -> list[str]:
+#: Failing cases shown per op in the concise text report (``-v``: all of them).
+SHOWN_PER_OP = 3
+
+
+def _case_block(case: CaseResult, label: str, said: set | None = None) -> list[str]:
+    """A failing case; with ``said`` (the concise report), a diagnosis already given is not repeated, and only
+    the first case of its diagnosis lists every key that differs."""
     lines = [f"{label} {case.id}"]
     if case.message:
         lines.append(_indent(case.message, "  "))
+    repeated = said is not None and case.diagnosis in said
     if case.diagnosis:
-        lines.append(f"  likely mistake: {case.diagnosis}")
-    if case.why:
+        names = " ".join(f"[{name}]" for name in re.findall(r"\[([\w+-]+)\]", case.diagnosis))
+        lines.append(f"  likely mistake: {'as above ' + names if repeated and names else case.diagnosis}")
+    if case.why and not repeated:
         lines.append(f"  why this case exists: {case.why}")
     errors = _errors_text(case)
-    if errors:
+    if errors and not repeated:
         lines.append(f"  {errors}")
-    for detail in case.details:
-        lines.append(_indent(detail, "      "))
+    if not repeated:
+        for detail in case.details:
+            lines.append(_indent(detail, "      "))
+    if said is not None:
+        said.add(case.diagnosis)
     return lines
 
 
@@ -247,11 +258,22 @@ def _render_text(report: RunReport, verbose: bool = False) -> str:
     lines = [text_summary(report)]
 
     failing = [case for case in report.results if case.status in ("fail", "error") and not case.xfail]
-    if failing:
+    if failing and verbose:
         lines += ["", f"Failures and errors ({len(failing)}):"]
         for case in failing:
             lines.append("")
             lines += _case_block(case, "FAIL " if case.status == "fail" else "ERROR")
+    elif failing:
+        lines += ["", f"Failures and errors ({len(failing)}; at most {SHOWN_PER_OP} per op, -v lists every one):"]
+        said: set = set()
+        for op in _ops_in_order(report):
+            of_op = [case for case in failing if case.op == op]
+            for case in of_op[:SHOWN_PER_OP]:
+                lines.append("")
+                lines += _case_block(case, "FAIL " if case.status == "fail" else "ERROR", said)
+            if len(of_op) > SHOWN_PER_OP:
+                more = len(of_op) - SHOWN_PER_OP
+                lines += ["", f"  ... and {more} more failing {op} case{'' if more == 1 else 's'}"]
 
     missing = Counter(case.op for case in report.results if case.status == "not_implemented")
     if missing:

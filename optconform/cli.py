@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_options(check)
     check.add_argument("--format", choices=("text", "json", "junit", "gradescope"), default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints)")
-    check.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+    check.add_argument("--verbose", "-v", action="store_true",
+                       help="every failing case in full (by default: each mistake once, at most 3 cases per op), "
+                            "and the passing ones")
     check.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line")
     check.add_argument("--max-failures", type=int, metavar="N",
                        help="stop after N failing cases (the rest are listed as not run)")

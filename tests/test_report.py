@@ -222,12 +222,28 @@ def test_text_groups_not_implemented_and_separates_xfail(report):
     text = render(report, "text")
     assert "adam.init: not implemented (3 cases)" in text
     assert "adam.init/one-layer-1x1" not in text
-    failures = text.split("Failures and errors (4):")[1].split("Not implemented:")[0]
+    failures = text.split("Failures and errors (4")[1].split("Not implemented:")[0]
     assert "adam.update/outside_sqrt/t-2" not in failures
     xfail = text.split("Expected failures")[1]
     assert "XFAIL adam.update/outside_sqrt/t-2" in xfail
     assert "beta1 and beta2 swapped" in xfail
     assert "XPASS adam.update/outside_sqrt/t-3" in xfail
+
+
+def test_text_is_concise_by_default_and_verbose_lists_every_failure():
+    same = "matches no bias correction [no-bias-correction]: the update uses v and s directly. Fix: correct them."
+    results = [CaseResult(id=f"adam.update/outside_sqrt/case-{k}", op="adam.update", status="fail",
+                          message=f"parameters.W1[0,0]: expected 1.0, got {k}.5", diagnosis=same, why="no correction",
+                          details=[f"parameters.W1[0,0]: expected 1.0, got {k}.5"]) for k in range(10)]
+    report = RunReport(target="t.py", dtype="float64", conventions={}, results=results)
+    text = render(report, "text")
+    assert text.count(same) == 1  # the mistake said once ...
+    assert text.count("likely mistake: as above [no-bias-correction]") == 2  # ... then named, for the others shown
+    assert "case-2" in text and "case-3" not in text
+    assert "... and 7 more failing adam.update cases" in text
+    assert "-v lists every one" in text
+    verbose = render(report, "text", verbose=True)
+    assert all(f"case-{k}" in verbose for k in range(10)) and verbose.count(same) == 10
 
 
 def test_text_all_passing():
