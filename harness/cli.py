@@ -77,6 +77,7 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
             report = run_cases(session, selection, args.dtype, conventions, target or cmd,
                                getattr(args, "max_failures", None), advance)
         report.vectors = suite_identity(args.vectors)
+        report.points = getattr(getattr(args, "assignment", None), "points", None)
         if graded and session.info.conventions:
             from .grade import IGNORED_CONVENTIONS
 

@@ -52,7 +52,7 @@ from . import executors
 from .cli import prepare
 from .diagnose import mistake_names
 from .report import render, to_json_safe
-from .results import RunReport
+from .results import CaseResult, RunReport
 from .runner import run_cases
 from .selection import NOT_IN_ASSIGNMENT, course_functions, select
 from .session import CallFailed, TargetError, open_session
@@ -266,6 +266,7 @@ def grade_one(submission: Submission, args, prepared, stop: threading.Event) -> 
             conventions = resolve({}, overrides)
             selection = select(cases, conventions, args.dtype, ops, skip, xfail, session.info.ops, NOT_IN_ASSIGNMENT)
             report = run_cases(guarded, selection, args.dtype, conventions, submission.display)
+            report.points = getattr(getattr(args, "assignment", None), "points", None)
             if session.info.conventions:
                 report.warnings.append(IGNORED_CONVENTIONS)
         finally:
@@ -468,8 +469,20 @@ def make_row(graded: Graded, default_max: int) -> dict:
         "student": sub.student, "file": sub.display, "score": score, "max_score": max_score,
         "percent": round(100.0 * score / max_score, 1) if max_score else 0.0,
         "passed": counts[0], "failed": counts[1], "errors": counts[2], "not_implemented": counts[3],
-        "status": graded.status, "diagnosis": headline(graded),
+        "status": graded.status, "diagnosis": headline(graded), "parts": _parts(graded.report),
+        "mistakes": "; ".join(sorted({name for case in (graded.report.results if graded.report else ())
+                                      for name in mistake_names(case.diagnosis)})),
     }
+
+
+def _parts(report: RunReport | None) -> dict:
+    """``{op or group: (points, max)}``: the assignment file's groups, else one point a case of each op."""
+    if report is None:
+        return {}
+    groups = report.summary().get("points")
+    if groups is not None:
+        return {g["group"]: (g["points"], g["max"]) for g in groups}
+    return {op: (c["pass"], sum(c.values())) for op, c in _op_counts(report).items()}
 
 
 def _csv_cell(value):
@@ -517,16 +530,23 @@ def write_feedback(graded: Graded, row: dict, feedback_dir: Path) -> None:
 
 def write_gradebook(out: Path, rows: list[dict], graded: list[Graded], meta: dict) -> None:
     table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS)
+    parts = list(dict.fromkeys(part for row in rows for part in row["parts"]))  # every op, in first-seen order
+    columns = [*CSV_COLUMNS[:5], *(c for part in parts for c in (part, f"{part} max")), *CSV_COLUMNS[5:],
+               "mistakes"]
+    writer = csv.DictWriter(table, fieldnames=columns)
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: _csv_cell(row[key]) for key in CSV_COLUMNS})
+        cells = {key: _csv_cell(row[key]) for key in (*CSV_COLUMNS, "mistakes")}
+        for part in parts:
+            cells[part], cells[f"{part} max"] = row["parts"].get(part, ("", ""))
+        writer.writerow(cells)
     _replace(out / "gradebook.csv", table.getvalue().encode("utf-8", "replace"))
     by_student = {g.submission.student: g for g in graded}
     entries = []
     for row in rows:
         g = by_student[row["student"]]
-        entry = dict(row)
+        entry = {key: value for key, value in row.items() if key != "parts"}
+        entry["parts"] = {part: {"points": got, "max": most} for part, (got, most) in row["parts"].items()}
         entry["feedback"] = f"feedback/{safe_name(row['student'])}.txt"
         entry["seconds"] = round(g.seconds, 2)
         entry["ops"] = _op_counts(g.report)
@@ -578,8 +598,11 @@ def run_grade(args) -> int:
 
     ops, overrides, skip, xfail, cases = prepared
     try:
-        default_max = len(select(cases, resolve({}, overrides), args.dtype, ops, skip, xfail, [],
-                                 NOT_IN_ASSIGNMENT).run)
+        selected = select(cases, resolve({}, overrides), args.dtype, ops, skip, xfail, [], NOT_IN_ASSIGNMENT).run
+        default_max = len(selected)
+        points = getattr(getattr(args, "assignment", None), "points", None)
+        if points is not None:  # what a submission that does not load is out of
+            default_max = points.score([CaseResult(c.id, c.op, "fail", tags=tuple(c.tags)) for c in selected])[1]
     except ConventionError as error:
         raise UsageError(str(error)) from None
     if default_max == 0:
@@ -614,8 +637,15 @@ def run_grade(args) -> int:
         except OSError as error:
             write_errors.append(f"cannot write feedback for {result.submission.student}: {error.strerror or error}")
     rows = [rows_by_student[name] for name in sorted(rows_by_student, key=lambda s: (s.lower(), s))]
-    meta = {"dtype": args.dtype, "ops": args.ops or "all", "conventions": list(args.convention),
-            "timeout": args.timeout, "vectors": args.vectors or "shipped", "max_score": default_max}
+    from optconform import __version__
+
+    assignment = getattr(args, "assignment", None)
+    points = getattr(assignment, "points", None)
+    meta = {"optconform_version": __version__, "dtype": args.dtype, "ops": args.ops or "all",
+            "conventions": list(args.convention), "timeout": args.timeout, "vectors": args.vectors or "shipped",
+            "max_score": default_max,
+            "assignment_file": str(assignment.path) if assignment and assignment.path else None,
+            "points": vars(points) if points else "one point a case"}
     try:
         write_gradebook(out, rows, graded, meta)
     except OSError as error:

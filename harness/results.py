@@ -37,6 +37,8 @@ class CaseResult:
     hidden: bool = False
     #: Wall-clock seconds the case took (its calls, comparison and diagnosis).
     seconds: float = 0.0
+    #: The case's tags (what the assignment file's [points.tags] give points to).
+    tags: tuple = ()
 
     @property
     def counts_as_failure(self) -> bool:
@@ -76,6 +78,8 @@ class RunReport:
     diagnosis_summary: list[str] = field(default_factory=list)
     #: Which vector set was checked: its directory, seed, visibility and manifest's sha256.
     vectors: dict = field(default_factory=dict)
+    #: What the parts are worth (``assignment.Points``); None: one point a case.
+    points: object = None
 
     def counts(self) -> Counter:
         return Counter(result.status for result in self.results)
@@ -94,9 +98,14 @@ class RunReport:
             "not_implemented": counts["not_implemented"],
             "skipped": len(self.skipped),
             "xfailed": sum(1 for r in self.results if r.xfail and r.status != "pass"),
-            "score": counts["pass"],
-            "max_score": len(self.results),
+            **self._score(counts),
         }
+
+    def _score(self, counts) -> dict:
+        if self.points is None:
+            return {"score": counts["pass"], "max_score": len(self.results)}
+        score, max_score = self.points.score(self.results)
+        return {"score": score, "max_score": max_score, "points": self.points.groups(self.results)}
 
     def to_json(self) -> dict:
         from optconform import __version__

@@ -36,7 +36,7 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
         max_abs_err=comparison.max_abs_err if comparison else None,
         max_rel_err=comparison.max_rel_err if comparison else None,
         diagnosis=diagnosis, description=case.description, why=case.why,
-        details=outcome.details, xfail=xfail, seconds=time.perf_counter() - started)
+        details=outcome.details, xfail=xfail, seconds=time.perf_counter() - started, tags=tuple(case.tags))
     return withheld(result) if getattr(case, "hidden", False) else result
 
 

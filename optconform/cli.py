@@ -89,6 +89,17 @@ def _selftest(args) -> int:
     return run_selftest(args)
 
 
+def _init(args) -> int:
+    from optconform.harness.assignment import INIT_TEXT
+
+    path = Path(args.out)
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} exists: pass --force to overwrite it")
+    path.write_text(INIT_TEXT, encoding="utf-8")
+    print(f"wrote {path}: edit the ops, conventions and points, then run optconform grade")
+    return EXIT_OK
+
+
 def _doctor(args) -> int:
     from optconform.harness.sandbox import describe, probe
 
@@ -103,17 +114,20 @@ def _grade(args) -> int:
 
 
 def add_check_options(parser: argparse.ArgumentParser) -> None:
-    """The selection and run options shared by ``check``, ``grade`` and ``list``."""
+    """The selection and run options shared by ``check`` and ``grade``."""
+    parser.add_argument("--config", metavar="FILE",
+                        help="the assignment file (default: optconform.toml, or [tool.optconform] in pyproject.toml, "
+                             "in the current directory); options given here win")
     parser.add_argument("--ops", help="comma-separated ops or families to run (e.g. adam, momentum.update)")
     parser.add_argument("--convention", action="append", default=[], metavar="KEY=VALUE",
                         help="override a convention the target declares (repeatable)")
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                        help="the precision the implementation computes in; picks the tolerances")
+    parser.add_argument("--dtype", choices=("float64", "float32"),
+                        help="the precision the implementation computes in; picks the tolerances (default float64)")
     parser.add_argument("--vectors", metavar="DIR", help="another vector set (e.g. from generate --seed)")
     parser.add_argument("--skip", metavar="FILE",
                         help="case ids to skip, one a line (exact, or a glob such as adam.update/*/t-*), # comments")
     parser.add_argument("--xfail", metavar="FILE", help="case ids expected to fail, one a line (exact, or a glob)")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="per-call time limit for a child process (default 10)")
     parser.add_argument("--allow-modified", action="store_true",
                         help="use a --vectors set whose files no longer match its manifest (each is then validated)")
@@ -183,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix")
     selftest.set_defaults(run=_selftest)
 
+    init = sub.add_parser("init", help="write a commented optconform.toml (the assignment file)")
+    init.add_argument("--out", default="optconform.toml", metavar="FILE")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(run=_init)
+
     doctor = sub.add_parser("doctor", help="what isolation this machine gives untrusted submissions")
     doctor.set_defaults(run=_doctor)
 
@@ -203,12 +222,18 @@ def _input_errors() -> tuple[type, ...]:
     from optconform.reference.conventions import ConventionError
     from optconform.vectors import VectorError
 
-    return (VectorError, SelectionError, TargetError, ConventionError, LoadError)
+    from optconform.harness.assignment import AssignmentError
+
+    return (VectorError, SelectionError, TargetError, ConventionError, LoadError, AssignmentError)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "config"):  # check and grade: the assignment file fills what the command line left
+            from optconform.harness.assignment import apply
+
+            apply(args)
         return args.run(args)
     except UsageError as error:
         print(f"optconform: error: {error}", file=sys.stderr)
