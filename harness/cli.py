@@ -88,8 +88,9 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
 
 
 @contextmanager
-def progress_bar(total: int, label: str, quiet: bool = False):
-    """A progress bar on stderr while cases run, only when stderr is a terminal; it is gone when they end."""
+def progress_bar(total: int, label: str, quiet: bool = False, unit: str = "case"):
+    """A progress bar on stderr while cases (or submissions) run, only when stderr is a terminal; it is gone
+    when they end. Yields ``advance(item)``, or None when there is no bar."""
     if quiet or not sys.stderr.isatty():
         yield None
         return
@@ -98,7 +99,7 @@ def progress_bar(total: int, label: str, quiet: bool = False):
     from tqdm import tqdm
 
     size = shutil.get_terminal_size()  # a terminal that reports no size (0 x 0) would hide tqdm's bar: 80 x 24
-    with tqdm(total=total, desc=label, unit="case", leave=False, file=sys.stderr, ncols=size.columns or 80,
+    with tqdm(total=total, desc=label, unit=unit, leave=False, file=sys.stderr, ncols=size.columns or 80,
               nrows=size.lines or 24) as bar:
         yield lambda result: bar.update(1)
 

@@ -49,7 +49,7 @@ from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, EXIT_USAGE, UsageError
 
 from ..reference.conventions import ConventionError, resolve
 from . import executors
-from .cli import prepare
+from .cli import prepare, progress_bar
 from .diagnose import mistake_names
 from .report import render, to_json_safe
 from .results import CaseResult, RunReport
@@ -619,16 +619,13 @@ def run_grade(args) -> int:
         results = executors.dask(submissions, args, args.scheduler)
     else:
         results = executors.local(submissions, args, jobs)
-    for done, result in enumerate(results, start=1):
-        sub = result.submission
-        row = make_row(result, default_max)
-        graded.append(result)
-        rows_by_student[sub.student] = row
-        if result.status == "ok":
-            note = f"{row['score']}/{row['max_score']}"
-        else:
-            note = f"{result.status.replace('_', ' ')}: {_one_line(result.reason, 120)}"
-        print(f"[{done}/{total}] {sub.student}: {note}", file=sys.stderr, flush=True)
+    with progress_bar(total, "grading", unit="submission") as advance:  # on a terminal only
+        for result in results:
+            row = make_row(result, default_max)
+            graded.append(result)
+            rows_by_student[result.submission.student] = row
+            if advance is not None:
+                advance(result)
 
     # Every sandbox is gone by now: only the grader writes, each file atomically, after all are graded.
     for result in graded:

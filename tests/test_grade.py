@@ -219,3 +219,34 @@ def test_symlink_loops_and_undecodable_names_get_their_own_rows(tmp_path):
     assert all(rows[name]["status"] == "load_error" and "symlink loop" in rows[name]["diagnosis"]
                for name in ("loop", "a", "b"))
     assert rows["stud\ufffdnt"]["score"] == rows["stud\ufffdnt"]["max_score"]
+
+
+def test_grade_shows_progress_on_a_terminal_only(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(EXAMPLES / "course" / "course_2021.py", folder / f"{name}.py")
+    argv = [sys.executable, "-m", "optconform.cli", "grade", str(folder), "--no-sandbox", "--ops", "gd"]
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([*argv, "--out", str(tmp_path / "tty")], stdout=subprocess.PIPE, stderr=secondary)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = process.communicate(timeout=300)
+    os.close(primary)
+    assert process.returncode == 0 and "submission" in shown.decode(errors="replace")  # tqdm's bar and unit
+    assert b"graded 3 submissions" in out  # the final table stays, on stdout
+    piped = subprocess.run([*argv, "--out", str(tmp_path / "pipe")], capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0 and piped.stderr == "" and "graded 3 submissions" in piped.stdout
