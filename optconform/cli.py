@@ -100,6 +100,22 @@ def _init(args) -> int:
     return EXIT_OK
 
 
+def _autograder(args) -> int:
+    from optconform.harness.assignment import find, load
+    from optconform.harness.autograder import build
+
+    config = find(args.config)
+    vectors = args.vectors
+    if config is not None:
+        vectors = vectors or load(config).settings.get("vectors")
+        if config.name == "pyproject.toml":
+            raise UsageError("give the assignment as an optconform.toml (--config FILE) for the autograder")
+    for line in build(config, Path(args.out), vectors):
+        print(f"  {line}")
+    print(f"wrote {args.out}: upload it as the assignment's autograder on Gradescope")
+    return EXIT_OK
+
+
 def _doctor(args) -> int:
     from optconform.harness.sandbox import describe, probe
 
@@ -197,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix")
     selftest.set_defaults(run=_selftest)
 
+    autograder = sub.add_parser("autograder", help="build a Gradescope autograder zip for the assignment")
+    autograder.add_argument("--config", metavar="FILE", help="the assignment file (default: optconform.toml here)")
+    autograder.add_argument("--vectors", metavar="DIR", help="a private vector set to bundle (default: the "
+                            "assignment file's)")
+    autograder.add_argument("--out", default="autograder.zip", metavar="ZIP")
+    autograder.set_defaults(run=_autograder)
+
     init = sub.add_parser("init", help="write a commented optconform.toml (the assignment file)")
     init.add_argument("--out", default="optconform.toml", metavar="FILE")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -230,7 +253,7 @@ def _input_errors() -> tuple[type, ...]:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if hasattr(args, "config"):  # check and grade: the assignment file fills what the command line left
+        if hasattr(args, "convention"):  # check and grade: the assignment file fills what the command line left
             from optconform.harness.assignment import apply
 
             apply(args)
