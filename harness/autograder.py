@@ -13,7 +13,6 @@ sandbox where the container allows one), and **always** writes
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -46,9 +45,6 @@ fi
 
 #: Folders of a submission that are never the graded file.
 _IGNORED = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
-_GRADED_NAMES = re.compile(r"^\s*def\s+(random_mini_batches|initialize_velocity|update_parameters_with_\w+|"
-                           r"initialize_adam|initialize_parameters_adam|update_parameters_adam|update_lr|"
-                           r"schedule_lr_decay|initialize_rmsprop)\s*\(", re.MULTILINE | re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- building the zip
@@ -107,19 +103,14 @@ def _own_wheel() -> Path | None:
 def find_submission(folder: Path) -> tuple[Path | None, str]:
     """The file to grade among the submission's ``.py`` and ``.ipynb`` files, and a note on the choice: the
     one that defines the most of the graded functions (a notebook first on a tie)."""
+    from .lms import choose
+
     files = sorted(p for p in folder.rglob("*") if p.suffix in (".py", ".ipynb") and p.is_file()
                    and not _IGNORED & set(p.relative_to(folder).parts))
     if not files:
         return None, "no .py or .ipynb file was found in your submission"
 
-    def defined(path: Path) -> int:
-        try:
-            return len(set(m.lower() for m in _GRADED_NAMES.findall(path.read_text(encoding="utf-8",
-                                                                                   errors="replace"))))
-        except OSError:
-            return 0
-
-    chosen = max(files, key=lambda p: (defined(p), p.suffix == ".ipynb", -len(str(p))))
+    chosen = choose(files)
     note = "" if len(files) == 1 else (f"graded {chosen.relative_to(folder)} (of {len(files)} files: the one that "
                                        "defines the most of the assignment's functions)")
     return chosen, note

@@ -111,6 +111,8 @@ def expand_submissions(paths: list[str], exclude: Path | None = None) -> tuple[l
         path = Path(text)
         if not path.exists():
             errors.append(f"{text}: no such file or directory")
+        elif path.is_file() and path.suffix.lower() == ".zip":
+            found += _from_export(path, text, errors)
         elif path.is_file():
             if path.suffix in SUFFIXES:
                 found.append(Submission(path.stem, path, text))
@@ -138,13 +140,9 @@ def expand_submissions(paths: list[str], exclude: Path | None = None) -> tuple[l
                     except OSError as error:
                         errors.append(f"{entry}: cannot list ({error.strerror or error})")
                         continue
-                    if len(inside) == 1:
-                        found.append(Submission(entry.name, inside[0], str(inside[0])))
-                    elif len(inside) > 1:
-                        names = ", ".join(p.name for p in inside[:5]) + (", ..." if len(inside) > 5 else "")
-                        found.append(Submission(entry.name, inside[0], str(entry),
-                                                f"{len(inside)} .py/.ipynb files in {entry.name}/ ({names}); "
-                                                "expected exactly one"))
+                    if inside:
+                        chosen = _chosen(entry.name, inside, str(entry))
+                        found.append(Submission(entry.name, chosen, str(chosen)))
                     else:
                         print(f"optconform: note: {_printable(str(entry))}: no .py or .ipynb file inside; not graded",
                               file=sys.stderr)
@@ -156,6 +154,49 @@ def expand_submissions(paths: list[str], exclude: Path | None = None) -> tuple[l
         else:
             errors.append(f"{text}: not a file or directory")
     return _deduplicate(found), errors
+
+
+def _chosen(student: str, files: list[Path], where: str) -> Path:
+    """The one file of a student's that is graded; each other one is named as skipped."""
+    from .lms import choose
+
+    chosen = choose(files)
+    for other in files:
+        if other != chosen:
+            print(f"optconform: note: {_printable(where)}: {_printable(student)}: skipped {_printable(other.name)} "
+                  f"(graded {_printable(chosen.name)}, which defines more of the assignment's functions)",
+                  file=sys.stderr)
+    return chosen
+
+
+def _from_export(path: Path, text: str, errors: list[str]) -> list[Submission]:
+    """The submissions of an LMS export (Gradescope, Canvas, Moodle zip), unpacked into a private folder
+    that is removed when grading ends."""
+    import atexit
+    import shutil
+
+    from .lms import ExportError, students, unpack
+
+    folder = Path(tempfile.mkdtemp(prefix="optconform-export-"))
+    atexit.register(shutil.rmtree, folder, True)
+    try:
+        files = unpack(path, folder)
+    except ExportError as error:
+        errors.append(str(error))
+        return []
+    grouped = students(folder, files)
+    others = [f for f in files if f.suffix not in SUFFIXES and f.name != "submission_metadata.yml"]  # read
+    if others:
+        names = ", ".join(f.name for f in others[:5]) + (", ..." if len(others) > 5 else "")
+        print(f"optconform: note: {_printable(text)}: {len(others)} file(s) skipped, not .py or .ipynb ({names})",
+              file=sys.stderr)
+    if not grouped:
+        errors.append(f"{text}: no .py or .ipynb submissions in this export")
+    found = []
+    for student in sorted(grouped):
+        chosen = _chosen(student, grouped[student], text)
+        found.append(Submission(student, chosen, f"{text}:{chosen.relative_to(folder).as_posix()}"))
+    return found
 
 
 def _same_path(a: Path, b: Path) -> bool:

@@ -179,7 +179,7 @@ def test_expand_directories_and_names(tmp_path):
     names = {s.student: s for s in found}
     assert set(names) == {"Ann Lee_123", "two", "bob", "bob-2"}
     assert names["Ann Lee_123"].path.name == "homework.ipynb"
-    assert "expected exactly one" in names["two"].problem
+    assert names["two"].path.name == "a.py" and not names["two"].problem  # one file chosen, the other named
     assert errors[0] == "missing.py: no such file or directory"
     assert any("empty" in e for e in errors)
     assert safe_name("Ann Lee_123") == "Ann_Lee_123"

@@ -1,0 +1,100 @@
+"""grade reads LMS exports: Gradescope, Canvas and Moodle zips, students named from the export."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from optconform.harness.lms import ExportError, unpack
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE = (ROOT / "examples" / "course" / "course_2021.py").read_text()
+BUGGY = (ROOT / "examples" / "buggy_submission.py").read_text()
+HELPER = "import numpy as np\n\ndef sigmoid(x):\n    return 1 / (1 + np.exp(-x))\n"
+
+
+def _zip(path: Path, members: dict) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return path
+
+
+def _grade(tmp_path: Path, export: Path) -> tuple[dict, subprocess.CompletedProcess]:
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "grade", str(export), "--out",
+                           str(tmp_path / "grades"), "--no-sandbox", "--ops", "momentum,adam"],
+                          capture_output=True, text=True, timeout=600)
+    with open(tmp_path / "grades" / "gradebook.csv", newline="", encoding="utf-8") as handle:
+        return {row["student"]: row for row in csv.DictReader(handle)}, done
+
+
+def test_a_gradescope_export_names_students_from_its_metadata(tmp_path):
+    export = _zip(tmp_path / "gradescope.zip", {
+        "assignment_1_export/submission_metadata.yml": (
+            "submission_101:\n  :submitters:\n  - :name: Ada Lovelace\n    :sid: '1'\n"
+            "submission_102:\n  :submitters:\n  - :name: Alan Turing\n  - :name: Grace Hopper\n"),
+        "assignment_1_export/submission_101/optimization.py": COURSE,
+        "assignment_1_export/submission_101/helpers.py": HELPER,
+        "assignment_1_export/submission_102/Optimization.ipynb.py": BUGGY,
+        "assignment_1_export/submission_102/plot.png": "not code",
+    })
+    rows, done = _grade(tmp_path, export)
+    assert done.returncode == 0, done.stderr
+    assert set(rows) == {"Ada Lovelace", "Alan Turing + Grace Hopper"}
+    assert rows["Ada Lovelace"]["score"] == rows["Ada Lovelace"]["max_score"]
+    assert rows["Ada Lovelace"]["file"].endswith("submission_101/optimization.py")
+    assert int(rows["Alan Turing + Grace Hopper"]["score"]) < int(rows["Alan Turing + Grace Hopper"]["max_score"])
+    assert "skipped helpers.py (graded optimization.py" in done.stderr  # a named skip, never a silent one
+    assert "1 file(s) skipped, not .py or .ipynb (plot.png)" in done.stderr
+
+
+def test_a_canvas_export_names_students_from_file_names(tmp_path):
+    export = _zip(tmp_path / "canvas.zip", {
+        "lovelaceada_12345_67890_Optimization_methods.py": COURSE,
+        "turingalan_LATE_23456_78901_optimization.py": BUGGY,
+    })
+    rows, done = _grade(tmp_path, export)
+    assert done.returncode == 0, done.stderr
+    assert set(rows) == {"lovelaceada", "turingalan"}
+    assert rows["lovelaceada"]["score"] == rows["lovelaceada"]["max_score"]
+
+
+def test_a_moodle_export_names_students_from_folders(tmp_path):
+    export = _zip(tmp_path / "moodle.zip", {
+        "Ada Lovelace_111_assignsubmission_file_/optimization.py": COURSE,
+        "Alan Turing_222_assignsubmission_file_/work.py": BUGGY,
+    })
+    rows, done = _grade(tmp_path, export)
+    assert done.returncode == 0, done.stderr
+    assert set(rows) == {"Ada Lovelace", "Alan Turing"}
+
+
+@pytest.mark.parametrize("members, message", [
+    ({"../evil.py": "x = 1"}, "points outside the export"),
+    ({"/etc/evil.py": "x = 1"}, "points outside the export"),
+])
+def test_an_export_that_climbs_out_is_refused(tmp_path, members, message):
+    export = _zip(tmp_path / "bad.zip", members)
+    with pytest.raises(ExportError, match=message):
+        unpack(export, tmp_path / "out")
+    assert not (tmp_path / "evil.py").exists()
+
+
+def test_a_zip_bomb_and_a_broken_zip_are_refused(tmp_path, monkeypatch):
+    from optconform.harness import lms
+
+    monkeypatch.setattr(lms, "MAX_BYTES", 1000)
+    with pytest.raises(ExportError, match="MiB unpacked"):
+        unpack(_zip(tmp_path / "big.zip", {"a.py": "x" * 5000}), tmp_path / "out")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ExportError, match="not a readable zip"):
+        unpack(tmp_path / "broken.zip", tmp_path / "out2")
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "grade", str(tmp_path / "broken.zip"),
+                           "--out", str(tmp_path / "grades"), "--no-sandbox"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "not a readable zip" in done.stderr and "Traceback" not in done.stderr
