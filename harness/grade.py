@@ -48,7 +48,7 @@ from pathlib import Path
 from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, EXIT_USAGE, UsageError
 
 from ..reference.conventions import ConventionError, resolve
-from . import executors
+from . import executors, resume
 from .cli import prepare, progress_bar
 from .diagnose import mistake_names
 from .report import render, to_json_safe
@@ -650,30 +650,50 @@ def run_grade(args) -> int:
         raise UsageError("no case selected: every case was skipped or the selection is empty "
                          "(check --ops, --skip and --dtype)")
 
-    total = len(submissions)
     graded: list[Graded] = []
     rows_by_student: dict[str, dict] = {}
     write_errors: list[str] = []
-    if args.executor == "dask":
+    setup = resume.fingerprint(args)
+    keys = {sub.student: resume.key(sub, setup) for sub in submissions}
+    earlier = {} if args.force else {sub.student: resume.load(out, safe_name(sub.student), sub, keys[sub.student])
+                                     for sub in submissions}
+    todo = [sub for sub in submissions if earlier.get(sub.student) is None]
+    if len(todo) < len(submissions):
+        print(f"optconform: {len(submissions) - len(todo)} submission(s) unchanged since the last run: their "
+              "results are reused (--force grades everything again)", file=sys.stderr)
+    if not todo:
+        results = iter(())
+    elif args.executor == "dask":
         if not args.scheduler:
             raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
-        results = executors.dask(submissions, args, args.scheduler)
+        results = executors.dask(todo, args, args.scheduler)
     else:
-        results = executors.local(submissions, args, jobs)
-    with progress_bar(total, "grading", unit="submission") as advance:  # on a terminal only
+        results = executors.local(todo, args, jobs)
+    with progress_bar(len(todo), "grading", unit="submission") as advance:  # on a terminal only
         for result in results:
-            row = make_row(result, default_max)
             graded.append(result)
-            rows_by_student[result.submission.student] = row
             if advance is not None:
                 advance(result)
+    fresh = {result.submission.student for result in graded}
+    graded += [earlier[sub.student] for sub in submissions if sub.student not in fresh]
+    points_in_force = getattr(getattr(args, "assignment", None), "points", None)
+    for result in graded:
+        if result.report is not None:
+            result.report.points = points_in_force
+        rows_by_student[result.submission.student] = make_row(result, default_max)
 
     # Every sandbox is gone by now: only the grader writes, each file atomically, after all are graded.
     for result in graded:
         try:
             write_feedback(result, rows_by_student[result.submission.student], feedback_dir)
+            if result.submission.student in fresh:
+                resume.save(out, safe_name(result.submission.student), result, keys[result.submission.student])
         except OSError as error:
             write_errors.append(f"cannot write feedback for {result.submission.student}: {error.strerror or error}")
+    stale = resume.remove_stale(out, {safe_name(sub.student) for sub in submissions})
+    if stale:
+        print(f"optconform: removed the feedback of {len(stale)} student(s) no longer among the submissions: "
+              f"{', '.join(stale[:10])}{', ...' if len(stale) > 10 else ''}", file=sys.stderr)
     rows = [rows_by_student[name] for name in sorted(rows_by_student, key=lambda s: (s.lower(), s))]
     from optconform import __version__
 

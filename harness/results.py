@@ -7,7 +7,7 @@ read these and nothing else.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 STATUSES = ("pass", "fail", "error", "not_implemented")
 
@@ -60,6 +60,7 @@ class CaseResult:
             "description": self.description,
             "why": self.why,
             "details": self.details,
+            "tags": list(self.tags),
         }
 
 
@@ -121,5 +122,25 @@ class RunReport:
             "summary": self.summary(),
             "diagnosis_summary": self.diagnosis_summary,
             "warnings": self.warnings,
+            "skipped": self.skipped,
             "cases": [result.to_json() for result in self.results],
         }
+
+    @classmethod
+    def from_json(cls, document: dict) -> "RunReport":
+        """The report :meth:`to_json` wrote (a resumed grading run reads its earlier results back)."""
+        names = {f.name for f in fields(CaseResult)}
+
+        def case(entry: dict) -> CaseResult:
+            values = {key: value for key, value in entry.items() if key in names}
+            for key in ("max_abs_err", "max_rel_err"):
+                if isinstance(values.get(key), str):  # "nan", "inf" as JSON writes them
+                    values[key] = float(values[key])
+            values["tags"] = tuple(values.get("tags", ()))
+            return CaseResult(**values)
+
+        return cls(target=document["target"], dtype=document["dtype"], conventions=document["conventions"],
+                   results=[case(entry) for entry in document["cases"]], target_name=document.get("target_name", ""),
+                   skipped=list(document.get("skipped", [])), warnings=list(document.get("warnings", [])),
+                   diagnosis_summary=list(document.get("diagnosis_summary", [])),
+                   vectors=dict(document.get("vectors", {})))

@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_options(grade)
     grade.add_argument("--out", metavar="DIR", default="grades", help="where the gradebook and feedback go")
     grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once (local executor)")
+    grade.add_argument("--force", action="store_true",
+                       help="grade every submission again (by default a file unchanged since the last run into "
+                            "the same --out, under the same set-up, keeps its result)")
     grade.add_argument("--executor", choices=("local", "dask"), default="local",
                        help="local: worker processes here (default); dask: tasks on a Dask cluster")
     grade.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler, e.g. tcp://10.0.0.5:8786")
