@@ -48,7 +48,7 @@ from pathlib import Path
 from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, EXIT_USAGE, UsageError
 
 from ..reference.conventions import ConventionError, resolve
-from . import executors, resume
+from . import executors, pages, resume
 from .cli import prepare, progress_bar
 from .diagnose import mistake_names
 from .report import render, to_json_safe
@@ -511,8 +511,9 @@ def make_row(graded: Graded, default_max: int) -> dict:
         "percent": round(100.0 * score / max_score, 1) if max_score else 0.0,
         "passed": counts[0], "failed": counts[1], "errors": counts[2], "not_implemented": counts[3],
         "status": graded.status, "diagnosis": headline(graded), "parts": _parts(graded.report),
-        "mistakes": "; ".join(sorted({name for case in (graded.report.results if graded.report else ())
-                                      for name in mistake_names(case.diagnosis)})),
+        "mistakes": "; ".join(sorted({mistake_names(case.diagnosis)[0] for case in
+                                      (graded.report.results if graded.report else ())
+                                      if case.status == "fail" and mistake_names(case.diagnosis)})),
     }
 
 
@@ -567,6 +568,9 @@ def write_feedback(graded: Graded, row: dict, feedback_dir: Path) -> None:
     rule = "=" * 72
     _write(feedback_dir / f"{name}.txt", f"{header}\n\n{rule}\n\n{body}" if body else header)
     _write(feedback_dir / f"{name}.json", report_json)
+    blocks = pages.student_blocks(graded, row)
+    _write(feedback_dir / f"{name}.md", pages.to_markdown(blocks))
+    _write(feedback_dir / f"{name}.html", pages.to_html(f"Feedback for {graded.submission.student}", blocks))
 
 
 def write_gradebook(out: Path, rows: list[dict], graded: list[Graded], meta: dict) -> None:
@@ -706,6 +710,9 @@ def run_grade(args) -> int:
             "points": vars(points) if points else "one point a case"}
     try:
         write_gradebook(out, rows, graded, meta)
+        summary = pages.class_blocks(rows)
+        _write(out / "class.md", pages.to_markdown(summary))
+        _write(out / "class.html", pages.to_html("Class summary", summary))
     except OSError as error:
         raise UsageError(f"cannot write the gradebook in {out}: {error.strerror or error}") from None
     for line in write_errors:

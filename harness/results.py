@@ -39,6 +39,9 @@ class CaseResult:
     seconds: float = 0.0
     #: The case's tags (what the assignment file's [points.tags] give points to).
     tags: tuple = ()
+    #: A failing trajectory: one element over the steps, ``{"where", "expected", "got", "first_wrong"}``
+    #: (the student's free run against the reference), for a plot; None elsewhere and for hidden cases.
+    series: dict | None = None
 
     @property
     def counts_as_failure(self) -> bool:
@@ -61,6 +64,7 @@ class CaseResult:
             "why": self.why,
             "details": self.details,
             "tags": list(self.tags),
+            "series": self.series,
         }
 
 

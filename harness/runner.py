@@ -36,8 +36,31 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
         max_abs_err=comparison.max_abs_err if comparison else None,
         max_rel_err=comparison.max_rel_err if comparison else None,
         diagnosis=diagnosis, description=case.description, why=case.why,
-        details=outcome.details, xfail=xfail, seconds=time.perf_counter() - started, tags=tuple(case.tags))
+        details=outcome.details, xfail=xfail, seconds=time.perf_counter() - started, tags=tuple(case.tags),
+        series=_series(case, outcome, dtype))
     return withheld(result) if getattr(case, "hidden", False) else result
+
+
+def _series(case, outcome, dtype: str) -> dict | None:
+    """For a failing trajectory, the worst element's values over the steps: the student's free run and the
+    reference, and the first step where they part (outside the case's tolerance)."""
+    if not case.op.endswith(".trajectory") or outcome.status != "fail" or not outcome.comparison:
+        return None
+    worst = outcome.comparison.worst()
+    got_steps = (outcome.got or {}).get("steps") or []
+    if worst is None or worst.index is None or "." not in worst.where or not got_steps:
+        return None
+    tree, key = worst.where.split(".", 1)
+    try:
+        expected = [float(step[tree][key][worst.index]) for step in case.expected["steps"]]
+        got = [float(step[tree][key][worst.index]) for step in got_steps]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    tolerance = case.tolerance[dtype]
+    apart = [i for i, (e, g) in enumerate(zip(expected, got))
+             if not abs(g - e) <= tolerance["rtol"] * abs(e) + tolerance["atol"]]
+    return {"where": f"{worst.where}[{','.join(map(str, worst.index))}]", "expected": expected, "got": got,
+            "first_wrong": apart[0] + 1 if apart else None}
 
 
 def withheld(result: CaseResult) -> CaseResult:
@@ -50,6 +73,7 @@ def withheld(result: CaseResult) -> CaseResult:
     result.hidden = True
     result.max_abs_err = result.max_rel_err = None
     result.details = []
+    result.series = None
     if result.status == "fail":
         key = re.match(r"[\w.\[\]]*?(?=\[|:)", result.message)
         where = f" in {key.group(0)}" if key and key.group(0) else ""

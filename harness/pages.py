@@ -1,0 +1,229 @@
+"""Feedback pages: a Markdown and an HTML page per student, and a class summary.
+
+A page is built once as a list of blocks (heading, paragraph, table, preformatted
+text, figure) and written in both formats, so the two always say the same. Every
+text that comes from a submission (names, messages, what its code printed or
+raised) is escaped; an HTML page carries no script and a Content-Security-Policy
+that forbids any. A hidden case shows its op, its verdict and the mistake named,
+never a value. Trajectory plots need matplotlib (``pip install matplotlib``);
+without it the page has a table of the values instead.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import statistics
+from collections import Counter
+
+_NAME = re.compile(r"\[([\w+-]+)\]")
+PLOTS_PER_PAGE = 3
+
+
+# ---------------------------------------------------------------- blocks -> Markdown, HTML
+
+
+def _md_cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list[tuple]) -> str:
+    out = []
+    for kind, *body in blocks:
+        if kind in ("h1", "h2"):
+            out.append(("# " if kind == "h1" else "## ") + body[0])
+        elif kind == "p":
+            out.append(body[0])
+        elif kind == "pre":
+            out.append("```\n" + body[0].replace("```", "`` `") + "\n```")
+        elif kind == "table":
+            headers, rows = body
+            out.append("| " + " | ".join(map(_md_cell, headers)) + " |")
+            out.append("|" + "---|" * len(headers))
+            out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
+        elif kind == "bars":
+            headers, rows = body
+            out.append("| " + " | ".join(headers) + " |")
+            out.append("|" + "---|" * len(headers))
+            out += [f"| {label} | {'█' * count} {count} |" for label, count in rows]
+        elif kind == "figure":
+            caption, _svg, headers, rows = body
+            out.append(f"*{_md_cell(caption)}*")
+            out.append("| " + " | ".join(headers) + " |")
+            out.append("|" + "---|" * len(headers))
+            out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
+          "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;"
+          "text-align:left}pre{background:#f5f5f5;padding:.6em;white-space:pre-wrap}"
+          ".bar{background:#4a7;height:.9em;display:inline-block}figure{margin:1em 0}")
+
+
+def to_html(title: str, blocks: list[tuple]) -> str:
+    esc = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+           "img-src data:\">", f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>"]
+    for kind, *body in blocks:
+        if kind in ("h1", "h2"):
+            out.append(f"<{kind}>{esc(body[0])}</{kind}>")
+        elif kind == "p":
+            out.append(f"<p>{esc(body[0])}</p>")
+        elif kind == "pre":
+            out.append(f"<pre>{esc(body[0])}</pre>")
+        elif kind == "table":
+            headers, rows = body
+            out.append(_html_table(headers, rows))
+        elif kind == "bars":
+            headers, rows = body
+            cells = [[*row[:-1], f'<span class="bar" style="width:{int(row[-1]) * 8}px"></span> {int(row[-1])}']
+                     for row in rows]
+            out.append(_html_table(headers, cells, raw_last=True))
+        elif kind == "figure":
+            caption, svg, headers, rows = body
+            out.append("<figure>")
+            out.append(svg if svg else _html_table(headers, rows))  # svg: made by matplotlib from numbers only
+            out.append(f"<figcaption>{esc(caption)}</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _html_table(headers, rows, raw_last: bool = False) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell if raw_last and i == len(row) - 1 else esc(str(cell))}</td>"
+                                    for i, cell in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ---------------------------------------------------------------- a student's page
+
+
+def _mistakes(report) -> dict[str, list]:
+    """``{the mistake a diagnosis names first: [failing cases it names]}``, in the order first met."""
+    found: dict[str, list] = {}
+    for case in report.results:
+        if case.status == "fail" and case.diagnosis and _NAME.search(case.diagnosis) \
+                and not case.diagnosis.startswith("no known mistake"):
+            found.setdefault(_NAME.search(case.diagnosis).group(1), []).append(case)
+    return found
+
+
+def _said_once(diagnosis: str) -> str:
+    """A diagnosis without what else it is consistent with (said on the cases, not on the page)."""
+    return re.sub(r" \(also consistent with [^)]*\)", "", diagnosis)
+
+
+def _example(case) -> str:
+    if case.hidden:
+        return f"{case.id}: a hidden case ({case.op}); its values are not shown. {case.message}"
+    text = f"{case.id}: {case.description}\n{case.message}" if case.description else f"{case.id}: {case.message}"
+    return text
+
+
+def _error_kind(message: str) -> str:
+    if "timed out" in message or "no answer within" in message:
+        return "took too long (timed out)"
+    if "ended the program" in message or "exited with code" in message or "killed by" in message:
+        return "ended the program (crashed or exited)"
+    match = re.match(r"^(?:not run: )?([A-Za-z_][\w.]*(?:Error|Exception|Warning))\b", message)
+    return match.group(1) if match else message.split(":")[0][:60]
+
+
+def _plot(series: dict) -> str | None:
+    """An inline SVG of the student's values against the reference, or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    steps = list(range(1, len(series["expected"]) + 1))
+    figure, axes = plt.subplots(figsize=(6, 3))
+    axes.plot(steps, series["expected"], "o-", label="reference")
+    axes.plot(steps[:len(series["got"])], series["got"], "s--", label="your code")
+    if series.get("first_wrong"):
+        axes.axvline(series["first_wrong"], color="crimson", linestyle=":", label="first wrong step")
+    axes.set_xlabel("step")
+    axes.set_ylabel("value")  # the element's name is in the caption (escaped there)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg")
+    plt.close(figure)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg"):]  # without the XML prolog and DOCTYPE
+
+
+def student_blocks(graded, row: dict) -> list[tuple]:
+    """The blocks of one student's page."""
+    blocks = [("h1", f"Feedback for {row['student']}"),
+              ("p", f"Score: {row['score']} of {row['max_score']} ({row['percent']}%). File: {row['file']}.")]
+    report = graded.report
+    if graded.status != "ok" or report is None:
+        return blocks + [("p", f"Your file could not be graded: {graded.reason}")]
+    if row.get("parts"):
+        blocks += [("h2", "Score per part"),
+                   ("table", ("part", "points", "out of"), [(part, got, most) for part, (got, most) in
+                                                             row["parts"].items()])]
+    mistakes = _mistakes(report)
+    if mistakes:
+        blocks.append(("h2", "Mistakes"))
+        for cases in mistakes.values():
+            ops = ", ".join(sorted({c.op for c in cases}))
+            text = _said_once(cases[0].diagnosis)
+            blocks += [("p", f"{text} ({len(cases)} check{'s' if len(cases) != 1 else ''} of {ops})"),
+                       ("pre", "For example, " + _example(cases[0]))]
+    unnamed = [c for c in report.results if c.status == "fail" and c not in sum(mistakes.values(), [])]
+    if unnamed:
+        blocks += [("h2", "Other failing checks"), ("pre", "\n\n".join(_example(c) for c in unnamed[:3]))]
+    errors: dict[str, list] = {}
+    for case in report.results:
+        if case.status == "error":
+            errors.setdefault(_error_kind(case.message), []).append(case)
+    if errors:
+        blocks.append(("h2", "Errors"))
+        for kind, cases in errors.items():
+            blocks += [("p", f"{kind}: {len(cases)} check{'s' if len(cases) != 1 else ''}"),
+                       ("pre", _example(cases[0]))]
+    plotted = [c for c in report.results if c.series][:PLOTS_PER_PAGE]
+    if plotted:
+        blocks.append(("h2", "Your parameters over the steps"))
+        for case in plotted:
+            series = case.series
+            rows = [(i + 1, e, g) for i, (e, g) in enumerate(zip(series["expected"], series["got"]))]
+            first = f", first wrong at step {series['first_wrong']}" if series.get("first_wrong") else ""
+            blocks.append(("figure", f"{case.id}: {series['where']}{first}", _plot(series), ("step", "reference",
+                                                                                              "your code"), rows))
+    missing = sorted({c.op for c in report.results if c.status == "not_implemented"})
+    if missing:
+        blocks += [("h2", "Not found in your file"), ("p", ", ".join(missing))]
+    return blocks
+
+
+# ---------------------------------------------------------------- the class
+
+
+def class_blocks(rows: list[dict]) -> list[tuple]:
+    percents = [row["percent"] for row in rows]
+    blocks = [("h1", "Class summary"),
+              ("p", f"{len(rows)} submissions; mean {statistics.mean(percents):.1f}%, median "
+                    f"{statistics.median(percents):.1f}%.")]
+    buckets = Counter(min(int(p // 10), 9) for p in percents)
+    blocks += [("h2", "Scores"), ("bars", ("score", "students"),
+                                  [(f"{10 * b}-{10 * b + 10}%", buckets[b]) for b in range(10)])]
+    who: dict[str, list] = {}
+    for row in rows:
+        for name in filter(None, row.get("mistakes", "").split("; ")):
+            who.setdefault(name, []).append(row["student"])
+    if who:
+        blocks += [("h2", "Mistakes"),
+                   ("table", ("mistake", "students", "who"),
+                    [(name, len(students), ", ".join(students)) for name, students in
+                     sorted(who.items(), key=lambda item: (-len(item[1]), item[0]))])]
+    return blocks
