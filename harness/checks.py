@@ -215,7 +215,7 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
         for step, grads in enumerate(inputs["grads"]):
             calls.append((update, _step_args(case, state, grads, step)))
             state = _golden_state(case, step, tuple(state), dtype)
-        return iter(session.call_many(calls, conventions, sequence=True))
+        return iter(session.call_many(calls, conventions, sequence=True))  # all read: the session stays free
 
     def first_wrong(state, mode, feed, answers=None):
         """Run every step; return (failing Outcome or None, the steps returned)."""

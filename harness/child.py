@@ -84,10 +84,10 @@ def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, lo
                 "conventions": adapter.conventions, "warnings": list(load_warnings)}})
             continue
         binary = request.get("protocol") == protocol.PROTOCOL_V2
-        if op == "batch":  # version 2: several calls, answered in order in one message
-            answers = [_answer(adapter, call["op"], call.get("args", {}), binary, target_file)
-                       for call in request["calls"]]
-            reply({"id": rid, "ok": True, "result": {"answers": answers}})
+        if op == "batch":  # version 2: several calls, each answered on its own line as it completes
+            for index, call in enumerate(request["calls"]):
+                reply({"id": rid, "index": index, **_answer(adapter, call["op"], call.get("args", {}), binary,
+                                                            target_file)})
             continue
         reply({"id": rid, **_answer(adapter, op, request.get("args", {}), binary, target_file)})
 

@@ -64,7 +64,7 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
         raise LoadFailure(str(error), load_error_report(target or cmd, str(error), (ops, overrides, skip, xfail, cases),
                                                         args.dtype)) from None
     try:
-        graded = getattr(args, "format", None) == "gradescope"  # a grading run: the instructor decides
+        graded = getattr(args, "format", None) in ("gradescope", "prairielearn")  # the instructor decides
         try:
             conventions = resolve({} if graded else session.info.conventions, overrides)
         except ConventionError as error:

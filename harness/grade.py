@@ -251,10 +251,13 @@ class _GuardedSession:
             raise CallFailed("not run: grading was interrupted")
         return self.inner.call(op, args, conventions)
 
-    def call_many(self, calls, conventions=None, sequence=False):
+    def call_stream(self, calls, conventions=None, sequence=False):
         if self.stop.is_set():
-            return [CallFailed("not run: grading was interrupted") for _ in calls]
-        return self.inner.call_many(calls, conventions, sequence)
+            return iter([CallFailed("not run: grading was interrupted") for _ in calls])
+        return self.inner.call_stream(calls, conventions, sequence)
+
+    def call_many(self, calls, conventions=None, sequence=False):
+        return list(self.call_stream(calls, conventions, sequence))
 
     def close(self):
         self.inner.close()

@@ -159,18 +159,8 @@ def validate_response(message) -> None:
         _wrong(what, "error", "must be a string")
     if "problems" in message:
         _check_strings(what, "problems", message["problems"])
-
-
-def validate_answers(result, count: int) -> list[dict]:
-    """A batch's answers: ``count`` answers, each ``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": ""}``."""
-    answers = result.get("answers")
-    if type(answers) is not list or len(answers) != count:
-        _wrong("batch result", "answers", f"must be a list of {count} answers, one per call")
-    for index, answer in enumerate(answers):
-        if type(answer) is not dict:
-            _wrong("batch result", f"answers/{index}", "must be an object")
-        validate_response({"id": 0, **answer})
-    return answers
+    if "index" in message and not _is_integer(message["index"]):
+        _wrong(what, "index", f"{message['index']!r} is not of type 'integer'")
 
 
 def validate_hello(result) -> None:

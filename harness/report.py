@@ -34,7 +34,7 @@ from .selection import course_functions
 __all__ = ["FORMATS", "gradescope_results", "render", "summary_line", "text_summary", "to_json_safe"]
 
 #: The formats :func:`render` knows.
-FORMATS = ("text", "json", "junit", "gradescope")
+FORMATS = ("text", "json", "junit", "gradescope", "prairielearn")
 
 #: The order ops are listed in; ops not named here follow in order of first appearance.
 _OP_ORDER = (
@@ -517,6 +517,10 @@ def render(report: RunReport, fmt: str, *, verbose: bool = False) -> str:
         return _dumps(report.to_json())
     if fmt == "junit":
         return _render_junit(report)
+    if fmt == "prairielearn":
+        from .prairielearn import prairielearn_results
+
+        return _dumps(prairielearn_results(report))
     if fmt == "gradescope":
         return _dumps(gradescope_results(report))
     raise ValueError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -124,6 +124,7 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str,
         report.results.append(result)
         if on_case is not None:
             on_case(result)
+    prefetched.session_for_end()
     report.warnings += warnings_that_matter(session.info.warnings, report.results)
     xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]
     report.warnings += [f"{case_id}: listed as xfail but passes (remove it from the xfail file)" for case_id in xpassed]
@@ -143,36 +144,50 @@ PREFETCH_CHUNK = 32
 
 
 class _Prefetcher:
-    """Sends the first call of the coming cases ahead, in chunks, to a session that can take several at once
-    (``call_many``: one round trip instead of one per case); each case then gets its answer as if it had
-    called. Sessions without ``call_many`` (in-process) are called as before."""
+    """Sends the first calls of the coming cases ahead, many in one request, to a session that can take them
+    (``call_stream``; in-process sessions are called as before). Each case then takes its answers as if it had
+    called, while the program computes the next case's: checking and computing overlap."""
 
     def __init__(self, session, cases, dtype: str, conventions: dict):
         self.session, self.cases, self.dtype, self.conventions = session, cases, dtype, conventions
-        self.answers: dict[int, object] = {}
-        self.batched = hasattr(session, "call_many")
+        self.streamed = hasattr(session, "call_stream")
+        self.pending: _Pending | None = None
 
     def session_for(self, index: int):
-        if not self.batched or self.cases[index].op not in PREFETCHED_OPS:
+        if not self.streamed or self.cases[index].op not in PREFETCHED_OPS:
+            self._drain()
             return self.session
-        if index not in self.answers:
+        if self.pending is None or index not in self.pending.owners:
+            self._drain()
             self._fetch(index)
-        return _Answered(self.session, self.cases[index].op, self.answers.pop(index))
+        if self.pending is None:  # an op the target lacks: its call raises NotImplementedOp as usual
+            return self.session
+        return _Answered(self.session, self.cases[index].op, self.pending, index)
+
+    def session_for_end(self) -> None:
+        """The run is over (or stopped early): read what was sent ahead, leaving the session free."""
+        self._drain()
+
+    def _drain(self) -> None:
+        if self.pending is not None:
+            self.pending.drain()
+            self.pending = None
 
     def _fetch(self, start: int) -> None:
-        chosen = [i for i in range(start, min(start + PREFETCH_CHUNK, len(self.cases)))
-                  if self.cases[i].op in PREFETCHED_OPS and self.cases[i].op in self.session.info.ops]
-        if start not in chosen:
-            self.answers[start] = []  # an op the target lacks: the call raises NotImplementedOp as usual
+        """A stream of the first calls of the cases from ``start`` on: a run of prefetched ops, up to a chunk."""
+        chosen = []
+        for i in range(start, min(start + PREFETCH_CHUNK, len(self.cases))):
+            if self.cases[i].op not in PREFETCHED_OPS or self.cases[i].op not in self.session.info.ops:
+                break
+            chosen.append(i)
+        if not chosen:
             return
         calls, owners = [], []
         for i in chosen:
             for args in self._first_calls(self.cases[i]):
                 calls.append((self.cases[i].op, args))
                 owners.append(i)
-        answers = self.session.call_many(calls, self.conventions)
-        for i in chosen:
-            self.answers[i] = [answer for owner, answer in zip(owners, answers) if owner == i]
+        self.pending = _Pending(self.session.call_stream(calls, self.conventions), owners)
 
     def _first_calls(self, case) -> list[dict]:
         """The calls a case starts with: one, or for a structural mini-batch case the three it makes when the
@@ -186,18 +201,41 @@ class _Prefetcher:
         return calls
 
 
-class _Answered:
-    """A session whose first calls of ``op`` return (or raise) answers fetched ahead; the rest go through."""
+class _Pending:
+    """The answers of one stream of calls, read as the cases that own them ask for them."""
 
-    def __init__(self, session, op: str, answers: list):
-        self.session, self.info, self.op, self.answers = session, session.info, op, list(answers)
+    def __init__(self, stream, owners: list[int]):
+        self.stream, self.owners, self.answers = stream, owners, []
+
+    def take(self, owner: int) -> list:
+        """The answers of case ``owner`` (reading the stream up to the last of them)."""
+        last = max(k for k, who in enumerate(self.owners) if who == owner)
+        while len(self.answers) <= last:
+            self.answers.append(next(self.stream))
+        return [answer for k, answer in enumerate(self.answers) if self.owners[k] == owner]
+
+    def drain(self) -> None:
+        """Read what is left, so that the session is free for other calls."""
+        self.answers.extend(self.stream)
+
+
+class _Answered:
+    """A session whose first calls of ``op`` return (or raise) the answers sent ahead; the rest go through."""
+
+    def __init__(self, session, op: str, pending: _Pending, owner: int):
+        self.session, self.info, self.op, self.pending = session, session.info, op, pending
+        self.answers = None
+        self.owner = owner
 
     def call(self, op: str, args: dict, conventions: dict | None = None):
+        if self.answers is None:
+            self.answers = self.pending.take(self.owner) if op == self.op else []
         if op == self.op and self.answers:
             answer = self.answers.pop(0)
             if isinstance(answer, Exception):
                 raise answer
             return answer
+        self.pending.drain()  # a call not sent ahead: the stream must be read to its end first
         return self.session.call(op, args, conventions)
 
 

@@ -260,9 +260,9 @@ class ProcessSession:
         lines = [line for line in self.stderr_tail if line.strip()]
         return f"; stderr: {lines[-1][:200]}" if lines else ""
 
-    def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None,
-                 calls: list | None = None):
-        """Send one request and return its result; CallFailed says why not."""
+    def _send(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None,
+              calls: list | None = None) -> int:
+        """Write one request; its id. CallFailed when the program cannot take it."""
         if self.process is None:
             raise CallFailed("the program could not be restarted after an earlier failure")
         self._next_id += 1
@@ -275,11 +275,21 @@ class ProcessSession:
             message["calls"] = calls
         if conventions:
             message["conventions"] = conventions
-        deadline = time.monotonic() + timeout
         request = protocol.dumps(message).encode()
         self._line_limit = max(protocol.MAX_LINE_BYTES, protocol.ANSWER_TO_REQUEST * len(request))
         try:
-            self._write(request, deadline)
+            self._write(request, time.monotonic() + timeout)
+        except TimeoutError:
+            raise _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise CallFailed(f"the program {self._exit_status()} during the call{self._stdout_hint()}"
+                             f"{self._stderr_hint()}") from None
+        return self._next_id
+
+    def _receive(self, request_id: int, timeout: float) -> dict:
+        """The next answer to request ``request_id``, within ``timeout``; CallFailed says why not."""
+        deadline = time.monotonic() + timeout
+        try:
             while True:
                 line = self._read_line(deadline)
                 if line.strip():
@@ -293,11 +303,27 @@ class ProcessSession:
                              f"{self._stderr_hint()}") from None
         except protocol.ProtocolError as error:
             raise CallFailed(f"protocol error: {error}") from None
-        if response["id"] != self._next_id:
-            raise CallFailed(f"protocol error: answered id {response['id']!r} to request id {self._next_id}")
+        if response["id"] != request_id:
+            raise CallFailed(f"protocol error: answered id {response['id']!r} to request id {request_id}")
+        return response
+
+    def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None):
+        """Send one request and return its result; CallFailed says why not."""
+        response = self._receive(self._send(op, args, timeout, conventions), timeout)
         if not response["ok"]:
             raise _Refused(response["error"].strip().splitlines()[0][:400] if response["error"].strip() else "error")
         return response["result"], response.get("problems", [])
+
+    def _count_failure(self, op: str, failure: CallFailed) -> None:
+        """A call that ended or lost the program: count it against ``op`` and restart (within the caps)."""
+        timed_out = isinstance(failure, _TimedOut)
+        self.timeouts[op] = self.timeouts[op] + 1 if timed_out else 0
+        self.crashes[op] = 0 if timed_out else self.crashes[op] + 1
+        self.restarts += 1
+        if self.restarts <= MAX_RESTARTS and not self._out_of_time():
+            self._restart()
+        else:
+            self._kill()
 
     # ------------------------------------------------------------ public
 
@@ -311,14 +337,7 @@ class ProcessSession:
             self.timeouts[op] = self.crashes[op] = 0
             raise CallFailed(str(refusal)) from None
         except CallFailed as failure:
-            timed_out = isinstance(failure, _TimedOut)
-            self.timeouts[op] = self.timeouts[op] + 1 if timed_out else 0
-            self.crashes[op] = 0 if timed_out else self.crashes[op] + 1
-            self.restarts += 1
-            if self.restarts <= MAX_RESTARTS and not self._out_of_time():
-                self._restart()
-            else:
-                self._kill()
+            self._count_failure(op, failure)
             raise
         self.timeouts[op] = self.crashes[op] = 0
         try:
@@ -328,36 +347,53 @@ class ProcessSession:
 
     def call_many(self, calls: list[tuple[str, dict]], conventions: dict | None = None,
                   sequence: bool = False) -> list:
-        """Each call's ``(result, problems)``, or the exception it raised, in order.
+        """Each call's ``(result, problems)``, or the exception it raised, in order (see :meth:`call_stream`)."""
+        return list(self.call_stream(calls, conventions, sequence))
 
-        ``sequence``: the calls are steps of one case, useless after the first that fails;
-        one by one, the rest are then not made.
+    def call_stream(self, calls: list[tuple[str, dict]], conventions: dict | None = None,
+                    sequence: bool = False):
+        """Yield each call's ``(result, problems)``, or the exception it raised, in order, as it arrives.
 
-        A program that speaks version 2 gets them in one ``batch`` request, within one
-        call's time limit. Should the batch as a whole fail (the program crashes, hangs
-        or garbles it), the program is restarted and the calls are made one by one, so
-        the failure lands on the call that caused it, with that call's own time limit.
+        A program that speaks version 2 gets the calls in one ``batch`` request and answers
+        each on its own line as it completes, so the caller can check one answer while the
+        program computes the next, and every call keeps its own time limit: a call that
+        hangs, crashes or garbles its answer fails as it would alone (counted, the program
+        restarted), and the calls after it are made one by one. ``sequence``: the calls are
+        steps of one case, useless after the first that fails; the rest are then not made.
+        Nothing else may be sent to the session until the stream is exhausted.
         """
+        done, last = 0, None
         batchable = (self.binary and len(calls) > 1 and all(op in self.info.ops for op, _ in calls)
                      and not any(self.timeouts[op] or self.crashes[op] for op, _ in calls))
         if batchable and self.process is not None and not self._out_of_time():
             wire = [{"op": op, "args": protocol.encode_args(args, True)} for op, args in calls]
             try:
-                result, _ = self._request("batch", None, self.timeout, conventions, calls=wire)
-                answers = protocol.validate_answers(result, len(calls))
-            except (CallFailed, protocol.ProtocolError):
-                self.restarts += 1
-                if self.restarts <= MAX_RESTARTS:
-                    self._restart()
+                request_id = self._send("batch", None, self.timeout, conventions, calls=wire)
+            except CallFailed as failure:
+                self._count_failure(calls[0][0], failure)
+                done, last = 1, failure
+                yield failure
             else:
-                return [self._answered(op, answer) for (op, _), answer in zip(calls, answers)]
-        results = []
-        for op, args in calls:
-            if sequence and results and isinstance(results[-1], Exception):
-                results.append(CallFailed("not run: an earlier step failed"))
+                for index, (op, _) in enumerate(calls):
+                    try:
+                        answer = self._receive(request_id, self.timeout)
+                        if answer.get("index") != index:
+                            raise CallFailed(f"protocol error: answer {answer.get('index')!r} of a batch where "
+                                             f"{index} was due")
+                    except CallFailed as failure:
+                        self._count_failure(op, failure)
+                        done, last = index + 1, failure
+                        yield failure
+                        break
+                    self.timeouts[op] = self.crashes[op] = 0
+                    done, last = index + 1, self._answered(op, answer)
+                    yield last
+        for op, args in calls[done:]:
+            if sequence and isinstance(last, Exception):
+                last = CallFailed("not run: an earlier step failed")
             else:
-                results.append(self._one(op, args, conventions))
-        return results
+                last = self._one(op, args, conventions)
+            yield last
 
     def _answered(self, op: str, answer: dict):
         if not answer["ok"]:

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--isolate", action="store_true",
                        help="run a module target in a sandboxed child process (with --timeout), as files are")
     add_check_options(check)
-    check.add_argument("--format", choices=("text", "json", "junit", "gradescope"), default="text")
+    check.add_argument("--format", choices=("text", "json", "junit", "gradescope", "prairielearn"), default="text")
     check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints)")
     check.add_argument("--verbose", "-v", action="store_true",
                        help="every failing case in full (by default: each mistake once, at most 3 cases per op), "

@@ -572,8 +572,9 @@ def test_check_shows_progress_on_a_terminal_and_nothing_on_a_pipe():
 
 
 def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
-    """Version 2 sends the coming cases' calls in one request; when a call ends the program mid-batch, the
-    program restarts and the calls are made one by one, so only the cases that crash it show the crash."""
+    """Version 2 sends the coming cases' calls in one request, answered a call at a time; when a call ends the
+    program mid-batch, that call fails as it would alone and the rest are made one by one, so only the cases
+    that crash it show the crash."""
     path = tmp_path / "crashes_on_three_layers.py"
     path.write_text(textwrap.dedent("""
         import os
@@ -588,8 +589,8 @@ def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
     """))
     session = ProcessSession(child_argv(str(path)), "crasher", timeout=30, sandbox=False)
     requests = []
-    send = session._request
-    session._request = lambda op, *a, **k: (requests.append(op), send(op, *a, **k))[1]
+    send = session._send
+    session._send = lambda op, *a, **k: (requests.append(op), send(op, *a, **k))[1]
     try:
         cases = [c for c in load_suite() if c.op == "adam.update"
                  and c.conventions.get("adam.epsilon", "outside_sqrt") == "outside_sqrt"]

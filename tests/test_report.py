@@ -470,3 +470,26 @@ def test_each_case_records_its_duration_in_json_and_junit():
     done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "optconform.reference", "--ops",
                            "adam.trajectory", "--format", "json"], capture_output=True, text=True, timeout=300)
     assert all(case["seconds"] > 0 for case in json.loads(done.stdout)["cases"])
+
+
+# --------------------------------------------------------------------------- prairielearn
+
+
+def test_prairielearn_results_have_the_external_graders_fields(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(root / "examples" / "buggy_submission.py"),
+                           "--format", "prairielearn", "--no-sandbox", "--ops", "momentum,adam"],
+                          capture_output=True, text=True, timeout=300)
+    results = json.loads(done.stdout)
+    assert set(results) == {"gradable", "score", "message", "output", "tests"} and results["gradable"] is True
+    assert 0 < results["score"] < 1
+    tests = {test["name"]: test for test in results["tests"]}
+    assert tests["momentum.update"]["points"] == tests["momentum.update"]["max_points"] > 0
+    adam = tests["adam.update"]
+    assert adam["points"] < adam["max_points"] and "no-bias-correction" in adam["output"]
+    assert all(set(t) == {"name", "description", "points", "max_points", "message", "output"} for t in tests.values())
+    total = sum(t["points"] for t in tests.values()) / sum(t["max_points"] for t in tests.values())
+    assert results["score"] == pytest.approx(total, abs=1e-6)
