@@ -63,7 +63,7 @@ def load(out: Path, name: str, submission, wanted: str):
 
 
 def save(out: Path, name: str, graded, wanted: str) -> None:
-    from .grade import _write
+    from .atomic import write_atomically
 
     (out / RESULTS).mkdir(parents=True, exist_ok=True)
     document = {"key": wanted, "student": graded.submission.student, "file": graded.submission.display,
@@ -71,7 +71,7 @@ def save(out: Path, name: str, graded, wanted: str) -> None:
                 "report": graded.report.to_json() if graded.report else None}
     from .report import to_json_safe
 
-    _write(out / RESULTS / f"{name}.json", json.dumps(to_json_safe(document)))
+    write_atomically(out / RESULTS / f"{name}.json", json.dumps(to_json_safe(document)))
 
 
 def remove_stale(out: Path, present: set[str]) -> list[str]:

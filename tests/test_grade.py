@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from optconform.cli import main
-from optconform.harness.grade import expand_submissions, safe_name
+from optconform.harness.submissions import expand_submissions, safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -188,7 +188,7 @@ def test_expand_directories_and_names(tmp_path):
 
 
 def test_issues_group_cases_by_the_mistake_named_first():
-    from optconform.harness.grade import issues
+    from optconform.harness.feedback import issues
     from optconform.harness.results import CaseResult, RunReport
 
     plain = "matches no bias correction [no-bias-correction]: the update uses v and s directly. Fix: divide."
