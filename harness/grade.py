@@ -116,6 +116,7 @@ def grade_one(submission: Submission, args, prepared, stop: threading.Event) -> 
             selection = select(cases, conventions, args.dtype, ops, skip, xfail, session.info.ops, NOT_IN_ASSIGNMENT)
             report = run_cases(guarded, selection, args.dtype, conventions, submission.display)
             report.points = getattr(getattr(args, "assignment", None), "points", None)
+            pages.draw_plots(report)  # here, in the worker: the pages are written by the parent, later
             if session.info.conventions:
                 report.warnings.append(IGNORED_CONVENTIONS)
         finally:

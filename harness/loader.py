@@ -105,14 +105,17 @@ def _is_definition(node: ast.stmt) -> bool:
 
 
 def _taken_statements(body: list[ast.stmt]) -> list[ast.stmt]:
-    """Imports, definitions, and the assignments they read (directly or through other such assignments).
+    """Definitions, and the assignments and imports they read (directly or through other such assignments).
 
     ``EPS = 10**-8`` or ``sqrt = np.sqrt`` is taken when a taken definition reads
-    ``EPS`` or ``sqrt``; ``parameters = model(X, Y)`` that nothing reads is not.
+    ``EPS`` or ``sqrt``; ``parameters = model(X, Y)`` that nothing reads is not; nor is
+    ``import matplotlib.pyplot as plt`` when no function uses ``plt`` (importing it costs
+    a quarter of a second and grades nothing). A star import is always taken.
     ``body`` is every top-level statement of the submission (all of a notebook's
     cells), so a constant in one cell serves a function in another.
     """
-    definitions = [node for node in body if _is_definition(node)]
+    imports = [node for node in body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    definitions = [node for node in body if _is_definition(node) and node not in imports]
     assignments = [(node, _assigned_names(node)) for node in body if _assigned_names(node)]
     needed = set().union(*(_free_names(node) for node in definitions)) | {CONVENTIONS_NAME}
     taken_assignments: set[int] = set()
@@ -124,7 +127,9 @@ def _taken_statements(body: list[ast.stmt]) -> list[ast.stmt]:
                 taken_assignments.add(id(node))
                 needed |= _loaded(node.value)
                 grew = True
-    return [node for node in body if _is_definition(node) or id(node) in taken_assignments]
+    taken_imports = {id(node) for node in imports if "*" in _bound_by(node) or needed & set(_bound_by(node))}
+    return [node for node in body if id(node) in taken_imports or id(node) in taken_assignments
+            or (_is_definition(node) and node not in imports)]
 
 
 #: A submission's own convention declaration: read (a port's), though grading may ignore it.

@@ -18,7 +18,8 @@ import statistics
 from collections import Counter
 
 _NAME = re.compile(r"\[([\w+-]+)\]")
-PLOTS_PER_PAGE = 3
+#: Trajectory plots on a student's page (each costs matplotlib about a tenth of a second).
+PLOTS_PER_PAGE = 1
 
 
 # ---------------------------------------------------------------- blocks -> Markdown, HTML
@@ -160,6 +161,13 @@ def _plot(series: dict) -> str | None:
     return svg[svg.index("<svg"):]  # without the XML prolog and DOCTYPE
 
 
+def draw_plots(report) -> None:
+    """Draw the plots a student's page will show, where the report is made (a grading worker, in parallel),
+    not where the pages are written; kept in each case's ``series["svg"]`` (None without matplotlib)."""
+    for case in [c for c in report.results if c.series][:PLOTS_PER_PAGE]:
+        case.series["svg"] = _plot(case.series)
+
+
 def student_blocks(graded, row: dict) -> list[tuple]:
     """The blocks of one student's page."""
     blocks = [("h1", f"Feedback for {row['student']}"),
@@ -198,8 +206,9 @@ def student_blocks(graded, row: dict) -> list[tuple]:
             series = case.series
             rows = [(i + 1, e, g) for i, (e, g) in enumerate(zip(series["expected"], series["got"]))]
             first = f", first wrong at step {series['first_wrong']}" if series.get("first_wrong") else ""
-            blocks.append(("figure", f"{case.id}: {series['where']}{first}", _plot(series), ("step", "reference",
-                                                                                              "your code"), rows))
+            svg = series["svg"] if "svg" in series else _plot(series)
+            blocks.append(("figure", f"{case.id}: {series['where']}{first}", svg, ("step", "reference",
+                                                                                   "your code"), rows))
     missing = sorted({c.op for c in report.results if c.status == "not_implemented"})
     if missing:
         blocks += [("h2", "Not found in your file"), ("p", ", ".join(missing))]

@@ -139,3 +139,27 @@ def test_a_constant_in_one_notebook_cell_serves_a_function_in_another(tmp_path):
                                        new_code_cell("result = f(1)\nprint(result)")]), str(path))
     module, warnings = load_source(path)
     assert module.f(1.0) == 1.0 + 1e-8 and not hasattr(module, "result") and warnings == []
+
+
+def test_imports_no_definition_uses_are_not_run(tmp_path):
+    from optconform.harness.loader import load_source
+
+    path = tmp_path / "sub.py"
+    path.write_text(textwrap.dedent("""
+        import numpy as np
+        import json
+        import matplotlib_that_is_not_here.pyplot as plt   # a plot the grader never draws
+        from os.path import join as _unused_join
+        from string import *                               # star: whatever it binds may be used
+
+        def initialize_velocity(parameters):
+            return {"d" + k: np.zeros_like(p) for k, p in json.loads(json.dumps(sorted(parameters))) and
+                    parameters.items()}
+
+        def letters():
+            return ascii_lowercase
+    """))
+    module, warnings = load_source(path)
+    assert not any("matplotlib_that_is_not_here" in w for w in warnings)  # never imported, nothing to say
+    assert "plt" not in module.__dict__ and "_unused_join" not in module.__dict__
+    assert module.letters() == "abcdefghijklmnopqrstuvwxyz" and "json" in module.__dict__
