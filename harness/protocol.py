@@ -105,18 +105,23 @@ def _check_strings(what: str, field: str, value, mapping: bool = False) -> None:
         _wrong(what, field, f"must be {'an object' if mapping else 'a list'} of strings")
 
 
-def validate_request(message) -> None:
-    what = "request"
+def _envelope(what: str, message, required: tuple[str, ...], allowed: set | None = None) -> None:
+    """The rules requests and responses share: an object, the required keys, an integer id."""
     if type(message) is not dict:
         _wrong(what, "", "not an object")
-    for key in ("id", "op"):
+    for key in required:
         if key not in message:
             _wrong(what, "", f"{key!r} is a required property")
-    extra = set(message) - _REQUEST_KEYS
+    extra = set(message) - allowed if allowed is not None else set()
     if extra:
         _wrong(what, "", f"additional properties are not allowed ({sorted(extra)[0]!r} was unexpected)")
     if not _is_integer(message["id"]):
         _wrong(what, "id", f"{message['id']!r} is not of type 'integer'")
+
+
+def validate_request(message) -> None:
+    what = "request"
+    _envelope(what, message, ("id", "op"), _REQUEST_KEYS)
     if message["op"] not in OPS and message["op"] not in ("hello", "shutdown", "batch"):
         _wrong(what, "op", f"{message['op']!r} is not a known op")
     if "args" in message and type(message["args"]) is not dict:
@@ -141,13 +146,7 @@ def validate_request(message) -> None:
 
 def validate_response(message) -> None:
     what = "response"
-    if type(message) is not dict:
-        _wrong(what, "", "not an object")
-    for key in ("id", "ok"):
-        if key not in message:
-            _wrong(what, "", f"{key!r} is a required property")
-    if not _is_integer(message["id"]):
-        _wrong(what, "id", f"{message['id']!r} is not of type 'integer'")
+    _envelope(what, message, ("id", "ok"))
     if type(message["ok"]) is not bool:
         _wrong(what, "ok", f"{message['ok']!r} is not of type 'boolean'")
     needed = "result" if message["ok"] else "error"

@@ -561,3 +561,13 @@ def test_a_set_must_match_its_manifest_unless_allowed(tmp_path):
     (copy_dir / "manifest.json").unlink()
     with pytest.raises(VectorError, match="no readable manifest"):
         load_suite(copy_dir)
+
+
+def test_a_number_too_large_for_its_dtype_is_an_error_not_an_infinity():
+    from optconform.vectors.codec import CodecError, decode_array
+
+    with pytest.raises(CodecError, match="a value does not fit in float32"):
+        decode_array({"dtype": "float32", "shape": [1], "data": [1e308]})
+    with pytest.raises(CodecError, match="a value does not fit in float64"):
+        decode_array({"dtype": "float64", "shape": [1], "data": [10 ** 400]})
+    assert decode_array({"dtype": "float32", "shape": [1], "data": ["inf"]})[0] == float("inf")  # said outright

@@ -121,8 +121,9 @@ def _from_bytes(text, wire_dtype: str, shape: list, where: str, dtype: str | Non
 
 def _build(values: list, wire_dtype: str, shape: list, where: str, dtype: str | None) -> np.ndarray:
     try:
-        array = np.array(values, dtype=wire_dtype).reshape(shape)
-    except OverflowError:
+        with np.errstate(over="raise"):  # 1e308 written as float32 is an error, not a silent inf
+            array = np.array(values, dtype=wire_dtype).reshape(shape)
+    except (OverflowError, FloatingPointError):
         raise CodecError(f"{where}: a value does not fit in {wire_dtype}") from None
     except ValueError as error:  # NumPy refusing the shape: over 64 dimensions, a dimension >= 2**63
         raise CodecError(f"{where}: shape {shape} is impossible ({error})") from None
