@@ -224,7 +224,9 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
             if answers is None:
                 got, problems = session.call(update, _step_args(case, state, grads, step), conventions)
             else:
-                answer = next(answers)
+                answer = next(answers, None)
+                if answer is None:  # a program that marked its chain's last answer too soon
+                    raise CallFailed(f"protocol error: the program stopped the steps after {step}")
                 if isinstance(answer, Exception):
                     raise answer
                 got, problems = answer
@@ -245,14 +247,21 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     batched = hasattr(session, "call_many") and update in session.info.ops
     forced_failure, _ = first_wrong(golden_start, "teacher-forced", golden,
                                     teacher_forced_answers() if batched else None)
+    chain = _free_run_in_one_request(case, session, inputs, golden_start, update, init, conventions)
     try:
-        start, problems = session.call(init, {"parameters": inputs["parameters"]}, conventions)
+        if init not in session.info.ops:
+            raise NotImplementedOp(init)
+        answer = chain.pop(0) if chain is not None else None
+        if isinstance(answer, Exception):
+            raise answer
+        start, problems = answer or session.call(init, {"parameters": inputs["parameters"]}, conventions)
         if problems:
             return _problems_outcome([f"{init}: {p}" for p in problems])
         free_start = {"parameters": inputs["parameters"], **{k: start[k] for k in golden_start if k != "parameters"}}
     except NotImplementedOp:
         free_start = golden_start
-    free_failure, free_steps = first_wrong(free_start, "free-running from the target's own init", own)
+    free_failure, free_steps = first_wrong(free_start, "free-running from the target's own init", own,
+                                           iter(chain) if chain is not None else None)
     if forced_failure is None and free_failure is None:
         return Outcome("pass")
     outcome = forced_failure or free_failure
@@ -260,6 +269,20 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
         outcome.message += " (every teacher-forced step passes: state is carried wrongly between calls)"
     outcome.got = {"steps": free_steps}
     return outcome
+
+
+def _free_run_in_one_request(case, session, inputs, golden_start, update, init, conventions) -> list | None:
+    """The free run's answers (its init's first, when the target has one) from one ``chain`` request, or None
+    where the session cannot take one (then the run goes a call at a time, as :func:`check_trajectory` does
+    by itself). The program carries its own state from step to step, exactly as the harness would."""
+    if not hasattr(session, "call_chain") or update not in session.info.ops:
+        return None
+    carry = list(golden_start)
+    has_init = init in session.info.ops
+    start = {"parameters": inputs["parameters"]} if has_init else golden_start
+    calls = [(update, {k: v for k, v in _step_args(case, golden_start, grads, step).items() if k not in carry})
+             for step, grads in enumerate(inputs["grads"])]
+    return session.call_chain(init if has_init else None, start, calls, carry, conventions)
 
 
 def _multi_row_hint(case, message: str) -> str:

@@ -89,28 +89,67 @@ def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, lo
                 reply({"id": rid, "index": index, **_answer(adapter, call["op"], call.get("args", {}), binary,
                                                             target_file)})
             continue
+        if op == "chain":  # version 2: steps that carry the program's own state, answered a line each
+            for answer in _chain(adapter, request, binary, target_file):
+                reply({"id": rid, **answer})
+            continue
         reply({"id": rid, **_answer(adapter, op, request.get("args", {}), binary, target_file)})
 
 
-def _answer(adapter, op: str, args: dict, binary: bool, target_file: str | None) -> dict:
-    """One call's answer: ``{"ok": true, "result": ..., "problems": [...]}`` or ``{"ok": false, "error": ...}``."""
+def _chain(adapter, request: dict, binary: bool, target_file: str | None):
+    """The answers of a chain: the init call (when asked), then each step, its ``carry`` keys taken from the
+    answer before (``start`` gives the first step's when there is no init). It stops after an answer that
+    failed, whose problems end an init, or that lacks a carried key; the last answer says ``"last": true``."""
+    from . import protocol
+
+    carry, index, answers = request["carry"], 0, []
+    state = protocol.decode_args("chain", request.get("start", {}))
+    calls = ([{"op": request["init"], "args": {"parameters": request["start"]["parameters"]}}]
+             if request.get("init") else []) + request["calls"]
+    for index, call in enumerate(calls):
+        is_init = index == 0 and bool(request.get("init"))
+        args = protocol.decode_args(call["op"], call.get("args", {}))
+        if not is_init:
+            args.update({key: state[key] for key in carry})
+        answer, result = _answer(adapter, call["op"], args, binary, target_file, decoded=True)
+        answers.append({"index": index, **answer})
+        if not answer["ok"] or (is_init and answer.get("problems")):
+            break
+        if is_init:
+            state.update(result)
+            if not all(key in state for key in carry):
+                break
+        elif not all(key in result for key in carry):
+            break
+        else:
+            state = {key: result[key] for key in carry}
+    answers[-1]["last"] = True
+    return answers
+
+
+def _answer(adapter, op: str, args: dict, binary: bool, target_file: str | None, decoded: bool = False):
+    """One call's answer: ``{"ok": true, "result": ..., "problems": [...]}`` or ``{"ok": false, "error": ...}``
+    (with ``decoded``: the arguments are Python values already, and the answer comes with the result itself)."""
     from . import protocol
     from .adapter import ResultShapeError
 
+    result = None
     if op not in adapter.ops:
-        return {"ok": False, "error": f"{op} is not implemented"}
+        answer = {"ok": False, "error": f"{op} is not implemented"}
+        return (answer, result) if decoded else answer
     try:
-        result, problems = adapter.call(op, protocol.decode_args(op, args), owned=True)
+        result, problems = adapter.call(op, args if decoded else protocol.decode_args(op, args), owned=not decoded)
         answer = {"ok": True, "result": protocol.encode_result(op, result, binary)}
         if problems:
             answer["problems"] = problems
-        return answer
+        return (answer, result) if decoded else answer
     except ResultShapeError as error:  # what the function returned, not where in the harness that was noticed
-        return {"ok": False, "error": str(error)[:400]}
+        answer = {"ok": False, "error": str(error)[:400]}
     except BaseException as error:  # noqa: BLE001 - whatever the target does is reported, not fatal
         if isinstance(error, KeyboardInterrupt):
             raise
-        return {"ok": False, "error": _trimmed_traceback(error, target_file)}
+        answer = {"ok": False, "error": _trimmed_traceback(error, target_file)}
+    return (answer, None) if decoded else answer
 
 
 def main(argv: list[str] | None = None) -> int:

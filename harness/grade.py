@@ -69,6 +69,11 @@ class _GuardedSession:
     def call_many(self, calls, conventions=None, sequence=False):
         return list(self.call_stream(calls, conventions, sequence))
 
+    def call_chain(self, init, start, calls, carry, conventions=None):
+        if self.stop.is_set():
+            return [CallFailed("not run: grading was interrupted")]
+        return self.inner.call_chain(init, start, calls, carry, conventions)
+
     def close(self):
         self.inner.close()
 

@@ -83,7 +83,7 @@ RESULT_KEYS = {"mini_batches": {"batches": "batches"}, "momentum.init": {"v": "t
                "adam.update": {"parameters": "tree", "v": "tree", "s": "tree"}, "gd.update": {"parameters": "tree"},
                "rmsprop.init": {"s": "tree"}, "rmsprop.update": {"parameters": "tree", "s": "tree"},
                "lr_decay.inverse_time": {"learning_rate": "number"}, "lr_decay.scheduled": {"learning_rate": "number"}}
-_REQUEST_KEYS = {"id", "op", "args", "conventions", "protocol", "calls"}
+_REQUEST_KEYS = {"id", "op", "args", "conventions", "protocol", "calls", "init", "start", "carry"}
 _CALL_KEYS = {"op", "args"}
 
 
@@ -122,8 +122,17 @@ def _envelope(what: str, message, required: tuple[str, ...], allowed: set | None
 def validate_request(message) -> None:
     what = "request"
     _envelope(what, message, ("id", "op"), _REQUEST_KEYS)
-    if message["op"] not in OPS and message["op"] not in ("hello", "shutdown", "batch"):
+    if message["op"] not in OPS and message["op"] not in ("hello", "shutdown", "batch", "chain"):
         _wrong(what, "op", f"{message['op']!r} is not a known op")
+    if message["op"] == "chain":
+        for key in ("calls", "carry", "start"):
+            if key not in message:
+                _wrong(what, "", f"{key!r} is a required property")
+        if type(message["start"]) is not dict:
+            _wrong(what, "start", "must be an object")
+        _check_strings(what, "carry", message["carry"])
+        if "init" in message and message["init"] not in OPS:
+            _wrong(what, "init", f"{message['init']!r} is not a known op")
     if "args" in message and type(message["args"]) is not dict:
         _wrong(what, "args", "must be an object")
     if message["op"] == "batch" and "calls" not in message:
@@ -160,6 +169,8 @@ def validate_response(message) -> None:
         _check_strings(what, "problems", message["problems"])
     if "index" in message and not _is_integer(message["index"]):
         _wrong(what, "index", f"{message['index']!r} is not of type 'integer'")
+    if "last" in message and type(message["last"]) is not bool:
+        _wrong(what, "last", f"{message['last']!r} is not of type 'boolean'")
 
 
 def validate_hello(result) -> None:

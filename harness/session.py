@@ -261,7 +261,7 @@ class ProcessSession:
         return f"; stderr: {lines[-1][:200]}" if lines else ""
 
     def _send(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None,
-              calls: list | None = None) -> int:
+              calls: list | None = None, extra: dict | None = None) -> int:
         """Write one request; its id. CallFailed when the program cannot take it."""
         if self.process is None:
             raise CallFailed("the program could not be restarted after an earlier failure")
@@ -273,6 +273,8 @@ class ProcessSession:
             message["args"] = args
         if calls is not None:
             message["calls"] = calls
+        if extra:
+            message.update(extra)
         if conventions:
             message["conventions"] = conventions
         request = protocol.dumps(message).encode()
@@ -394,6 +396,42 @@ class ProcessSession:
             else:
                 last = self._one(op, args, conventions)
             yield last
+
+    def call_chain(self, init: str | None, start: dict, calls: list[tuple[str, dict]], carry: list[str],
+                   conventions: dict | None = None) -> list | None:
+        """Run steps that carry the program's own state in one ``chain`` request (version 2): the ``init``
+        call on ``start["parameters"]`` (or ``start`` as the first state), then each call with its ``carry``
+        keys taken from the answer before. Returns the answers as :meth:`call_many` does, up to the one the
+        program marked last; None when the program cannot take a chain (the caller then steps one by one)."""
+        ops = [op for op, _ in calls] + ([init] if init else [])
+        if not self.binary or self.process is None or self._out_of_time() or any(
+                op not in self.info.ops or self.timeouts[op] or self.crashes[op] for op in ops):
+            return None
+        wire = [{"op": op, "args": protocol.encode_args(args, True)} for op, args in calls]
+        message_ops = ([init] if init else []) + [op for op, _ in calls]
+        answers: list = []
+        try:
+            request_id = self._send("chain", None, self.timeout, conventions, calls=wire,
+                                    extra={"carry": carry, "start": protocol.encode_args(start, True),
+                                           **({"init": init} if init else {})})
+        except CallFailed as failure:
+            self._count_failure(message_ops[0], failure)
+            return [failure]
+        for index, op in enumerate(message_ops):
+            try:
+                answer = self._receive(request_id, self.timeout)
+                if answer.get("index") != index:
+                    raise CallFailed(f"protocol error: answer {answer.get('index')!r} of a chain where {index} "
+                                     "was due")
+            except CallFailed as failure:
+                self._count_failure(op, failure)
+                answers.append(failure)
+                return answers
+            self.timeouts[op] = self.crashes[op] = 0
+            answers.append(self._answered(op, answer))
+            if answer.get("last"):
+                return answers
+        return answers
 
     def _answered(self, op: str, answer: dict):
         if not answer["ok"]:

@@ -607,3 +607,60 @@ def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
     assert all(r.status == "pass" for r in report.results[:capped] if r.id not in deep)
     assert all(report.results[i].id in deep for i in range(capped) if report.results[i].status != "pass")
     assert "batch" in requests and len(requests) < len(selection.run)
+
+
+def _trajectory_report(path, ops=("adam.trajectory",)):
+    cases = [c for c in load_suite() if c.op in ops]
+    conventions = resolve(reference.OPTCONFORM_CONVENTIONS)
+    selection = select(cases, conventions, "float64")
+    session = ProcessSession(child_argv(str(path)) if not isinstance(path, list) else path, "t", timeout=30,
+                             sandbox=False)
+    sent = []
+    send = session._send
+    session._send = lambda op, *a, **k: (sent.append(op), send(op, *a, **k))[1]
+    try:
+        return run_cases(session, selection, "float64", conventions, "t"), sent
+    finally:
+        session.close()
+
+
+def test_a_free_run_goes_in_one_chain_and_still_catches_state_carried_wrongly(tmp_path):
+    path = tmp_path / "counter.py"
+    path.write_text(textwrap.dedent("""
+        from optconform.reference import *  # noqa: F403
+        from optconform.reference import update_parameters_with_adam as _adam
+
+        CALLS = [0]
+
+        def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999,
+                                        epsilon=1e-8):
+            CALLS[0] += 1  # its own step counter: right while the harness counts 1..12, wrong after
+            return _adam(parameters, grads, v, s, (CALLS[0] - 1) % 12 + 1 if CALLS[0] <= 12 else CALLS[0],
+                         learning_rate, beta1, beta2, epsilon)
+    """))
+    report, sent = _trajectory_report(path)
+    first = report.results[0]
+    assert first.status == "fail" and "state is carried wrongly between calls" in first.message
+    assert "chain" in sent and "adam.update" not in sent  # the free run in one request, no single call
+
+
+def test_a_chain_that_a_program_ends_too_soon_is_a_protocol_error(tmp_path):
+    program = tmp_path / "short_chain.py"
+    program.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+        from optconform.harness import child
+        from optconform.harness.adapter import PythonAdapter
+        import optconform.reference as reference
+
+        whole = child._chain
+        def short(*args, **kwargs):
+            answers = whole(*args, **kwargs)[:3]
+            answers[-1]["last"] = True  # says it is done after two steps
+            return answers
+        child._chain = short
+        child.serve(PythonAdapter(reference, "short"), sys.stdin.buffer, sys.stdout)
+    """))
+    report, _ = _trajectory_report([sys.executable, str(program)])
+    assert report.results and all(r.status == "error" and "stopped the steps after 2" in r.message
+                                   for r in report.results)
