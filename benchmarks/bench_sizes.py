@@ -40,11 +40,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,1024,2048,4096")
     parser.add_argument("--child-max", type=int, default=2048, help="largest n sent through the child")
+    parser.add_argument("--memory", type=int, default=2048, help="the child's address space, MB (as --memory)")
     args = parser.parse_args()
     template = next(c for c in load_suite() if c.op == "adam.update" and c.conventions.get("adam.epsilon",
                                                                                             "outside_sqrt") == "outside_sqrt")
     in_process = InProcessSession(reference, "reference")
-    child = ProcessSession(child_argv("optconform.reference"), "reference", timeout=600)
+    child = ProcessSession(child_argv("optconform.reference"), "reference", timeout=600, memory_mb=args.memory)
     conventions = dict(reference.OPTCONFORM_CONVENTIONS)
     print(f"{'n':>6} {'elements':>10} {'in-process':>12} {'ns/element':>10} {'child':>10} {'ns/element':>10}")
     try:

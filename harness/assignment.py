@@ -20,8 +20,8 @@ from pathlib import Path
 
 #: Settings and their types; each is also a command-line option of check and grade.
 SETTINGS = {"ops": (str, list), "conventions": (dict,), "dtype": (str,), "vectors": (str,),
-            "visibility": (str,), "skip": (str,), "xfail": (str,), "timeout": (int, float)}
-DEFAULTS = {"dtype": "float64", "timeout": 10.0}
+            "visibility": (str,), "skip": (str,), "xfail": (str,), "timeout": (int, float), "memory": (int,)}
+DEFAULTS = {"dtype": "float64", "timeout": 10.0, "memory": 2048}
 PARTIAL_CREDIT = ("proportional", "all_or_nothing")
 
 
@@ -135,7 +135,7 @@ def apply(args) -> None:
     path = find(getattr(args, "config", None))
     assignment = load(path) if path else Assignment()
     settings = assignment.settings
-    for key in ("dtype", "vectors", "visibility", "skip", "xfail", "timeout"):
+    for key in ("dtype", "vectors", "visibility", "skip", "xfail", "timeout", "memory"):
         if getattr(args, key, None) is None:
             setattr(args, key, settings.get(key, DEFAULTS.get(key)))
     if getattr(args, "ops", None) is None and "ops" in settings:
@@ -161,8 +161,9 @@ ops = ["mini_batches", "momentum", "adam", "gd", "lr_decay"]
 # The precision students compute in (float64, or float32 with its own tolerances).
 dtype = "float64"
 
-# Per-call time limit for a submission, in seconds.
+# Per-call time limit for a submission, in seconds, and the memory (MB) its process may use.
 timeout = 10
+memory = 2048
 
 # A private vector set (optconform generate --seed N --out DIR) and whether its values may be shown.
 # vectors = "private-vectors"

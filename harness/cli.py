@@ -27,6 +27,8 @@ def prepare(args):
         raise UsageError(str(error)) from None
     if args.timeout is not None and not 0 < args.timeout < float("inf"):  # also refuses nan
         raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+    if getattr(args, "memory", None) is not None and args.memory < 256:
+        raise UsageError(f"--memory must be at least 256 (MB), not {args.memory}")
     if getattr(args, "max_failures", None) is not None and args.max_failures < 1:
         raise UsageError(f"--max-failures must be at least 1, not {args.max_failures}")
     return ops, overrides, skip, xfail, cases
@@ -59,7 +61,8 @@ def run_target(args, target: str | None, cmd: str | None, prepared=None):
     ops, overrides, skip, xfail, cases = prepared or prepare(args)
     try:
         session = open_session(target, cmd, args.timeout, in_process=not getattr(args, "isolate", False),
-                               sandbox="off" if getattr(args, "no_sandbox", False) else "auto")
+                               sandbox="off" if getattr(args, "no_sandbox", False) else "auto",
+                               memory_mb=getattr(args, "memory", None))
     except TargetError as error:
         raise LoadFailure(str(error), load_error_report(target or cmd, str(error), (ops, overrides, skip, xfail, cases),
                                                         args.dtype)) from None

@@ -110,7 +110,7 @@ def grade_one(submission: Submission, args, prepared, stop: threading.Event) -> 
     try:
         try:
             session = open_session(str(submission.path), None, args.timeout,
-                                   sandbox="off" if getattr(args, "no_sandbox", False) else "required")
+                                   sandbox="off" if getattr(args, "no_sandbox", False) else "required", memory_mb=args.memory)
         except TargetError as error:
             return Graded(submission, "load_error", reason=_one_line(_shorten_paths(str(error), submission.path)),
                           seconds=time.monotonic() - started)

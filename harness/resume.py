@@ -31,7 +31,7 @@ def fingerprint(args) -> str:
 
     points = getattr(getattr(args, "assignment", None), "points", None)
     setup = {"version": __version__, "dtype": args.dtype, "ops": args.ops, "conventions": sorted(args.convention),
-             "timeout": args.timeout, "vectors": suite_identity(args.vectors), "visibility": args.visibility,
+             "timeout": args.timeout, "memory": args.memory, "vectors": suite_identity(args.vectors), "visibility": args.visibility,
              "skip": contents(args.skip), "xfail": contents(args.xfail), "sandbox": not args.no_sandbox,
              "points": vars(points) if points else None}
     return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()

@@ -145,18 +145,24 @@ def _runtime_view() -> tuple[str, ...]:
     return tuple(argv)
 
 
+#: The address space a child may use unless the instructor gives more (``--memory``, ``memory`` in the
+#: assignment file): enough for layers up to about 2900 x 2900.
+DEFAULT_MEMORY_MB = 2048
+
+
 @dataclass(frozen=True)
 class Policy:
     """What one sandboxed child sees: the runtime (:func:`_runtime_view`) and its own submission."""
 
     submission: Path
+    memory_mb: int = DEFAULT_MEMORY_MB
 
     def command(self, bwrap: str) -> list[str]:
         """The whole ``bwrap`` command that starts the child server on the submission."""
         inside = f"{SUBMISSION_DIR}/{self.submission.name}"
         return [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv", *_runtime_view(),
-                "--ro-bind", str(self.submission), inside,
+                "--ro-bind", str(self.submission), inside, "--setenv", "OPTCONFORM_MEMORY_MB", str(self.memory_mb),
                 "--", sys.executable, "-I", "-S", "-c", _BOOT, inside]
 
     @staticmethod
@@ -176,11 +182,12 @@ _BOOT = (
 )
 
 
-def apply_limits() -> None:
-    """Set :data:`LIMITS` on this process (run in the forked child, before ``bwrap`` starts)."""
+def apply_limits(memory_mb: int = DEFAULT_MEMORY_MB) -> None:
+    """Set :data:`LIMITS` on this process, its address space to ``memory_mb`` (run in the forked child, before
+    ``bwrap`` starts)."""
     import resource
 
-    for name, value in LIMITS.items():
+    for name, value in {**LIMITS, "RLIMIT_AS": memory_mb * 1024 * 1024}.items():
         limit = getattr(resource, name, None)
         if limit is None:
             continue

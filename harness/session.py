@@ -14,6 +14,7 @@ cases still run. A target that cannot be started at all raises
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import select
 import shlex
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 
 from . import protocol
 from .adapter import PythonAdapter, ResultShapeError
-from .sandbox import apply_limits
+from .sandbox import DEFAULT_MEMORY_MB, apply_limits
 
 
 MAX_CONSECUTIVE_TIMEOUTS = 3
@@ -105,10 +106,11 @@ class ProcessSession:
     """A program speaking the wire protocol, restarted whenever a call leaves it unusable."""
 
     def __init__(self, argv: list[str], name: str, timeout: float = 10.0, sandbox: bool = True,
-                 start_timeout: float | None = None, confined: bool = False, warnings: list[str] | None = None):
+                 start_timeout: float | None = None, confined: bool = False, warnings: list[str] | None = None, memory_mb: int | None = None):
         """``sandbox``: a scrubbed environment and a scratch working directory. ``confined``: ``argv`` is a
         bubblewrap command (:mod:`.sandbox`), started under its resource limits."""
         self.argv, self.timeout, self.sandbox, self.confined = argv, timeout, sandbox, confined
+        self.memory_mb = memory_mb
         self.extra_warnings = list(warnings or [])
         self.start_timeout = start_timeout if start_timeout is not None else max(timeout, 30.0)
         self.display_name = name
@@ -135,14 +137,23 @@ class ProcessSession:
             self.process = subprocess.Popen(
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 cwd=self._scratch.name if self.sandbox else None,
-                env=sandbox_environment(self._scratch.name) if self.sandbox else None, start_new_session=True,
-                preexec_fn=apply_limits if self.confined else None)
+                env=self._environment(), start_new_session=True,
+                preexec_fn=functools.partial(apply_limits, self.memory_mb or DEFAULT_MEMORY_MB) if self.confined
+                else None)
         except (OSError, ValueError) as error:
             raise TargetError(f"cannot start {self.display_name}: {getattr(error, 'strerror', None) or error}") from None
         os.set_blocking(self.process.stdin.fileno(), False)  # writes are bounded by the call's deadline
         self._buffer = b""
         self.stderr_tail.clear()
         threading.Thread(target=self._drain_stderr, args=(self.process,), daemon=True).start()
+
+    def _environment(self) -> dict | None:
+        if not self.sandbox:
+            return None
+        env = sandbox_environment(self._scratch.name)
+        if self.memory_mb:
+            env["OPTCONFORM_MEMORY_MB"] = str(self.memory_mb)
+        return env
 
     def _drain_stderr(self, process) -> None:
         for line in iter(lambda: process.stderr.readline(8192), b""):  # bounded: a flood without newlines
@@ -514,7 +525,7 @@ def child_argv(target: str) -> list[str]:
 SANDBOX_MODES = ("required", "auto", "off")
 
 
-def file_session(target: str, timeout: float, sandbox: str = "auto") -> "ProcessSession":
+def file_session(target: str, timeout: float, sandbox: str = "auto", memory_mb: int | None = None) -> "ProcessSession":
     """A ``.py`` file or notebook served by the child, inside the bubblewrap sandbox when there is one."""
     from pathlib import Path
 
@@ -524,19 +535,20 @@ def file_session(target: str, timeout: float, sandbox: str = "auto") -> "Process
     if sandbox != "off":
         reason = confinement.probe()
         if reason is None:
-            argv = confinement.Policy(Path(target).resolve()).command(confinement.bwrap_binary())
-            return ProcessSession(argv, name, timeout, sandbox=True, confined=True)
+            policy = confinement.Policy(Path(target).resolve(), memory_mb or confinement.DEFAULT_MEMORY_MB)
+            return ProcessSession(policy.command(confinement.bwrap_binary()), name, timeout, sandbox=True,
+                                  confined=True, memory_mb=policy.memory_mb)
         if sandbox == "required":
             raise TargetError(f"no sandbox for untrusted code: {reason} (run `optconform doctor`; "
                               "--no-sandbox runs submissions unconfined)")
         warning = f"no sandbox: {reason}; {name} ran with the grader's own rights"
     else:
         warning = f"no sandbox (--no-sandbox): {name} ran with the grader's own rights"
-    return ProcessSession(child_argv(target), name, timeout, sandbox=True, warnings=[warning])
+    return ProcessSession(child_argv(target), name, timeout, sandbox=True, warnings=[warning], memory_mb=memory_mb)
 
 
 def open_session(target: str | None, cmd: str | None, timeout: float, in_process: bool = True,
-                 sandbox: str = "auto"):
+                 sandbox: str = "auto", memory_mb: int | None = None):
     """The session for a command-line target: a module in-process (or, with ``in_process=False``,
     in a child like a file, unconfined: a module is trusted code), a file or notebook in the
     sandboxed child (``sandbox``: see :data:`SANDBOX_MODES`), or ``--cmd``."""
@@ -555,9 +567,9 @@ def open_session(target: str | None, cmd: str | None, timeout: float, in_process
     if is_file_target(target):
         if not os.path.exists(target):
             raise TargetError(f"{target}: no such file")
-        return file_session(target, timeout, sandbox)
+        return file_session(target, timeout, sandbox, memory_mb)
     if not in_process:
-        return ProcessSession(child_argv(target), target, timeout, sandbox=True)
+        return ProcessSession(child_argv(target), target, timeout, sandbox=True, memory_mb=memory_mb)
     if os.getcwd() not in sys.path:  # import a module as `python -m` would, from here
         sys.path.insert(0, os.getcwd())
     try:

@@ -143,6 +143,9 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip", metavar="FILE",
                         help="case ids to skip, one a line (exact, or a glob such as adam.update/*/t-*), # comments")
     parser.add_argument("--xfail", metavar="FILE", help="case ids expected to fail, one a line (exact, or a glob)")
+    parser.add_argument("--memory", type=int, metavar="MB",
+                        help="the address space a submission's process may use (default 2048; a 4096 x 4096 "
+                             "layer through the child needs about 8192)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="per-call time limit for a child process (default 10)")
     parser.add_argument("--allow-modified", action="store_true",

@@ -292,3 +292,19 @@ def test_attacks_through_check_get_nothing(tmp_path, attack):
     results = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert results["score"] == 0 and done.returncode != 0
     assert SECRET not in done.stdout + done.stderr + json.dumps(results)
+
+
+def test_the_memory_limit_is_the_instructors_to_raise(tmp_path):
+    hungry = COURSE + """
+
+def initialize_velocity(parameters):
+    ballast = np.empty(int(2.5e9 / 8))  # 2.5 GB of address space: over the default 2 GiB (never touched)
+    return {"d" + k: np.zeros(p.shape) for k, p in parameters.items()} if ballast.size else None
+"""
+    (tmp_path / "default").mkdir()
+    (tmp_path / "raised").mkdir()
+    rows, out, done = grade(tmp_path / "default", {"hungry": hungry}, "--ops", "momentum.init")
+    report = json.loads((out / "feedback" / "hungry.json").read_text(encoding="utf-8"))
+    assert rows["hungry"]["score"] == "0" and "MemoryError" in report["cases"][0]["message"]
+    rows, out, done = grade(tmp_path / "raised", {"hungry": hungry}, "--ops", "momentum.init", "--memory", "5000")
+    assert rows["hungry"]["score"] == rows["hungry"]["max_score"]
