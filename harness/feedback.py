@@ -192,12 +192,19 @@ def feedback_header(graded: Graded, row: dict) -> str:
     return "\n".join(lines)
 
 
+def report_document(report: RunReport) -> dict:
+    """The report as JSON-safe data, made once per report (the feedback and the kept result both use it)."""
+    if "_document" not in report.__dict__:
+        report.__dict__["_document"] = to_json_safe(report.to_json())
+    return report.__dict__["_document"]
+
+
 def write_feedback(graded: Graded, row: dict, feedback_dir: Path) -> None:
     name = safe_name(graded.submission.student)
     header = feedback_header(graded, row)
     if graded.status == "ok":
         body = render(graded.report, "text")
-        report_json = render(graded.report, "json")
+        report_json = json.dumps(report_document(graded.report), separators=(",", ":"))  # for programs
     else:
         body = ""
         report_json = json.dumps(to_json_safe({

@@ -66,12 +66,13 @@ def save(out: Path, name: str, graded, wanted: str) -> None:
     from .atomic import write_atomically
 
     (out / RESULTS).mkdir(parents=True, exist_ok=True)
-    document = {"key": wanted, "student": graded.submission.student, "file": graded.submission.display,
-                "status": graded.status, "reason": graded.reason, "seconds": graded.seconds,
-                "report": graded.report.to_json() if graded.report else None}
+    from .feedback import report_document
     from .report import to_json_safe
 
-    write_atomically(out / RESULTS / f"{name}.json", json.dumps(to_json_safe(document)))
+    document = to_json_safe({"key": wanted, "student": graded.submission.student, "file": graded.submission.display,
+                             "status": graded.status, "reason": graded.reason, "seconds": graded.seconds})
+    document["report"] = report_document(graded.report) if graded.report else None
+    write_atomically(out / RESULTS / f"{name}.json", json.dumps(document, separators=(",", ":")))
 
 
 def remove_stale(out: Path, present: set[str]) -> list[str]:
