@@ -376,31 +376,12 @@ class ProcessSession:
         Nothing else may be sent to the session until the stream is exhausted.
         """
         done, last = 0, None
-        batchable = (self.binary and len(calls) > 1 and all(op in self.info.ops for op, _ in calls)
-                     and not any(self.timeouts[op] or self.crashes[op] for op, _ in calls))
-        if batchable and self.process is not None and not self._out_of_time():
+        ops = [op for op, _ in calls]
+        if len(calls) > 1 and self._can_take_many(ops):
             wire = [{"op": op, "args": protocol.encode_args(args, True)} for op, args in calls]
-            try:
-                request_id = self._send("batch", None, self.timeout, conventions, calls=wire)
-            except CallFailed as failure:
-                self._count_failure(calls[0][0], failure)
-                done, last = 1, failure
-                yield failure
-            else:
-                for index, (op, _) in enumerate(calls):
-                    try:
-                        answer = self._receive(request_id, self.timeout)
-                        if answer.get("index") != index:
-                            raise CallFailed(f"protocol error: answer {answer.get('index')!r} of a batch where "
-                                             f"{index} was due")
-                    except CallFailed as failure:
-                        self._count_failure(op, failure)
-                        done, last = index + 1, failure
-                        yield failure
-                        break
-                    self.timeouts[op] = self.crashes[op] = 0
-                    done, last = index + 1, self._answered(op, answer)
-                    yield last
+            for last in self._many("batch", ops, conventions, wire):
+                done += 1
+                yield last
         for op, args in calls[done:]:
             if sequence and isinstance(last, Exception):
                 last = CallFailed("not run: an earlier step failed")
@@ -414,35 +395,45 @@ class ProcessSession:
         call on ``start["parameters"]`` (or ``start`` as the first state), then each call with its ``carry``
         keys taken from the answer before. Returns the answers as :meth:`call_many` does, up to the one the
         program marked last; None when the program cannot take a chain (the caller then steps one by one)."""
-        ops = [op for op, _ in calls] + ([init] if init else [])
-        if not self.binary or self.process is None or self._out_of_time() or any(
-                op not in self.info.ops or self.timeouts[op] or self.crashes[op] for op in ops):
+        ops = ([init] if init else []) + [op for op, _ in calls]
+        if not self._can_take_many(ops):
             return None
         wire = [{"op": op, "args": protocol.encode_args(args, True)} for op, args in calls]
-        message_ops = ([init] if init else []) + [op for op, _ in calls]
-        answers: list = []
+        extra = {"carry": carry, "start": protocol.encode_args(start, True), **({"init": init} if init else {})}
+        return list(self._many("chain", ops, conventions, wire, extra, stop_at_last=True))
+
+    def _can_take_many(self, ops: list[str]) -> bool:
+        """Whether several calls may go in one version-2 request: the program speaks it, is running, has time
+        left, implements every op, and none of them has just timed out or crashed."""
+        return (self.binary and self.process is not None and not self._out_of_time()
+                and all(op in self.info.ops and not (self.timeouts[op] or self.crashes[op]) for op in ops))
+
+    def _many(self, kind: str, ops: list[str], conventions: dict | None, calls: list, extra: dict | None = None,
+              stop_at_last: bool = False):
+        """Send one version-2 request of several calls (``kind``: batch or chain) and yield each answer, in
+        order, as it arrives: ``(result, problems)`` or the exception. Each answer has a call's time limit; a
+        call that hangs, crashes or garbles its answer is counted against its op (the program restarted), and
+        nothing more is read. With ``stop_at_last``, reading also ends at the answer marked last."""
         try:
-            request_id = self._send("chain", None, self.timeout, conventions, calls=wire,
-                                    extra={"carry": carry, "start": protocol.encode_args(start, True),
-                                           **({"init": init} if init else {})})
+            request_id = self._send(kind, None, self.timeout, conventions, calls=calls, extra=extra)
         except CallFailed as failure:
-            self._count_failure(message_ops[0], failure)
-            return [failure]
-        for index, op in enumerate(message_ops):
+            self._count_failure(ops[0], failure)
+            yield failure
+            return
+        for index, op in enumerate(ops):
             try:
                 answer = self._receive(request_id, self.timeout)
                 if answer.get("index") != index:
-                    raise CallFailed(f"protocol error: answer {answer.get('index')!r} of a chain where {index} "
+                    raise CallFailed(f"protocol error: answer {answer.get('index')!r} of a {kind} where {index} "
                                      "was due")
             except CallFailed as failure:
                 self._count_failure(op, failure)
-                answers.append(failure)
-                return answers
+                yield failure
+                return
             self.timeouts[op] = self.crashes[op] = 0
-            answers.append(self._answered(op, answer))
-            if answer.get("last"):
-                return answers
-        return answers
+            yield self._answered(op, answer)
+            if stop_at_last and answer.get("last"):
+                return
 
     def _answered(self, op: str, answer: dict):
         if not answer["ok"]:
