@@ -29,6 +29,13 @@ class AssignmentError(ValueError):
     """A malformed assignment file; the text names the file and the key."""
 
 
+def group_members(results, kind: str, name: str) -> list:
+    """The results a points group covers: an op's or a family's (``kind`` "op"), or a tag's (``kind`` "tag")."""
+    if kind == "op":
+        return [r for r in results if r.op == name or r.op.startswith(name + ".")]
+    return [r for r in results if name in r.tags]
+
+
 @dataclass
 class Points:
     ops: dict = field(default_factory=dict)
@@ -40,10 +47,7 @@ class Points:
         found = []
         for kind, table in (("op", self.ops), ("tag", self.tags)):
             for name, worth in table.items():
-                if kind == "op":
-                    members = [r for r in results if r.op == name or r.op.startswith(name + ".")]
-                else:
-                    members = [r for r in results if name in r.tags]
+                members = group_members(results, kind, name)
                 if not members:
                     continue
                 passed = sum(r.status == "pass" for r in members)

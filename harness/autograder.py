@@ -13,7 +13,6 @@ sandbox where the container allows one), and **always** writes
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,8 +42,6 @@ fi
 /autograder/venv/bin/optconform doctor || true   # says, in the build log, whether submissions are confined
 """
 
-#: Folders of a submission that are never the graded file.
-_IGNORED = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 
 
 # ---------------------------------------------------------------- building the zip
@@ -104,9 +101,10 @@ def find_submission(folder: Path) -> tuple[Path | None, str]:
     """The file to grade among the submission's ``.py`` and ``.ipynb`` files, and a note on the choice: the
     one that defines the most of the graded functions (a notebook first on a tie)."""
     from .lms import choose
+    from .submissions import IGNORED_DIRS
 
     files = sorted(p for p in folder.rglob("*") if p.suffix in (".py", ".ipynb") and p.is_file()
-                   and not _IGNORED & set(p.relative_to(folder).parts))
+                   and not IGNORED_DIRS & set(p.relative_to(folder).parts))
     if not files:
         return None, "no .py or .ipynb file was found in your submission"
 

@@ -23,11 +23,12 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from .submissions import IGNORED_DIRS
+
 #: Limits on an export: its members, and the bytes they unpack to.
 MAX_MEMBERS = 100_000
 MAX_BYTES = 1 << 30
 SUFFIXES = (".py", ".ipynb")
-_IGNORED = {"__MACOSX", ".ipynb_checkpoints", "__pycache__"}
 _CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_late)?_(?P<user>\d+)_(?P<submission>\d+)_(?P<file>.+)$", re.IGNORECASE)
 _MOODLE = re.compile(r"^(?P<name>.+?)_\d+_assignsubmission_\w+?_?$")
 _GRADED = re.compile(r"^\s*def\s+(random_mini_batches|initialize_velocity|update_parameters_with_\w+|"
@@ -102,10 +103,9 @@ def _gradescope_names(root: Path) -> dict[str, str]:
 
 def students(root: Path, files: list[Path]) -> dict[str, list[Path]]:
     """``{student: [their .py/.ipynb files]}`` for an unpacked export rooted at ``root``."""
-    if len([p for p in root.iterdir() if not p.name.startswith(".") and p.name not in _IGNORED]) == 1:
-        (only,) = [p for p in root.iterdir() if not p.name.startswith(".") and p.name not in _IGNORED]
-        if only.is_dir():  # an export wrapped in one folder
-            root = only
+    tops = [p for p in root.iterdir() if not p.name.startswith(".") and p.name not in IGNORED_DIRS]
+    if len(tops) == 1 and tops[0].is_dir():  # an export wrapped in one folder
+        root = tops[0]
     gradescope = _gradescope_names(root) if (root / "submission_metadata.yml").is_file() else {}
     grouped: dict[str, list[Path]] = {}
     for path in files:
@@ -113,7 +113,7 @@ def students(root: Path, files: list[Path]) -> dict[str, list[Path]]:
             parts = path.relative_to(root).parts
         except ValueError:
             continue
-        if path.suffix not in SUFFIXES or _IGNORED & set(parts) or any(p.startswith(".") for p in parts):
+        if path.suffix not in SUFFIXES or IGNORED_DIRS & set(parts) or any(p.startswith(".") for p in parts):
             continue
         if len(parts) == 1:
             canvas = _CANVAS.match(parts[0])

@@ -8,6 +8,7 @@ file; each says how many checks pass and names the mistake of the first that fai
 
 from __future__ import annotations
 
+from .assignment import group_members
 from .results import RunReport
 
 
@@ -29,8 +30,7 @@ def prairielearn_results(report: RunReport) -> dict:
     tests = []
     if report.points is not None:
         for group in summary["points"]:
-            members = [c for c in report.results if (c.op == group["group"] or c.op.startswith(group["group"] + "."))
-                       ] if group["kind"] == "op" else [c for c in report.results if group["group"] in c.tags]
+            members = group_members(report.results, group["kind"], group["group"])
             tests.append({"name": f"{group['kind']} {group['group']}", "description": f"{group['cases']} checks",
                           "points": group["points"], "max_points": group["max"],
                           "message": f"{group['passed']} of {group['cases']} checks pass",

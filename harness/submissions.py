@@ -13,7 +13,8 @@ SUFFIXES = (".py", ".ipynb")
 CSV_COLUMNS = ("student", "file", "score", "max_score", "percent", "passed", "failed", "errors",
                "not_implemented", "status", "diagnosis")
 
-_IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
+#: Folders that never hold a submission (an editor's, a zip tool's, Python's).
+IGNORED_DIRS = {"__pycache__", ".ipynb_checkpoints", "__MACOSX"}
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
@@ -51,7 +52,7 @@ def _gradable(path: Path) -> bool:
 
 
 def _visible(path: Path) -> bool:
-    return not path.name.startswith(".") and path.name not in _IGNORED_DIRS
+    return not path.name.startswith(".") and path.name not in IGNORED_DIRS
 
 
 def expand_submissions(paths: list[str], exclude: Path | None = None) -> tuple[list[Submission], list[str]]:
