@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 
 def _set_aside_protocol_streams():
@@ -45,6 +44,8 @@ def _limit_resources(memory_mb: int, cpu_seconds: int) -> None:
 
 def _trimmed_traceback(error: BaseException, target_file: str | None) -> str:
     """One line: the exception and the innermost frame in the target's own code."""
+    import traceback  # here: most children never need it, and its import costs milliseconds at every start
+
     frames = traceback.extract_tb(error.__traceback__)
     own = [f for f in frames if target_file and (f.filename == target_file or os.path.basename(target_file) in f.filename)]
     frame = own[-1] if own else (frames[-1] if frames else None)

@@ -11,7 +11,6 @@ import copy
 import json
 import math
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
@@ -37,6 +36,8 @@ class ProtocolError(ValueError):
 
 @lru_cache(maxsize=1)
 def wire_schema() -> dict:
+    from importlib import resources  # here: the sandboxed child never reads the schema
+
     text = (resources.files(__package__) / "schema" / "wire.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 

@@ -396,3 +396,43 @@ def test_the_hand_check_of_responses_and_requests_agrees_with_the_schema(value, 
         assert _verdict(protocol.validate_response, message) == (not protocol.schema_errors("response", message))
     for message in requests:
         assert _verdict(protocol.validate_request, message) == (not protocol.schema_errors("request", message))
+
+
+# ---------------------------------------------------------------- the codec's short way for b64 arrays
+
+_B64_TEXT = st.one_of(
+    st.binary(max_size=40).map(lambda raw: __import__("base64").b64encode(raw).decode("ascii")),
+    st.text(alphabet="AQgw+/=-_ \n\u00e9", max_size=24),
+    st.just("AAAAAAAA8D8="), st.just("AAAAAAAA8D8"), st.just("AAAAAAAA8D8=="), st.just("AAAAAAAA8D8=AAAA"))
+
+
+@settings(max_examples=600, deadline=None)
+@given(dtype=st.one_of(st.sampled_from(["float64", "float32", "float16", "<f8"]), st.just(["float64"]),
+                       st.integers()),
+       shape=st.one_of(st.lists(st.one_of(st.integers(-1, 5), st.booleans(), st.just(1.0)), max_size=4),
+                       st.just("2")),
+       text=st.one_of(_B64_TEXT, st.integers(), st.none()), cast=st.sampled_from([None, "float32"]))
+@example(dtype="float64", shape=[1], text="AAAAAAAA8D8=", cast=None)
+@example(dtype="float32", shape=[2, 0], text="", cast="float32")
+def test_the_short_way_for_b64_arrays_decodes_exactly_as_the_long_way(dtype, shape, text, cast):
+    """Whatever the object, the short way the wire's arrays take returns what the full check returns,
+    or leaves the refusal (a CodecError naming the fault) to it."""
+    from optconform.vectors import codec
+
+    obj = {"dtype": dtype, "shape": shape, "b64": text}
+
+    def outcome():
+        try:
+            array = codec.decode_array(obj, "x", cast)
+        except CodecError as error:
+            return "refused", str(error)
+        return array.dtype.str, array.shape, array.tobytes(), array.flags.writeable
+
+    short = outcome()
+    original = codec._well_formed_b64
+    codec._well_formed_b64 = lambda obj: None
+    try:
+        long = outcome()
+    finally:
+        codec._well_formed_b64 = original
+    assert short == long

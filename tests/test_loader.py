@@ -163,3 +163,102 @@ def test_imports_no_definition_uses_are_not_run(tmp_path):
     assert not any("matplotlib_that_is_not_here" in w for w in warnings)  # never imported, nothing to say
     assert "plt" not in module.__dict__ and "_unused_join" not in module.__dict__
     assert module.letters() == "abcdefghijklmnopqrstuvwxyz" and "json" in module.__dict__
+
+
+# --------------------------------------------------------------------------- notebooks read without nbformat
+
+
+def _nbformat_code_cells(path: Path) -> list[str]:
+    """nbformat's reading: its reader, then conversion to version 4 (which refuses a missing ``metadata``)."""
+    import nbformat
+    import nbformat.reader
+
+    notebook = nbformat.convert(nbformat.reader.reads(path.read_text(encoding="utf-8")), 4)
+    return [cell.get("source", "") for cell in notebook.cells if cell.get("cell_type") == "code"]
+
+
+def test_a_version_4_notebook_is_read_as_nbformat_reads_it_and_without_importing_it(tmp_path):
+    """The child reads version-4 notebooks itself (importing nbformat costs as much as NumPy, per
+    submission): whatever the source's form, its cells are exactly nbformat's, and nbformat is not loaded."""
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# Title\n", "text"]},
+             {"cell_type": "code", "metadata": {}, "source": ["import numpy as np\n", "EPS = 1e-8\n", ""],
+              "outputs": [], "execution_count": None},
+             {"cell_type": "code", "metadata": {}, "source": "def f(x):\n    return x + EPS",
+              "outputs": [], "execution_count": 3},
+             {"cell_type": "code", "metadata": {}, "source": [], "outputs": [], "execution_count": None},
+             {"cell_type": "raw", "metadata": {}, "source": "def f(x): return 0"}]
+    path = tmp_path / "v4.ipynb"
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 2, "metadata": {}, "cells": cells}),
+                    encoding="utf-8")
+    probe = ("import sys, json; from pathlib import Path; from optconform.harness.loader import notebook_cells, "
+             "load_source; cells = notebook_cells(Path(sys.argv[1])); module, _ = load_source(Path(sys.argv[1])); "
+             "print(json.dumps([cells, module.f(1.0), 'nbformat' in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cells_read, value, nbformat_loaded = json.loads(done.stdout)
+    assert cells_read == _nbformat_code_cells(path) == ["import numpy as np\nEPS = 1e-8\n",
+                                                        "def f(x):\n    return x + EPS", ""]
+    assert value == 1.0 + 1e-8 and nbformat_loaded is False
+
+
+def test_every_shipped_notebook_and_older_versions_read_as_nbformat_reads_them(tmp_path):
+    import nbformat
+    from nbformat.v3 import new_code_cell, new_notebook, new_worksheet
+    from optconform.harness.loader import notebook_cells
+
+    old = tmp_path / "v3.ipynb"
+    old.write_text(nbformat.v3.writes_json(new_notebook(worksheets=[new_worksheet(cells=[
+        new_code_cell(input="import numpy as np\nEPS = 1e-8"), new_code_cell(input="def f(x):\n    return x")])])),
+        encoding="utf-8")
+    odd = tmp_path / "odd.ipynb"  # a version-4 file out of shape is left to nbformat, which reads what it can
+    odd.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                               "cells": [{"cell_type": "code", "source": ["x = 1\n", 2]}, {"source": "y"}]}))
+    notebooks = [*ROOT.rglob("*.ipynb"), old]
+    assert len(notebooks) >= 3
+    for path in notebooks:
+        assert notebook_cells(path) == _nbformat_code_cells(path), path
+    assert notebook_cells(old) == ["import numpy as np\nEPS = 1e-8", "def f(x):\n    return x"]
+    try:
+        expected = _nbformat_code_cells(odd)
+    except Exception:  # noqa: BLE001 - nbformat refuses it: so must we, with a one-line LoadError
+        expected = None
+    from optconform.harness.loader import LoadError
+
+    try:
+        got = notebook_cells(odd)
+    except LoadError:
+        got = None
+    assert got == expected
+
+
+def test_any_version_4_document_reads_as_nbformat_reads_it_or_is_refused_as_it_refuses_it(tmp_path):
+    """Hypothesis over notebook-shaped JSON, in shape and out: the child's reading and nbformat's agree."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    from optconform.harness.loader import LoadError, notebook_cells
+
+    text = st.text(alphabet="ab\n x=1#", max_size=12)
+    source = st.one_of(text, st.lists(text, max_size=3), st.lists(st.one_of(text, st.integers()), max_size=3),
+                       st.integers(), st.none())
+    cell = st.fixed_dictionaries({}, optional={"cell_type": st.sampled_from(["code", "markdown", "raw", "other", 3]),
+                                               "metadata": st.just({}), "source": source,
+                                               "outputs": st.just([])})
+    document = st.fixed_dictionaries({"nbformat": st.just(4), "nbformat_minor": st.integers(0, 5),
+                                      "cells": st.lists(cell, max_size=4)}, optional={"metadata": st.just({})})
+
+    def read(path, reader):
+        try:
+            return reader(path)
+        except Exception as error:  # noqa: BLE001 - nbformat's own refusals come in many kinds
+            return "refused" if reader is _nbformat_code_cells or isinstance(error, LoadError) else error
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(document)
+    def agree(notebook):
+        path = tmp_path / "generated.ipynb"
+        path.write_text(json.dumps(notebook), encoding="utf-8")
+        ours, theirs = read(path, notebook_cells), read(path, _nbformat_code_cells)
+        if isinstance(theirs, list) and not all(isinstance(source, str) for source in theirs):
+            theirs = "refused"  # nbformat passes a source that is not text on; the child cannot run it
+        assert ours == theirs, (notebook, ours, theirs)
+
+    agree()

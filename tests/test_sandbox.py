@@ -308,3 +308,35 @@ def initialize_velocity(parameters):
     assert rows["hungry"]["score"] == "0" and "MemoryError" in report["cases"][0]["message"]
     rows, out, done = grade(tmp_path / "raised", {"hungry": hungry}, "--ops", "momentum.init", "--memory", "5000")
     assert rows["hungry"]["score"] == rows["hungry"]["max_score"]
+
+
+def test_the_child_a_sandbox_runs_is_compiled_small_and_without_the_vectors_loader(tmp_path):
+    """The staged child: every module compiled for this interpreter (a child may not write its own cache and
+    would compile them at every start), the vectors package reduced to the codec, and a child serving a
+    notebook imports neither nbformat, jsonschema nor the golden vectors' loader."""
+    import importlib.util
+    import struct
+
+    from optconform.harness.sandbox import _staged_child
+
+    root = Path(_staged_child())
+    sources = sorted(root.rglob("*.py"))
+    assert len(sources) >= 8
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        flags, mtime = struct.unpack("<II", cached.read_bytes()[4:12])
+        assert flags == 0 and mtime == int(source.stat().st_mtime), source
+    assert "load_suite" not in (root / "optconform" / "vectors" / "__init__.py").read_text(encoding="utf-8")
+    notebook = ROOT / "examples" / "course" / "course_2018.ipynb"
+    probe_child = ("import sys; sys.path[:] = [sys.argv[1], *sys.path, *sys.argv[3:]]; "
+                   "from optconform.harness.child import main; "
+                   "code = main([sys.argv[2]]); "
+                   "print(sorted(m for m in ('nbformat', 'jsonschema', 'traceback', 'optconform.reference') "
+                   "if m in sys.modules), file=sys.stderr)")
+    from optconform.harness.sandbox import _package_dirs
+
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe_child, str(root), str(notebook), *_package_dirs()],
+                          input='{"id": 1, "op": "hello"}\n', capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": ""})
+    assert '"ok":true' in done.stdout.replace(" ", ""), (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr

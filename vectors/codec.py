@@ -74,6 +74,10 @@ def _encode_binary(array: np.ndarray) -> dict:
 
 def decode_array(obj, where: str = "array", dtype: str | None = None) -> np.ndarray:
     """A JSON array object (either form) -> a NumPy array (cast to ``dtype`` if given); CodecError names ``where``."""
+    if type(obj) is dict and len(obj) == 3 and "b64" in obj:  # the wire's form, taken the short way when sound
+        array = _well_formed_b64(obj)
+        if array is not None:
+            return array.astype(dtype) if dtype else array
     if not isinstance(obj, dict) or set(obj) not in ({"dtype", "shape", "data"}, {"dtype", "shape", "b64"}):
         raise CodecError(f"{where}: expected an object with exactly dtype, shape and data (or b64)")
     if obj["dtype"] not in DTYPES:
@@ -98,6 +102,29 @@ def decode_array(obj, where: str = "array", dtype: str | None = None) -> np.ndar
             x = _NON_FINITE[x]
         values.append(x)
     return _build(values, obj["dtype"], shape, where, dtype)
+
+
+def _well_formed_b64(obj: dict) -> np.ndarray | None:
+    """The array of a ``b64`` object whose every part is right, or None to let the long way name what is wrong.
+
+    Tens of thousands of arrays cross the wire per submission; this is the same
+    check as the long way (dtype, shape, strict base64, byte count), made once."""
+    name, shape, text = obj.get("dtype"), obj.get("shape"), obj.get("b64")
+    wire = _LITTLE.get(name) if type(name) is str else None
+    if wire is None or type(shape) is not list or type(text) is not str or not 0 < len(shape) <= 32:
+        return None
+    count = 1
+    for n in shape:
+        if type(n) is not int or n < 0:
+            return None
+        count *= n
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):  # TypeError: a Python before 3.11, without strict_mode
+        return None
+    if len(raw) != count * wire.itemsize or not wire.isnative:
+        return None
+    return np.frombuffer(raw, dtype=wire).reshape(shape).copy()  # native and writable
 
 
 def _from_bytes(text, wire_dtype: str, shape: list, where: str, dtype: str | None) -> np.ndarray:
