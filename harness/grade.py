@@ -193,7 +193,7 @@ def run_grade(args) -> int:
             raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
         results = executors.dask(todo, args, args.scheduler)
     else:
-        results = executors.local(todo, args, jobs)
+        results = executors.local(todo, args, jobs, prepared)
     with progress_bar(len(todo), "grading", unit="submission") as advance:  # on a terminal only
         for result in results:
             graded.append(result)
