@@ -42,14 +42,10 @@ def _prepared(args):
     return _PREPARED[key]
 
 
-def _warm_before_fork(args, prepared) -> None:
-    """What every worker would otherwise make again on its first submission: the loaded vectors (about
-    150 ms a worker) and the compiled schema of a child's hello (jsonschema's import, about 35 ms)."""
-    from . import protocol
-
+def _share_before_fork(args, prepared) -> None:
+    """The loaded vectors, which every worker would otherwise load again (about 150 ms a worker)."""
     _PREPARED.clear()
     _PREPARED[_key(args)] = prepared
-    protocol.validate_hello_ready()
 
 
 def _grade_here(submission, args):
@@ -69,9 +65,9 @@ def _graded_or_error(submission, run):
 
 def local(submissions, args, jobs: int, prepared=None):
     """Grade in ``jobs`` worker processes; yields each Graded as it completes. Where workers are forked
-    (Linux), they start with the grader's ``prepared`` vectors and compiled schemas."""
+    (Linux), they start with the grader's ``prepared`` vectors."""
     if prepared is not None:
-        _warm_before_fork(args, prepared)
+        _share_before_fork(args, prepared)
     with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(submissions)))) as pool:
         futures = {pool.submit(_grade_here, submission, args): submission for submission in submissions}
         try:

@@ -398,6 +398,22 @@ def test_the_hand_check_of_responses_and_requests_agrees_with_the_schema(value, 
         assert _verdict(protocol.validate_request, message) == (not protocol.schema_errors("request", message))
 
 
+@FAST
+@given(json_values, st.sampled_from(["name", "ops", "protocol", "conventions", "warnings", "accepts", None]))
+@example({"a": 1}, "conventions")
+@example(["adam.update", "gd.update"], "ops")
+@example(["adam.update", "adam.step"], "ops")
+@example(1.0, "name")
+def test_the_hand_check_of_a_hello_agrees_with_the_schema(value, key):
+    hellos = [value, {"name": "x", "ops": ["adam.update"]},
+              {"name": "x", "ops": [], "protocol": "optconform/1", "accepts": ["optconform/2"],
+               "conventions": {"bias_correction": "outside_sqrt"}, "warnings": ["w"]}]
+    if key is not None:
+        hellos = [{**h, key: value} for h in hellos[1:]] + hellos
+    for hello in hellos:
+        assert _verdict(protocol.validate_hello, hello) == (not protocol.schema_errors("hello_result", hello))
+
+
 # ---------------------------------------------------------------- the codec's short way for b64 arrays
 
 _B64_TEXT = st.one_of(

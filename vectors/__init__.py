@@ -154,7 +154,7 @@ def _tolerance_problem(tolerance: dict) -> str | None:
                 array = np.asarray(item, dtype=np.float64)
             except (TypeError, ValueError):
                 return "scale holds something that is not a number"
-            if not np.all(np.isfinite(array)) or np.any(array < 0):
+            if not (np.isfinite(array).all() and (array >= 0).all()):
                 return "scale holds a NaN, infinite or negative value"
     return None
 

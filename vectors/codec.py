@@ -25,6 +25,7 @@ _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _FLOAT64, _FLOAT32 = np.dtype(np.float64), np.dtype(np.float32)
 _NAMES = {_FLOAT64: "float64", _FLOAT32: "float32"}
 _LITTLE = {"float64": np.dtype("<f8"), "float32": np.dtype("<f4")}
+_PLAIN_NUMBERS = frozenset((float, int))
 
 
 class CodecError(ValueError):
@@ -90,7 +91,7 @@ def decode_array(obj, where: str = "array", dtype: str | None = None) -> np.ndar
     data = obj["data"]
     if not isinstance(data, list) or len(data) != math.prod(shape):
         raise CodecError(f"{where}: data must be a list of {math.prod(shape)} numbers for shape {shape}")
-    if all(type(x) is float or type(x) is int for x in data):  # the common case, checked fast
+    if set(map(type, data)) <= _PLAIN_NUMBERS:  # the common case (floats and ints, not bools), checked fast
         return _build(data, obj["dtype"], shape, where, dtype)
     values = []
     for x in data:
@@ -148,8 +149,11 @@ def _from_bytes(text, wire_dtype: str, shape: list, where: str, dtype: str | Non
 
 def _build(values: list, wire_dtype: str, shape: list, where: str, dtype: str | None) -> np.ndarray:
     try:
-        with np.errstate(over="raise"):  # 1e308 written as float32 is an error, not a silent inf
-            array = np.array(values, dtype=wire_dtype).reshape(shape)
+        if wire_dtype == "float64":  # a JSON number is a float64 already: nothing can overflow
+            array = np.array(values, dtype=np.float64).reshape(shape)
+        else:
+            with np.errstate(over="raise"):  # 1e308 written as float32 is an error, not a silent inf
+                array = np.array(values, dtype=wire_dtype).reshape(shape)
     except (OverflowError, FloatingPointError):
         raise CodecError(f"{where}: a value does not fit in {wire_dtype}") from None
     except ValueError as error:  # NumPy refusing the shape: over 64 dimensions, a dimension >= 2**63
