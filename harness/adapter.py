@@ -153,8 +153,15 @@ class PythonAdapter:
                 if callable(function):
                     self.functions[op] = function
                     break
+        self._seeded: tuple | None = None
         declared = _lookup(namespace, CONVENTIONS_ATTRIBUTE)
         self.conventions = dict(declared) if isinstance(declared, dict) else {}
+
+    def _takes_seed(self, function: Callable) -> bool:
+        """Whether ``random_mini_batches`` takes a seed (its signature read once, not at every call)."""
+        if self._seeded is None or self._seeded[0] is not function:
+            self._seeded = (function, _takes_seed(function))
+        return self._seeded[1]
 
     @property
     def ops(self) -> list[str]:
@@ -171,7 +178,7 @@ class PythonAdapter:
         args = args if owned else _copied(args)
         watched = {key: _copied(args[key]) for key in UNCHANGED_INPUTS.get(op, ())}
         positional, keywords = _arguments(op, args)
-        if op == "mini_batches" and not _takes_seed(function):
+        if op == "mini_batches" and not self._takes_seed(function):
             np.random.seed(args.get("seed", DEFAULT_SEED))
             positional, keywords = positional[:3], {}
         returned = function(*positional, **keywords)

@@ -226,9 +226,13 @@ def parse_line(line: bytes | str, what: str = "line") -> dict:
     return message
 
 
+#: One encoder for every message (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def dumps(message: dict) -> str:
     """One line of JSON (no NaN literals: arrays carry non-finite values as strings)."""
-    return json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n"
+    return _ENCODER.encode(message) + "\n"
 
 
 # ---------------------------------------------------------------- values

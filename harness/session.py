@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import protocol
+from . import answers, protocol
 from .adapter import PythonAdapter, ResultShapeError
 from .sandbox import DEFAULT_MEMORY_MB, apply_limits
 
@@ -180,7 +180,7 @@ class ProcessSession:
     def _start(self, first: bool = False) -> TargetInfo:
         self._spawn()
         try:
-            result, _ = self._request("hello", None, self.start_timeout)
+            result = self._request("hello", None, self.start_timeout)["result"]
             protocol.validate_hello(result)
         except _Refused as refusal:
             self._kill()
@@ -307,8 +307,7 @@ class ProcessSession:
                 line = self._read_line(deadline)
                 if line.strip():
                     break
-            response = protocol.parse_line(line, "the program's answer")
-            protocol.validate_response(response)
+            response = answers.response(line)
         except TimeoutError:
             raise _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
         except (EOFError, BrokenPipeError, ConnectionResetError):
@@ -320,12 +319,12 @@ class ProcessSession:
             raise CallFailed(f"protocol error: answered id {response['id']!r} to request id {request_id}")
         return response
 
-    def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None):
-        """Send one request and return its result; CallFailed says why not."""
+    def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None) -> dict:
+        """Send one request and return its response, which succeeded; CallFailed says why not."""
         response = self._receive(self._send(op, args, timeout, conventions), timeout)
         if not response["ok"]:
             raise _Refused(response["error"].strip().splitlines()[0][:400] if response["error"].strip() else "error")
-        return response["result"], response.get("problems", [])
+        return response
 
     def _count_failure(self, op: str, failure: CallFailed) -> None:
         """A call that ended or lost the program: count it against ``op`` and restart (within the caps)."""
@@ -345,7 +344,7 @@ class ProcessSession:
             raise NotImplementedOp(op)
         self._refuse_past_caps(op)
         try:
-            result, problems = self._request(op, protocol.encode_args(args, self.binary), self.timeout, conventions)
+            response = self._request(op, protocol.encode_args(args, self.binary), self.timeout, conventions)
         except _Refused as refusal:
             self.timeouts[op] = self.crashes[op] = 0
             raise CallFailed(str(refusal)) from None
@@ -354,7 +353,7 @@ class ProcessSession:
             raise
         self.timeouts[op] = self.crashes[op] = 0
         try:
-            return protocol.decode_result(op, result), problems
+            return answers.result(op, response), response.get("problems", [])
         except protocol.ProtocolError as error:
             raise CallFailed(str(error)) from None
 
@@ -440,7 +439,7 @@ class ProcessSession:
             error = answer["error"].strip()
             return CallFailed(error.splitlines()[0][:400] if error else "error")
         try:
-            return protocol.decode_result(op, answer["result"]), answer.get("problems", [])
+            return answers.result(op, answer), answer.get("problems", [])
         except protocol.ProtocolError as error:
             return CallFailed(str(error))
 
