@@ -10,7 +10,8 @@ That changes no verdict. Parsing, checking and decoding are pure functions of th
 line's bytes (and of the op, for a result), so a line gets exactly what it would get
 read afresh, whoever sent it first; nothing a submission sends can change what another's
 line decodes to. Decoded arrays are shared, so they are made read-only (whether shared
-yet or not: one rule for every answer). At most :data:`MAX_BYTES` of lines are kept,
+yet or not: one rule for every answer), and a kept line's result is a
+:class:`~.compare.FrozenResult`, whose comparisons each case remembers. At most :data:`MAX_BYTES` of lines are kept,
 the oldest forgotten first; a line longer than :data:`LONGEST` is never kept.
 """
 
@@ -21,6 +22,7 @@ import threading
 import numpy as np
 
 from . import protocol
+from .compare import FrozenResult
 
 #: The most bytes of answer lines kept, and the longest line kept.
 MAX_BYTES = 64 << 20
@@ -56,11 +58,11 @@ def result(op: str, message: dict) -> dict:
     """The decoded, read-only result of ``op`` in a response from :func:`response` (ProtocolError if it does
     not decode)."""
     entry = _by_response.get(id(message))
-    if entry is None or entry.response is not message:
+    if entry is None or entry.response is not message:  # a line too long to keep
         return _read_only(protocol.decode_result(op, message["result"]))
     decoded = entry.results.get(op)
-    if decoded is None:
-        decoded = entry.results[op] = _read_only(protocol.decode_result(op, message["result"]))
+    if decoded is None:  # kept, and handed to every submission that sends the line: frozen
+        decoded = entry.results[op] = FrozenResult(_read_only(protocol.decode_result(op, message["result"])))
     return decoded
 
 

@@ -105,3 +105,31 @@ def test_grading_with_the_memo_tells_every_submission_what_it_would_be_told_alon
     assert kept > 100 and decoded == []
     assert any(status != "pass" for _, status, _ in alone[buggy])
     assert json.dumps(alone[correct]) != json.dumps(alone[buggy])
+
+
+def test_a_case_remembers_how_a_frozen_result_compared_and_nothing_else(monkeypatch):
+    from optconform.harness import compare
+    from optconform.harness.compare import FrozenResult, compare_case_outputs
+
+    case = next(c for c in load_suite() if c.op == "momentum.update")
+    good = {key: {name: array.copy() for name, array in tree.items()} for key, tree in case.expected.items()}
+    bad = {key: {name: array + 1.0 for name, array in tree.items()} for key, tree in case.expected.items()}
+    compared = []
+    original = compare._compared_whole
+    monkeypatch.setattr(compare, "_compared_whole", lambda *a: compared.append(1) or original(*a))
+
+    frozen_good, frozen_bad = FrozenResult(good), FrozenResult(bad)
+    first = compare_case_outputs(case, frozen_good, "float64")
+    again = compare_case_outputs(case, frozen_good, "float64")
+    assert first.ok and again.ok and again is not first and len(compared) == 1
+    again.mismatches.append("changed by its caller")  # what a caller does to its copy stays there
+    assert compare_case_outputs(case, frozen_good, "float64").ok and len(compared) == 1
+    for _ in range(2):  # a frozen result that fails is compared element by element every time
+        failing = compare_case_outputs(case, frozen_bad, "float64")
+        assert not failing.ok and failing.mismatches
+    assert len(compared) == 2
+    for _ in range(2):  # a plain dict is never remembered: it may change between calls
+        assert compare_case_outputs(case, good, "float64").ok
+    assert len(compared) == 4
+    good[next(iter(good))][next(iter(case.expected[next(iter(good))]))] += 1.0
+    assert not compare_case_outputs(case, good, "float64").ok
