@@ -71,6 +71,19 @@ def _golden_state(case, step: int, keys: tuple, dtype: str) -> dict:
     return cache[key]
 
 
+def _golden_start(case, family: str, inputs: dict, dtype: str) -> dict:
+    """A trajectory's first state: its parameters and zeros for ``v`` (and ``s``), read-only, made once per case
+    and dtype; ``v`` and ``s`` each their own arrays, so that an update working in place never sees them as one."""
+    cache = case.__dict__.setdefault("_golden_start", {})
+    if dtype not in cache:
+        def zeros():
+            return {key: np.zeros_like(value) for key, value in case.expected["steps"][0]["v"].items()}
+
+        cache[dtype] = _frozen({"parameters": inputs["parameters"], "v": zeros()}
+                               | ({"s": zeros()} if family == "adam" else {}))
+    return cache[dtype]
+
+
 def _problems_outcome(problems: list[str], got=None) -> Outcome:
     return Outcome("fail", "; ".join(problems), got=got, details=list(problems))
 
@@ -204,10 +217,7 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     update, init = f"{family}.update", f"{family}.init"
     inputs = case_inputs(case, dtype)
     steps, scales = case.expected["steps"], case.tolerance["scale"]["steps"]
-    def zeros():  # each state its own arrays: an update that works in place must not see v and s as one
-        return {key: np.zeros_like(value) for key, value in steps[0]["v"].items()}
-
-    golden_start = {"parameters": inputs["parameters"], "v": zeros()} | ({"s": zeros()} if family == "adam" else {})
+    golden_start = _golden_start(case, family, inputs, dtype)
 
     def teacher_forced_answers():
         """Every teacher-forced step's arguments are known before the first call: one request for all."""

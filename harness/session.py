@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import answers, protocol
+from .request_lines import request_line
 from .adapter import PythonAdapter, ResultShapeError
 from .sandbox import DEFAULT_MEMORY_MB, apply_limits
 
@@ -273,22 +274,12 @@ class ProcessSession:
 
     def _send(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None,
               calls: list | None = None, extra: dict | None = None) -> int:
-        """Write one request; its id. CallFailed when the program cannot take it."""
+        """Write one request (Python values: see :func:`.request_lines.request_line`); its id. CallFailed when
+        the program cannot take it."""
         if self.process is None:
             raise CallFailed("the program could not be restarted after an earlier failure")
         self._next_id += 1
-        message = {"id": self._next_id, "op": op}
-        if self.binary:
-            message["protocol"] = protocol.PROTOCOL_V2
-        if args is not None:
-            message["args"] = args
-        if calls is not None:
-            message["calls"] = calls
-        if extra:
-            message.update(extra)
-        if conventions:
-            message["conventions"] = conventions
-        request = protocol.dumps(message).encode()
+        request = request_line(self._next_id, op, self.binary, args, calls, extra, conventions)
         self._line_limit = max(protocol.MAX_LINE_BYTES, protocol.ANSWER_TO_REQUEST * len(request))
         try:
             self._write(request, time.monotonic() + timeout)
@@ -344,7 +335,7 @@ class ProcessSession:
             raise NotImplementedOp(op)
         self._refuse_past_caps(op)
         try:
-            response = self._request(op, protocol.encode_args(args, self.binary), self.timeout, conventions)
+            response = self._request(op, args, self.timeout, conventions)
         except _Refused as refusal:
             self.timeouts[op] = self.crashes[op] = 0
             raise CallFailed(str(refusal)) from None
@@ -377,8 +368,7 @@ class ProcessSession:
         done, last = 0, None
         ops = [op for op, _ in calls]
         if len(calls) > 1 and self._can_take_many(ops):
-            wire = [{"op": op, "args": protocol.encode_args(args, True)} for op, args in calls]
-            for last in self._many("batch", ops, conventions, wire):
+            for last in self._many("batch", ops, conventions, calls):
                 done += 1
                 yield last
         for op, args in calls[done:]:
@@ -397,9 +387,8 @@ class ProcessSession:
         ops = ([init] if init else []) + [op for op, _ in calls]
         if not self._can_take_many(ops):
             return None
-        wire = [{"op": op, "args": protocol.encode_args(args, True)} for op, args in calls]
-        extra = {"carry": carry, "start": protocol.encode_args(start, True), **({"init": init} if init else {})}
-        return list(self._many("chain", ops, conventions, wire, extra, stop_at_last=True))
+        extra = {"carry": carry, "start": start, **({"init": init} if init else {})}
+        return list(self._many("chain", ops, conventions, calls, extra, stop_at_last=True))
 
     def _can_take_many(self, ops: list[str]) -> bool:
         """Whether several calls may go in one version-2 request: the program speaks it, is running, has time

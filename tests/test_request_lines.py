@@ -1,0 +1,88 @@
+"""Request lines already written (harness/request_lines.py): a request is encoded once per distinct
+content, and every line says exactly what encoding it afresh would say."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from optconform.harness import protocol, request_lines
+from optconform.harness.request_lines import request_line
+
+
+@pytest.fixture(autouse=True)
+def fresh_memo():
+    request_lines.forget()
+    yield
+    request_lines.forget()
+
+
+def frozen(array) -> np.ndarray:
+    array = np.array(array, dtype=np.float64)
+    array.flags.writeable = False
+    return array
+
+
+def afresh(request_id, op, binary, args=None, calls=None, extra=None, conventions=None) -> dict:
+    """The request as encoding it from scratch gives it."""
+    message = {"id": request_id, "op": op, **({"protocol": protocol.PROTOCOL_V2} if binary else {})}
+    if args is not None:
+        message["args"] = protocol.encode_args(args, binary)
+    if calls is not None:
+        message["calls"] = [{"op": name, "args": protocol.encode_args(a, True)} for name, a in calls]
+    for key, value in (extra or {}).items():
+        message[key] = protocol.encode_args(value, True) if key == "start" else value
+    if conventions:
+        message["conventions"] = conventions
+    return message
+
+
+def test_a_request_of_unchangeable_arrays_is_encoded_once_and_says_what_it_would_afresh():
+    tree = {"W1": frozen([[1.0, -2.5]]), "b1": frozen([[0.0]])}
+    args = {"parameters": tree, "grads": {"dW1": frozen([[0.5, 0.25]]), "db1": frozen([[1.0]])},
+            "v": {"dW1": frozen([[0, 0]]), "db1": frozen([[0]])}, "beta": 0.9, "learning_rate": np.float64(0.01)}
+    calls = [("momentum.update", args), ("momentum.update", {**args, "beta": 0.5})]
+    extra = {"carry": ["parameters", "v"], "start": {"parameters": tree}, "init": "momentum.init"}
+    for parts in (("momentum.update", False, args), ("momentum.update", True, args),
+                  ("batch", True, None, calls), ("chain", True, None, calls, extra, {"bias_correction": "x"})):
+        first, second = request_line(3, *parts), request_line(4, *parts)
+        assert json.loads(first) == afresh(3, *parts) and json.loads(second) == afresh(4, *parts)
+        assert first.endswith(b"\n") and first.count(b"\n") == 1
+    assert len(request_lines._bodies) == 4  # each kept once, found the second time
+
+
+def test_what_could_change_is_never_kept_and_what_differs_never_shares_a_line():
+    writable = {"W1": np.array([[1.0, 2.0]])}
+    line = request_line(1, "momentum.init", True, {"parameters": writable})
+    writable["W1"][0, 0] = 7.0
+    again = request_line(2, "momentum.init", True, {"parameters": writable})
+    assert json.loads(again) == afresh(2, "momentum.init", True, {"parameters": writable}) != json.loads(line)
+    assert not request_lines._bodies
+    view = frozen([[1.0, 2.0, 3.0]])[:, :2]  # read-only but not owning its data: its base could change
+    view.flags.writeable = False
+    request_line(3, "momentum.init", True, {"parameters": {"W1": view}})
+    assert not request_lines._bodies
+
+    tree = {"W1": frozen([[1.0]])}
+    base = {"parameters": tree, "grads": {"dW1": frozen([[1.0]])}, "v": {"dW1": frozen([[0.0]])}, "beta": 0.9,
+            "learning_rate": 0.0}
+    variants = [base, {**base, "learning_rate": -0.0}, {**base, "beta": 1}, {**base, "beta": True},
+                {**base, "parameters": {"W1": frozen([[1.0]])}}, {**base, "learning_rate": float("nan")}]
+    lines = [request_line(9, "momentum.update", True, args) for args in variants]
+    for args, text in zip(variants, lines):
+        assert text == request_line(9, "momentum.update", True, args)
+        assert json.loads(text.replace(b"NaN", b'"nan"')) == json.loads(json.dumps(
+            afresh(9, "momentum.update", True, args)).replace("NaN", '"nan"'))
+    assert b'"learning_rate":-0.0' in lines[1] and b'"learning_rate":0.0' in lines[0]
+    assert b'"beta":1,' in lines[2] and b'"beta":1.0' not in lines[2]
+
+
+def test_at_most_max_bytes_of_requests_are_kept(monkeypatch):
+    monkeypatch.setattr(request_lines, "MAX_BYTES", 2000)
+    for k in range(40):
+        request_line(k, "momentum.init", True, {"parameters": {"W1": frozen(np.full((1, 8), k))}})
+    assert 0 < request_lines._kept <= 2000 and request_lines._kept == sum(len(b) for b, _ in
+                                                                          request_lines._bodies.values())
+    assert len(request_lines._bodies) < 40
