@@ -66,6 +66,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
+    from bench_otter import compile_optconform  # this folder is on the path of a script run from it
+
+    compile_optconform()
     with tempfile.TemporaryDirectory(prefix="optconform-bench-") as scratch:
         folder = Path(scratch) / "class"
         folder.mkdir()

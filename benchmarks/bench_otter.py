@@ -126,6 +126,17 @@ def record_calls(path: Path) -> int:
     return passed
 
 
+def compile_optconform() -> None:
+    """Compile optconform's modules, as ``pip install`` does: an editable install run with
+    PYTHONDONTWRITEBYTECODE=1 (as on the machine this was measured on) would otherwise compile
+    them at every start of the grader, and otter-grader's packages are compiled when installed."""
+    import compileall
+    import importlib
+
+    for package in ("optconform", "optconform.harness", "optconform.reference", "optconform.vectors"):
+        compileall.compile_dir(str(Path(importlib.import_module(package).__file__).parent), quiet=2)
+
+
 def otter_python(venv: Path) -> Path | None:
     """The virtual environment's python with otter-grader and a python3 kernel, made when missing."""
     python = venv / "bin" / "python"
@@ -207,6 +218,7 @@ def main(argv=None) -> int:
     parser.add_argument("--otter-venv", type=Path, default=Path(tempfile.gettempdir()) / "optconform-otter-venv")
     args = parser.parse_args(argv)
     kinds = ("equivalent", "simple") if args.tests == "both" else (args.tests,)
+    compile_optconform()
     with tempfile.TemporaryDirectory(prefix="optconform-otter-") as scratch:
         work = Path(scratch)
         folder = work / "class"

@@ -139,11 +139,16 @@ def grade_one(submission: Submission, args, prepared, stop: threading.Event) -> 
 
 
 def run_grade(args) -> int:
-    prepared = prepare(args)
     if not getattr(args, "no_sandbox", False):
         from .sandbox import probe
 
-        missing = probe()
+        # bubblewrap's trial run starts a sandboxed Python: it waits on it while the vectors load
+        trial = threading.Thread(target=probe, daemon=True)
+        trial.start()
+    prepared = prepare(args)
+    if not getattr(args, "no_sandbox", False):
+        trial.join()
+        missing = probe()  # the trial's answer, kept
         if missing:
             raise UsageError(f"no sandbox for untrusted submissions: {missing}; run `optconform doctor`, or "
                              "pass --no-sandbox to grade them unconfined")
