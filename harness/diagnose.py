@@ -53,15 +53,13 @@ from optconform.reference.mistakes import ERROR_MISTAKES, Mistake, combined, get
 
 from .adapter import ARGUMENTS
 from .compare import compare_case_outputs, elementwise_errors
+from .results import mistake_names
 
 #: A matching mistake's own magnitude widens the case's error scale by this much,
 #: so that an implementation of the mistake evaluated in another order still matches.
 WIDEN = 8.0
 #: Below this many examples, an unshuffled order is not evidence of a missing shuffle.
 MIN_M_FOR_SHUFFLE = 8
-
-_NAME = re.compile(r"\[([a-z0-9][a-z0-9.+\-]*)\]")
-
 
 @dataclass
 class Diagnosis:
@@ -707,11 +705,6 @@ def diagnose(case, got, dtype: str = "float64", pairs_seen=()) -> str | None:
     """One line naming the known mistake ``got`` matches on ``case``, or None (always None when correct)."""
     found = diagnose_case(case, got, dtype, pairs_seen)
     return found.text if found else None
-
-
-def mistake_names(diagnosis: str | None) -> list[str]:
-    """The mistake names a diagnosis line marks as matched (``[name]``), in order."""
-    return _NAME.findall(diagnosis or "")
 
 
 def _label(op: str, diagnosis: str | None) -> frozenset:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import pages
 from .atomic import write_atomically
-from .diagnose import mistake_names
+from .results import mistake_names
 from .report import render, to_json_safe
 from .results import RunReport
 from .selection import course_functions
@@ -199,15 +199,23 @@ def report_document(report: RunReport) -> dict:
     return report.__dict__["_document"]
 
 
+def report_json(report: RunReport) -> str:
+    """:func:`report_document` as compact JSON text, written once per report (the feedback's ``.json`` and the
+    kept result hold the same text)."""
+    if "_json" not in report.__dict__:
+        report.__dict__["_json"] = json.dumps(report_document(report), separators=(",", ":"))
+    return report.__dict__["_json"]
+
+
 def write_feedback(graded: Graded, row: dict, feedback_dir: Path) -> None:
     name = safe_name(graded.submission.student)
     header = feedback_header(graded, row)
     if graded.status == "ok":
         body = render(graded.report, "text")
-        report_json = json.dumps(report_document(graded.report), separators=(",", ":"))  # for programs
+        document = report_json(graded.report)  # for programs
     else:
         body = ""
-        report_json = json.dumps(to_json_safe({
+        document = json.dumps(to_json_safe({
             "target": graded.submission.display, "status": graded.status, "error": graded.reason,
             "conforms": False,
             "summary": {"passed": 0, "failed": 0, "errors": 0, "not_implemented": 0, "score": 0,
@@ -215,7 +223,7 @@ def write_feedback(graded: Graded, row: dict, feedback_dir: Path) -> None:
             "cases": []}), indent=2)
     rule = "=" * 72
     write_atomically(feedback_dir / f"{name}.txt", f"{header}\n\n{rule}\n\n{body}" if body else header)
-    write_atomically(feedback_dir / f"{name}.json", report_json)
+    write_atomically(feedback_dir / f"{name}.json", document)
     blocks = pages.student_blocks(graded, row)
     write_atomically(feedback_dir / f"{name}.md", pages.to_markdown(blocks))
     write_atomically(feedback_dir / f"{name}.html", pages.to_html(f"Feedback for {graded.submission.student}", blocks))

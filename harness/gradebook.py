@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .atomic import replace_atomically, write_atomically
-from .diagnose import mistake_names
+from .results import mistake_names
 from .feedback import _one_line, headline
 from .report import to_json_safe
 from .results import RunReport

@@ -6,8 +6,16 @@ read these and nothing else.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field, fields
+
+_NAME = re.compile(r"\[([a-z0-9][a-z0-9.+\-]*)\]")
+
+
+def mistake_names(diagnosis: str | None) -> list[str]:
+    """The mistake names a diagnosis line marks as matched (``[name]``), in order."""
+    return _NAME.findall(diagnosis or "")
 
 STATUSES = ("pass", "fail", "error", "not_implemented")
 

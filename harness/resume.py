@@ -66,13 +66,14 @@ def save(out: Path, name: str, graded, wanted: str) -> None:
     from .atomic import write_atomically
 
     (out / RESULTS).mkdir(parents=True, exist_ok=True)
-    from .feedback import report_document
+    from .feedback import report_json
     from .report import to_json_safe
 
-    document = to_json_safe({"key": wanted, "student": graded.submission.student, "file": graded.submission.display,
-                             "status": graded.status, "reason": graded.reason, "seconds": graded.seconds})
-    document["report"] = report_document(graded.report) if graded.report else None
-    write_atomically(out / RESULTS / f"{name}.json", json.dumps(document, separators=(",", ":")))
+    head = to_json_safe({"key": wanted, "student": graded.submission.student, "file": graded.submission.display,
+                         "status": graded.status, "reason": graded.reason, "seconds": graded.seconds})
+    report = report_json(graded.report) if graded.report else "null"  # the feedback's own text, not made again
+    write_atomically(out / RESULTS / f"{name}.json", json.dumps(head, separators=(",", ":"))[:-1]
+                     + f',"report":{report}}}')
 
 
 def remove_stale(out: Path, present: set[str]) -> list[str]:
