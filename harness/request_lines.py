@@ -8,7 +8,7 @@ the structure of its arguments, each scalar by type and value and each array by
 identity. Only arrays that cannot change are keyed by identity (read-only, owning their
 data; the key keeps them alive, so no other array can take their identity); a request
 holding any other array is encoded afresh every time. At most :data:`MAX_BYTES` of text
-is kept, the oldest forgotten first.
+is kept, the oldest forgotten first; a request longer than :data:`LONGEST` is never kept.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import numpy as np
 
 from . import protocol
 
+#: The most bytes of request text kept, and the longest request kept.
 MAX_BYTES = 64 << 20
+LONGEST = 4 << 20
 
 _bodies: dict[tuple, tuple[bytes, list]] = {}  # key -> (the request's text after its id, the arrays keyed)
 _kept = 0
@@ -43,7 +45,10 @@ def request_line(request_id: int, op: str, binary: bool, args: dict | None = Non
         return b'{"id":%d,' % request_id + _body(*parts)
     kept = _bodies.get(key)
     if kept is None:
-        kept = _keep(key, _body(*parts), arrays)
+        body = _body(*parts)
+        if len(body) > LONGEST:  # a layer of millions of numbers: sent, never held on to
+            return b'{"id":%d,' % request_id + body
+        kept = _keep(key, body, arrays)
     return b'{"id":%d,' % request_id + kept[0]
 
 
@@ -94,6 +99,6 @@ def _keep(key: tuple, body: bytes, arrays: list) -> tuple[bytes, list]:
         kept = _bodies.setdefault(key, (body, arrays))
         if kept[0] is body:
             _kept += len(body)
-            while _kept > MAX_BYTES and len(_bodies) > 1:
+            while _kept > MAX_BYTES:
                 _kept -= len(_bodies.pop(next(iter(_bodies)))[0])
     return kept

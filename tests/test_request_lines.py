@@ -79,8 +79,13 @@ def test_what_could_change_is_never_kept_and_what_differs_never_shares_a_line():
     assert b'"beta":1,' in lines[2] and b'"beta":1.0' not in lines[2]
 
 
-def test_at_most_max_bytes_of_requests_are_kept(monkeypatch):
+def test_at_most_max_bytes_of_requests_are_kept_and_never_a_long_one(monkeypatch):
     monkeypatch.setattr(request_lines, "MAX_BYTES", 2000)
+    monkeypatch.setattr(request_lines, "LONGEST", 1000)
+    big = {"parameters": {"W1": frozen(np.ones((1, 100)))}}
+    text = request_line(1, "momentum.init", True, big)
+    assert len(text) > 1000 and not request_lines._bodies
+    assert json.loads(text) == afresh(1, "momentum.init", True, big)
     for k in range(40):
         request_line(k, "momentum.init", True, {"parameters": {"W1": frozen(np.full((1, 8), k))}})
     assert 0 < request_lines._kept <= 2000 and request_lines._kept == sum(len(b) for b, _ in
