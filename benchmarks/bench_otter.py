@@ -1,7 +1,7 @@
 """optconform grade against otter-grader on the same notebooks, in one run, both on the same cores.
 
     python benchmarks/bench_otter.py [--notebooks 24] [--jobs 2] [--repeat 1] [--tests both]
-                                     [--otter-venv DIR]
+                                     [--settle 10] [--otter-venv DIR]
 
 otter-grader is installed into its own virtual environment (``--otter-venv``, made
 here when absent: otter-grader, ipykernel and numpy from PyPI, and a ``python3``
@@ -20,7 +20,9 @@ of otter tests (``--tests``):
   of suite an instructor writes by hand; it checks about a hundredth of what optconform
   does, so it is the harder comparison for optconform.
 
-Each timing is repeated ``--repeat`` times, alternately, and the medians compared; the
+Each timing starts after ``--settle`` seconds of idle (right after a minute of full load,
+this machine runs anything about 10% slower for a while) and is repeated ``--repeat``
+times, alternately, and the medians compared; the
 figures that matter are the ratios of seconds per notebook, printed last. When
 otter-grader cannot be installed, the anchor measured before (3.3 s per notebook) stands
 in, and the output says so.
@@ -215,6 +217,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--tests", choices=("equivalent", "simple", "both"), default="both")
+    parser.add_argument("--settle", type=float, default=10.0,
+                        help="seconds of idle before each timing (a timing right after a minute of full load "
+                             "runs about 10%% slower on the machine measured, whichever tool it times)")
     parser.add_argument("--otter-venv", type=Path, default=Path(tempfile.gettempdir()) / "optconform-otter-venv")
     args = parser.parse_args(argv)
     kinds = ("equivalent", "simple") if args.tests == "both" else (args.tests,)
@@ -231,7 +236,9 @@ def main(argv=None) -> int:
         ours: list[float] = []
         for _ in range(args.repeat):  # alternately, so a change in the machine's load hits both alike
             for kind, (zipped, tests) in graders.items():
+                time.sleep(args.settle)
                 otter[kind].append(otter_seconds(python, zipped, folder, work / "otter", args.jobs, tests))
+            time.sleep(args.settle)
             ours.append(optconform_seconds(folder, work / "grades", args.jobs, args.notebooks))
     mine = statistics.median(ours)
     print(f"{args.notebooks} notebooks, --jobs {args.jobs}, median of {args.repeat} run(s), seconds per notebook:")

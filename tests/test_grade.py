@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,42 @@ def test_grade_shows_progress_on_a_terminal_only(tmp_path):
     assert b"graded 3 submissions" in out  # the final table stays, on stdout
     piped = subprocess.run([*argv, "--out", str(tmp_path / "pipe")], capture_output=True, text=True, timeout=300)
     assert piped.returncode == 0 and piped.stderr == "" and "graded 3 submissions" in piped.stdout
+
+
+def test_workers_grade_with_the_graders_vectors_and_a_conforming_class_needs_no_diagnosis(tmp_path):
+    """Forked workers use the vectors the grader loaded (each loading them again cost 150 ms a worker), and a
+    class that conforms never imports the diagnosis, jsonschema or nbformat (the child reads its notebook)."""
+    import subprocess
+    import sys
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for index in range(3):
+        (subs / f"s{index}.py").write_text(CORRECT, encoding="utf-8")
+    shutil.copy(EXAMPLES / "course" / "course_2018.ipynb", subs / "nb.ipynb")
+    calls = tmp_path / "prepared-in.txt"
+    probe = textwrap.dedent(f"""
+        import os, sys
+        from optconform.harness import cli
+        original = cli.prepare
+        def prepare(args):
+            with open({str(calls)!r}, "a") as handle:
+                handle.write(f"{{os.getpid()}}\\n")
+            return original(args)
+        cli.prepare = prepare
+        import optconform.harness.grade as grade
+        grade.prepare = prepare
+        from optconform.cli import main
+        code = main(["grade", {str(subs)!r}, "--out", {str(tmp_path / "out")!r}, "--jobs", "2", "--ops", "adam.update",
+                     "--no-sandbox"])
+        print(code, os.getpid(), sorted(m for m in ("optconform.harness.diagnose", "jsonschema", "nbformat")
+                                        if m in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
+    code, pid, imported = done.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert code == "0", done.stdout + done.stderr
+    assert calls.read_text().split() == [pid]  # the grader's own process, once; no worker again
+    assert imported == "[]"
+    with open(tmp_path / "out" / "gradebook.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4 and all(row["score"] == row["max_score"] != "0" for row in rows), rows
