@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
-
 from . import protocol
-from .compare import FrozenResult
+from .compare import FrozenResult, frozen
 
 #: The most bytes of answer lines kept, and the longest line kept.
 MAX_BYTES = 64 << 20
@@ -59,10 +57,10 @@ def result(op: str, message: dict) -> dict:
     not decode)."""
     entry = _by_response.get(id(message))
     if entry is None or entry.response is not message:  # a line too long to keep
-        return _read_only(protocol.decode_result(op, message["result"]))
+        return frozen(protocol.decode_result(op, message["result"]))
     decoded = entry.results.get(op)
     if decoded is None:  # kept, and handed to every submission that sends the line: frozen
-        decoded = entry.results[op] = FrozenResult(_read_only(protocol.decode_result(op, message["result"])))
+        decoded = entry.results[op] = FrozenResult(frozen(protocol.decode_result(op, message["result"])))
     return decoded
 
 
@@ -86,15 +84,3 @@ def _keep(line: bytes, message: dict) -> None:
             oldest = _by_line.pop(next(iter(_by_line)))
             del _by_response[id(oldest.response)]
             _kept -= len(oldest.line)
-
-
-def _read_only(value):
-    if isinstance(value, np.ndarray):
-        value.flags.writeable = False
-    elif isinstance(value, dict):
-        for item in value.values():
-            _read_only(item)
-    elif isinstance(value, list):
-        for item in value:
-            _read_only(item)
-    return value

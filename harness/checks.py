@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compare import Comparison, compare_case_outputs
+from .compare import Comparison, compare_case_outputs, frozen
 from .session import CallFailed, NotImplementedOp
 
 #: Structural mini-batch checks on shuffling need enough columns to be sure by chance (8! > 40000).
@@ -46,20 +46,8 @@ def case_inputs(case, dtype: str) -> dict:
     encoding can be kept too (``codec.encode_array``)."""
     cache = case.__dict__.setdefault("_inputs", {})
     if dtype not in cache:
-        cache[dtype] = _frozen(cast_inputs(case.inputs, dtype))
+        cache[dtype] = frozen(cast_inputs(case.inputs, dtype))
     return cache[dtype]
-
-
-def _frozen(value):
-    if isinstance(value, np.ndarray):
-        value.flags.writeable = False
-    elif isinstance(value, dict):
-        for item in value.values():
-            _frozen(item)
-    elif isinstance(value, list):
-        for item in value:
-            _frozen(item)
-    return value
 
 
 def _golden_state(case, step: int, keys: tuple, dtype: str) -> dict:
@@ -67,7 +55,7 @@ def _golden_state(case, step: int, keys: tuple, dtype: str) -> dict:
     cache = case.__dict__.setdefault("_golden_states", {})
     key = (step, keys, dtype)
     if key not in cache:
-        cache[key] = _frozen(cast_inputs({k: case.expected["steps"][step][k] for k in keys}, dtype))
+        cache[key] = frozen(cast_inputs({k: case.expected["steps"][step][k] for k in keys}, dtype))
     return cache[key]
 
 
@@ -79,7 +67,7 @@ def _golden_start(case, family: str, inputs: dict, dtype: str) -> dict:
         def zeros():
             return {key: np.zeros_like(value) for key, value in case.expected["steps"][0]["v"].items()}
 
-        cache[dtype] = _frozen({"parameters": inputs["parameters"], "v": zeros()}
+        cache[dtype] = frozen({"parameters": inputs["parameters"], "v": zeros()}
                                | ({"s": zeros()} if family == "adam" else {}))
     return cache[dtype]
 

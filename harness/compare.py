@@ -178,6 +178,19 @@ class FrozenResult(dict):
     same bytes, so each case remembers how the last few of them compared instead of comparing again."""
 
 
+def frozen(value):
+    """``value`` with every array in it (through dicts and lists) made read-only."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, dict):
+        for item in value.values():
+            frozen(item)
+    elif isinstance(value, list):
+        for item in value:
+            frozen(item)
+    return value
+
+
 #: How many frozen results each case part remembers the comparison of.
 _JUDGED_PER_PART = 8
 
