@@ -210,23 +210,48 @@ def notebook_cells(path: Path) -> list[str]:
 
 
 def _version_4_code_cells(document: dict) -> list[str] | None:
-    """The code cells' sources of a well-formed version-4 notebook, or None to leave it to nbformat."""
+    """The code cells' sources of a well-formed version-4 notebook, or None to leave it to nbformat (which
+    refuses what it cannot rejoin or strip: a cell or notebook without ``metadata``, lines that are not
+    strings, outputs or attachments out of shape)."""
     cells = document.get("cells")
-    if document.get("nbformat") != 4 or not isinstance(cells, list) or "metadata" not in document:
+    if document.get("nbformat") != 4 or not isinstance(cells, list) or not isinstance(document.get("metadata"), dict):
         return None
     sources = []
     for cell in cells:
-        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str) or "metadata" not in cell:
-            return None  # nbformat refuses a notebook or cell without metadata: let it say so
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str) \
+                or not isinstance(cell.get("metadata"), dict) or not _rejoins(cell):
+            return None
         if cell["cell_type"] != "code":
             continue
         source = cell.get("source", "")
-        if isinstance(source, list) and all(isinstance(line, str) for line in source):
-            source = "".join(source)
+        source = "".join(source) if isinstance(source, list) else source
         if not isinstance(source, str):
             return None
         sources.append(source)
     return sources
+
+
+def _rejoins(cell: dict) -> bool:
+    """Whether nbformat's reader would rejoin this cell's split lines without failing."""
+    def lines(value) -> bool:
+        return not isinstance(value, list) or all(isinstance(line, str) for line in value)
+
+    attachments = cell.get("attachments", {})
+    if not lines(cell.get("source")) or not isinstance(attachments, dict) \
+            or not all(isinstance(bundle, dict) for bundle in attachments.values()):
+        return False
+    if cell["cell_type"] != "code":
+        return True
+    outputs = cell.get("outputs", [])
+    if not isinstance(outputs, list) or not all(isinstance(output, dict) for output in outputs):
+        return False
+    for output in outputs:
+        if output.get("output_type", "") in ("execute_result", "display_data"):
+            if not isinstance(output.get("data", {}), dict):
+                return False
+        elif output.get("output_type", "") and not lines(output.get("text", "")):
+            return False
+    return True
 
 
 def _converted_code_cells(path: Path, text: str) -> list[str]:

@@ -233,17 +233,26 @@ def test_every_shipped_notebook_and_older_versions_read_as_nbformat_reads_them(t
 
 def test_any_version_4_document_reads_as_nbformat_reads_it_or_is_refused_as_it_refuses_it(tmp_path):
     """Hypothesis over notebook-shaped JSON, in shape and out: the child's reading and nbformat's agree."""
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, example, given, settings, strategies as st
     from optconform.harness.loader import LoadError, notebook_cells
 
     text = st.text(alphabet="ab\n x=1#", max_size=12)
-    source = st.one_of(text, st.lists(text, max_size=3), st.lists(st.one_of(text, st.integers()), max_size=3),
-                       st.integers(), st.none())
+    lines = st.one_of(text, st.lists(text, max_size=3), st.lists(st.one_of(text, st.integers()), max_size=3),
+                      st.integers(), st.none())
+    metadata = st.sampled_from([{}, {"trusted": True}, [], 3])
+    output = st.one_of(st.fixed_dictionaries({"output_type": st.sampled_from(["stream", "error", ""]),
+                                              "text": lines}),
+                       st.fixed_dictionaries({"output_type": st.sampled_from(["execute_result", "display_data"]),
+                                              "data": st.one_of(st.just({"text/plain": ["a", "b"]}),
+                                                                st.just({"text/plain": [1]}), st.just([]))}),
+                       st.integers())
     cell = st.fixed_dictionaries({}, optional={"cell_type": st.sampled_from(["code", "markdown", "raw", "other", 3]),
-                                               "metadata": st.just({}), "source": source,
-                                               "outputs": st.just([])})
+                                               "metadata": metadata, "source": lines,
+                                               "outputs": st.one_of(st.lists(output, max_size=2), st.just(3)),
+                                               "attachments": st.sampled_from([{}, {"a.png": {"image/png": "x"}},
+                                                                               {"a.png": 3}, []])})
     document = st.fixed_dictionaries({"nbformat": st.just(4), "nbformat_minor": st.integers(0, 5),
-                                      "cells": st.lists(cell, max_size=4)}, optional={"metadata": st.just({})})
+                                      "cells": st.lists(cell, max_size=4)}, optional={"metadata": metadata})
 
     def read(path, reader):
         try:
@@ -251,8 +260,10 @@ def test_any_version_4_document_reads_as_nbformat_reads_it_or_is_refused_as_it_r
         except Exception as error:  # noqa: BLE001 - nbformat's own refusals come in many kinds
             return "refused" if reader is _nbformat_code_cells or isinstance(error, LoadError) else error
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(document)
+    @example({'nbformat': 4, 'nbformat_minor': 0, 'metadata': {}, 'cells': [
+        {'metadata': {}, 'cell_type': 'code'}, {'metadata': {}, 'cell_type': 'markdown', 'source': [0]}]})
     def agree(notebook):
         path = tmp_path / "generated.ipynb"
         path.write_text(json.dumps(notebook), encoding="utf-8")
