@@ -103,7 +103,7 @@ def _chain(adapter, request: dict, binary: bool, target_file: str | None):
     failed, whose problems end an init, or that lacks a carried key; the last answer says ``"last": true``."""
     from . import protocol
 
-    carry, index, answers = request["carry"], 0, []
+    carry, answers = request["carry"], []
     state = protocol.decode_args("chain", request.get("start", {}))
     calls = ([{"op": request["init"], "args": {"parameters": request["start"]["parameters"]}}]
              if request.get("init") else []) + request["calls"]

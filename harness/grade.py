@@ -168,10 +168,11 @@ def run_grade(args) -> int:
         raise UsageError(f"cannot create {feedback_dir}: {error.strerror or error}") from None
 
     ops, overrides, skip, xfail, cases = prepared
+    assignment = getattr(args, "assignment", None)
+    points = getattr(assignment, "points", None)
     try:
         selected = select(cases, resolve({}, overrides), args.dtype, ops, skip, xfail, [], NOT_IN_ASSIGNMENT).run
         default_max = len(selected)
-        points = getattr(getattr(args, "assignment", None), "points", None)
         if points is not None:  # what a submission that does not load is out of
             default_max = points.score([CaseResult(c.id, c.op, "fail", tags=tuple(c.tags)) for c in selected])[1]
     except ConventionError as error:
@@ -206,10 +207,9 @@ def run_grade(args) -> int:
                 advance(result)
     fresh = {result.submission.student for result in graded}
     graded += [earlier[sub.student] for sub in submissions if sub.student not in fresh]
-    points_in_force = getattr(getattr(args, "assignment", None), "points", None)
     for result in graded:
-        if result.report is not None:
-            result.report.points = points_in_force
+        if result.report is not None:  # the points in force, also for a result kept from an earlier run
+            result.report.points = points
         rows_by_student[result.submission.student] = make_row(result, default_max)
 
     # Every sandbox is gone by now: only the grader writes, each file atomically, after all are graded.
@@ -227,8 +227,6 @@ def run_grade(args) -> int:
     rows = [rows_by_student[name] for name in sorted(rows_by_student, key=lambda s: (s.lower(), s))]
     from optconform import __version__
 
-    assignment = getattr(args, "assignment", None)
-    points = getattr(assignment, "points", None)
     meta = {"optconform_version": __version__, "dtype": args.dtype, "ops": args.ops or "all",
             "conventions": list(args.convention), "timeout": args.timeout, "vectors": args.vectors or "shipped",
             "max_score": default_max,

@@ -6,7 +6,10 @@ import re
 import time
 from collections import Counter
 
+import numpy as np
+
 from .checks import SHUFFLE_MIN_COLUMNS, case_inputs, check_case
+from .compare import elementwise_errors
 from .results import CaseResult, RunReport
 
 
@@ -52,16 +55,19 @@ def _series(case, outcome, dtype: str) -> dict | None:
     if worst is None or worst.index is None or "." not in worst.where or not got_steps:
         return None
     tree, key = worst.where.split(".", 1)
+    scales = case.tolerance.get("scale", {}).get("steps")
     try:
         expected = [float(step[tree][key][worst.index]) for step in case.expected["steps"]]
         got = [float(step[tree][key][worst.index]) for step in got_steps]
+        scale = None if scales is None else [float(step[tree][key][worst.index]) for step in scales][:len(got)]
     except (KeyError, IndexError, TypeError, ValueError):
         return None
     tolerance = case.tolerance[dtype]
-    apart = [i for i, (e, g) in enumerate(zip(expected, got))
-             if not abs(g - e) <= tolerance["rtol"] * abs(e) + tolerance["atol"]]
+    finiteness, error, allowed = elementwise_errors(np.array(expected[:len(got)]), np.array(got), tolerance["rtol"],
+                                                    tolerance["atol"], scale)  # the rule the comparison applied
+    apart = np.flatnonzero(finiteness | (error > allowed))
     return {"where": f"{worst.where}[{','.join(map(str, worst.index))}]", "expected": expected, "got": got,
-            "first_wrong": apart[0] + 1 if apart else None}
+            "first_wrong": int(apart[0]) + 1 if apart.size else None}
 
 
 def withheld(result: CaseResult) -> CaseResult:

@@ -107,7 +107,8 @@ class ProcessSession:
     """A program speaking the wire protocol, restarted whenever a call leaves it unusable."""
 
     def __init__(self, argv: list[str], name: str, timeout: float = 10.0, sandbox: bool = True,
-                 start_timeout: float | None = None, confined: bool = False, warnings: list[str] | None = None, memory_mb: int | None = None):
+                 start_timeout: float | None = None, confined: bool = False, warnings: list[str] | None = None,
+                 memory_mb: int | None = None):
         """``sandbox``: a scrubbed environment and a scratch working directory. ``confined``: ``argv`` is a
         bubblewrap command (:mod:`.sandbox`), started under its resource limits."""
         self.argv, self.timeout, self.sandbox, self.confined = argv, timeout, sandbox, confined
@@ -283,11 +284,8 @@ class ProcessSession:
         self._line_limit = max(protocol.MAX_LINE_BYTES, protocol.ANSWER_TO_REQUEST * len(request))
         try:
             self._write(request, time.monotonic() + timeout)
-        except TimeoutError:
-            raise _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
-        except (BrokenPipeError, ConnectionResetError):
-            raise CallFailed(f"the program {self._exit_status()} during the call{self._stdout_hint()}"
-                             f"{self._stderr_hint()}") from None
+        except (TimeoutError, BrokenPipeError, ConnectionResetError) as error:
+            raise self._lost(error, timeout) from None
         return self._next_id
 
     def _receive(self, request_id: int, timeout: float) -> dict:
@@ -299,16 +297,20 @@ class ProcessSession:
                 if line.strip():
                     break
             response = answers.response(line)
-        except TimeoutError:
-            raise _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)") from None
-        except (EOFError, BrokenPipeError, ConnectionResetError):
-            raise CallFailed(f"the program {self._exit_status()} during the call{self._stdout_hint()}"
-                             f"{self._stderr_hint()}") from None
+        except (TimeoutError, EOFError, BrokenPipeError, ConnectionResetError) as error:
+            raise self._lost(error, timeout) from None
         except protocol.ProtocolError as error:
             raise CallFailed(f"protocol error: {error}") from None
         if response["id"] != request_id:
             raise CallFailed(f"protocol error: answered id {response['id']!r} to request id {request_id}")
         return response
+
+    def _lost(self, error: Exception, timeout: float) -> CallFailed:
+        """What a request or its answer that could not get through says: it timed out, or the program ended."""
+        if isinstance(error, TimeoutError):
+            return _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)")
+        return CallFailed(f"the program {self._exit_status()} during the call{self._stdout_hint()}"
+                          f"{self._stderr_hint()}")
 
     def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None) -> dict:
         """Send one request and return its response, which succeeded; CallFailed says why not."""

@@ -664,3 +664,20 @@ def test_a_chain_that_a_program_ends_too_soon_is_a_protocol_error(tmp_path):
     report, _ = _trajectory_report([sys.executable, str(program)])
     assert report.results and all(r.status == "error" and "stopped the steps after 2" in r.message
                                    for r in report.results)
+
+
+def test_a_failing_trajectorys_plot_marks_the_step_the_report_names():
+    """The series behind a trajectory's plot parts from the reference at the step the comparison found
+    wrong: it applies the case's own tolerance, scale included."""
+    import re
+
+    def late_bug(p, g, v, s, t, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
+        return ops.adam_update(p, g, v, s, t if t < 4 else t + 5, lr, b1, b2, eps)
+
+    report = run(with_changes(update_parameters_with_adam=late_bug), ops_wanted=["adam.trajectory"])
+    failing = [r for r in report.results if r.status == "fail"]
+    assert failing
+    for result in failing:
+        named = int(re.search(r"first wrong step (\d+)", result.message).group(1))
+        assert result.series is not None and result.series["first_wrong"] == named == 4, (result.id, result.series)
+        assert len(result.series["got"]) == len(result.series["expected"]) == 12
