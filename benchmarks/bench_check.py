@@ -16,11 +16,11 @@ import argparse
 import time
 
 from optconform import reference
-from optconform.harness.adapter import ARGUMENTS, FUNCTION_NAMES
-from optconform.harness.checks import cast_inputs
-from optconform.harness.runner import run_cases
-from optconform.harness.selection import select
-from optconform.harness.session import InProcessSession, ProcessSession, child_argv
+from optconform.harness.checking.checks import cast_inputs
+from optconform.harness.checking.runner import run_cases
+from optconform.harness.checking.selection import select
+from optconform.harness.target.adapter import ARGUMENTS, FUNCTION_NAMES
+from optconform.harness.target.session import InProcessSession, ProcessSession, child_argv
 from optconform.reference.conventions import resolve
 from optconform.vectors import load_suite
 

@@ -96,10 +96,11 @@ def _ok_test(name: str, code: str) -> str:
 def record_calls(path: Path) -> int:
     """Every call optconform's check of the course example makes of its functions: ``{function: [(args, kwargs,
     returned)]}``, pickled at ``path``; how many cases passed (all must)."""
-    from optconform.harness.loader import load_source
-    from optconform.harness.runner import run_cases
-    from optconform.harness.selection import NOT_IN_ASSIGNMENT, parse_ops, select
-    from optconform.harness.session import InProcessSession
+    from optconform.harness.checking.runner import run_cases
+    from optconform.harness.diagnosis import Diagnoser
+    from optconform.harness.checking.selection import NOT_IN_ASSIGNMENT, parse_ops, select
+    from optconform.harness.target.loader import load_source
+    from optconform.harness.target.session import InProcessSession
     from optconform.reference.conventions import resolve
     from optconform.vectors import load_suite
 
@@ -120,7 +121,7 @@ def record_calls(path: Path) -> int:
     session, conventions = InProcessSession(module, "course"), resolve({}, {})
     selection = select(load_suite(), conventions, "float64", parse_ops(OPS), None, None, session.info.ops,
                        NOT_IN_ASSIGNMENT)
-    report = run_cases(session, selection, "float64", conventions, "course")
+    report = run_cases(session, selection, "float64", conventions, "course", diagnoser=Diagnoser())
     passed = sum(result.status == "pass" for result in report.results)
     if passed != len(report.results):
         raise SystemExit(f"the course example fails {len(report.results) - passed} case(s): nothing to replay")

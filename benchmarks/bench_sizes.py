@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from optconform.harness.checks import check_case
-from optconform.harness.session import InProcessSession, ProcessSession, child_argv
 from optconform import reference
+from optconform.harness.checking.checks import check_case
+from optconform.harness.target.session import InProcessSession, ProcessSession, child_argv
 from optconform.reference import ops
 from optconform.vectors import load_suite
 

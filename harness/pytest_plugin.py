@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import pytest
 
-
 #: Every option: its name after ``--optconform-``, its help, and its default. Each can also be set in
 #: ``pytest.ini`` / ``[tool.pytest.ini_options]`` as ``optconform_<name>`` (the command line wins).
 OPTIONS = {
@@ -73,10 +72,10 @@ class _Run:
     """The target session and selection, opened once for all items."""
 
     def __init__(self, config):
-        from ..reference.conventions import resolve
-        from ..vectors import load_suite
-        from .selection import CaseIdList, parse_conventions, parse_ops, select
-        from .session import open_session
+        from optconform.harness.checking.selection import CaseIdList, parse_conventions, parse_ops, select
+        from optconform.harness.target.session import open_session
+        from optconform.reference.conventions import resolve
+        from optconform.vectors import load_suite
 
         option = config.option
         if setting(config, "target") and setting(config, "cmd"):
@@ -92,6 +91,7 @@ class _Run:
         self.selection = select(cases, self.conventions, self.dtype, parse_ops(setting(config, "ops")),
                                 CaseIdList.read(setting(config, "skip")), CaseIdList.read(setting(config, "xfail")),
                                 self.session.info.ops)
+        self.pairs_seen: set[str] = set()  # pairs of mistakes named so far, tried first on later cases
 
 
 class CaseGroup(pytest.Collector):
@@ -127,9 +127,11 @@ class CaseItem(pytest.Item):
             self.add_marker(pytest.mark.xfail(reason="listed in the xfail file", strict=False))
 
     def runtest(self):
-        from .runner import run_case
+        from optconform.harness.checking.runner import run_case
+        from optconform.harness.diagnosis import Diagnoser
 
-        result = run_case(self.case, self.run.session, self.run.dtype, self.run.conventions)
+        result = run_case(self.case, self.run.session, self.run.dtype, self.run.conventions,
+                          pairs_seen=self.run.pairs_seen, diagnoser=Diagnoser())
         if result.status == "not_implemented":
             pytest.skip(result.message)
         if result.status != "pass":

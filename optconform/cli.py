@@ -12,11 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_NONCONFORMING, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A usage or input error: printed as one line, exit code 2."""
+from optconform.errors import EXIT_NONCONFORMING, EXIT_OK, EXIT_USAGE, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,8 +21,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _generate(args) -> int:
-    from optconform.reference import generate
     from optconform.reference.catalogue import DEFAULT_SEED
+
+    from optconform.vectors import generate
     from optconform.vectors import shipped_dir
 
     out = Path(args.out) if args.out else shipped_dir()
@@ -71,26 +68,75 @@ def _manifest(directory: Path) -> dict:
 
 
 def _list(args) -> int:
-    from optconform.harness.selection import list_suite
+    from optconform.harness.checking.selection import list_suite
 
-    print(list_suite(args))
+    print(list_suite(args.vectors, args.ops, args.format, args.allow_modified))
     return EXIT_OK
 
 
-def _check(args) -> int:
-    from optconform.harness.cli import run_check
+#: The options of check and grade that the assignment file may also set (the command line wins).
+_FILE_SETTINGS = ("ops", "dtype", "vectors", "visibility", "skip", "xfail", "timeout", "memory")
 
-    return run_check(args)
+
+def settings_from(args, **fixed):
+    """The run's :class:`~optconform.harness.checking.settings.Settings`, built once from the command line's
+    options and the assignment file; nothing below the command line reads ``args``."""
+    from optconform.harness.grading.assignment import build_settings
+
+    given = {key: getattr(args, key) for key in _FILE_SETTINGS}
+    given["conventions"] = tuple(args.convention)
+    return build_settings(given, args.config, allow_modified=args.allow_modified, **fixed)
+
+
+def _check(args) -> int:
+    from optconform.harness.checking.run import LoadFailure, run_target
+    from optconform.harness.diagnosis import Diagnoser
+    from optconform.harness.reporting import render
+    from optconform.harness.reporting.text import summary_line
+
+    if bool(args.target) == bool(args.cmd):
+        raise UsageError("give exactly one of TARGET or --cmd")
+    settings = settings_from(args, sandbox="off" if args.no_sandbox else "auto", in_process=not args.isolate,
+                             graded=args.format in ("gradescope", "prairielearn"), max_failures=args.max_failures)
+    try:
+        report = run_target(settings, args.target, args.cmd, diagnoser=Diagnoser(), quiet=args.quiet)
+    except LoadFailure as failure:
+        if args.output:  # a results file is always written (a Gradescope run needs one); the exit stays 2
+            _write(args.output, render(failure.report, args.format))
+        raise
+    if args.quiet and args.format == "text":
+        text = summary_line(report)  # the verdict only
+    else:
+        text = render(report, args.format, verbose=args.verbose)
+    if args.output:
+        _write(args.output, text)
+        print(render(report, "text") if args.format == "text" else summary_line(report))
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]
+    if args.strict_xfail and xpassed:  # as pytest's xfail_strict: an xfail that passes fails
+        print(f"optconform: {len(xpassed)} case(s) listed as xfail pass (--strict-xfail): {', '.join(xpassed[:5])}",
+              file=sys.stderr)
+        return EXIT_NONCONFORMING
+    return EXIT_OK if report.conforms else EXIT_NONCONFORMING
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _selftest(args) -> int:
     from optconform.harness.selftest.command import run_selftest
 
-    return run_selftest(args)
+    return run_selftest(args.vectors, args.jobs, args.only, args.full, args.equivalents, args.format, args.output,
+                        args.verbose)
 
 
 def _init(args) -> int:
-    from optconform.harness.assignment import INIT_TEXT
+    from optconform.harness.grading.assignment import INIT_TEXT
 
     path = Path(args.out)
     if path.exists() and not args.force:
@@ -101,8 +147,8 @@ def _init(args) -> int:
 
 
 def _autograder(args) -> int:
-    from optconform.harness.assignment import find, load
-    from optconform.harness.autograder import build
+    from optconform.harness.grading.assignment import find, load
+    from optconform.harness.grading.autograder import build
 
     config = find(args.config)
     vectors = args.vectors
@@ -117,16 +163,23 @@ def _autograder(args) -> int:
 
 
 def _doctor(args) -> int:
-    from optconform.harness.sandbox import describe, probe
+    from optconform.harness.target.sandbox import describe, probe
 
     print(describe())
     return EXIT_OK if probe() is None else EXIT_NONCONFORMING
 
 
 def _grade(args) -> int:
-    from optconform.harness.grade import run_grade
+    from optconform.harness.grading.grade import GradePlan, run_grade
 
-    return run_grade(args)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    settings = settings_from(args, sandbox="off" if args.no_sandbox else "required", graded=True)
+    plan = GradePlan(submissions=tuple(args.submissions), out=Path(args.out), jobs=args.jobs, force=args.force,
+                     executor=args.executor, scheduler=args.scheduler)
+    return run_grade(settings, plan)
 
 
 def add_check_options(parser: argparse.ArgumentParser) -> None:
@@ -245,13 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _input_errors() -> tuple[type, ...]:
     """The project's usage and input errors, wherever a command lets one through (exit 2, one line)."""
-    from optconform.harness.loader import LoadError
-    from optconform.harness.selection import SelectionError
-    from optconform.harness.session import TargetError
+    from optconform.harness.checking.selection import SelectionError
+    from optconform.harness.grading.assignment import AssignmentError
+    from optconform.harness.target.loader import LoadError
+    from optconform.harness.target.session import TargetError
     from optconform.reference.conventions import ConventionError
-    from optconform.vectors import VectorError
 
-    from optconform.harness.assignment import AssignmentError
+    from optconform.vectors import VectorError
 
     return (VectorError, SelectionError, TargetError, ConventionError, LoadError, AssignmentError)
 
@@ -259,10 +312,6 @@ def _input_errors() -> tuple[type, ...]:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if hasattr(args, "convention"):  # check and grade: the assignment file fills what the command line left
-            from optconform.harness.assignment import apply
-
-            apply(args)
         return args.run(args)
     except UsageError as error:
         print(f"optconform: error: {error}", file=sys.stderr)

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optconform.harness import answers, protocol
-from optconform.harness.runner import run_cases
-from optconform.harness.selection import select
-from optconform.harness.session import ProcessSession, child_argv
+from optconform.harness.checking.runner import run_cases
+from optconform.harness.diagnosis import Diagnoser
+from optconform.harness.checking.selection import select
+from optconform.harness.target import answers, protocol
+from optconform.harness.target.session import ProcessSession, child_argv
 from optconform.reference.conventions import resolve
 from optconform.vectors import load_suite
 from optconform.vectors.codec import encode_tree
@@ -76,7 +77,7 @@ def _report(path: Path, cases, conventions):
     session = ProcessSession(child_argv(str(path)), path.name, 30)
     try:
         selection = select(cases, conventions, "float64", ["momentum", "adam"], None, None, session.info.ops)
-        report = run_cases(session, selection, "float64", conventions, path.name)
+        report = run_cases(session, selection, "float64", conventions, path.name, diagnoser=Diagnoser())
     finally:
         session.close()
     return [(r.id, r.status, r.message) for r in report.results]
@@ -108,8 +109,9 @@ def test_grading_with_the_memo_tells_every_submission_what_it_would_be_told_alon
 
 
 def test_a_case_remembers_how_a_frozen_result_compared_and_nothing_else(monkeypatch):
-    from optconform.harness import compare
-    from optconform.harness.compare import FrozenResult, compare_case_outputs
+    from optconform.harness.checking import compare
+    from optconform.harness.checking.compare import compare_case_outputs
+    from optconform.harness.target.readonly import FrozenResult
 
     case = next(c for c in load_suite() if c.op == "momentum.update")
     good = {key: {name: array.copy() for name, array in tree.items()} for key, tree in case.expected.items()}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from optconform.harness.assignment import Points
-from optconform.harness.results import CaseResult
+from optconform.harness.checking.results import CaseResult
+from optconform.harness.grading.assignment import Points
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -18,9 +18,11 @@ import types
 import numpy as np
 import pytest
 
-from optconform.harness.compare import compare_case_outputs
-from optconform.harness.diagnose import diagnose, diagnose_case, diagnose_error, mistake_names, summarize
-from optconform.harness.results import CaseResult
+from optconform.harness.checking.compare import compare_case_outputs
+from optconform.harness.checking.results import CaseResult, mistake_names
+from optconform.harness.diagnosis.cases import diagnose, diagnose_case
+from optconform.harness.diagnosis.errors import diagnose_error
+from optconform.harness.diagnosis.summary import summarize
 from optconform.reference import ops
 from optconform.reference.conventions import resolve
 from optconform.reference.mistakes import MISTAKES, combined, get, step_op

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from optconform.harness.compare import compare_case_outputs
-from optconform.harness.diagnose import _Flat, failing_leaves, variant_output
+from optconform.harness.checking.compare import compare_case_outputs
+from optconform.harness.diagnosis.matching import Flat, failing_leaves
+from optconform.harness.diagnosis.variants import variant_output
 from optconform.reference import ops
 from optconform.reference.conventions import resolve
 from optconform.reference.mistakes import MISTAKES, mistakes_for, step_op
@@ -52,7 +53,7 @@ def matrix(suite):
             continue
         outputs = {"reference": variant_output(case)}
         outputs.update({m.name: variant_output(case, m) for m in mistakes})
-        flats = {name: _Flat(out) for name, out in outputs.items()}
+        flats = {name: Flat(out) for name, out in outputs.items()}
         for mistake in pending:
             applicable[KEY(mistake)] += 1
             apart = {other for other in outputs if other != mistake.name
@@ -94,7 +95,7 @@ def test_fast_comparison_agrees_with_compare(suite):
                 fast = failing_leaves(case, first, DTYPE, expected=second)
                 slow = compare_case_outputs(case, first, DTYPE, expected=second)
                 assert bool(fast) == (not slow.ok), case.id
-                if _Flat(first).keys == _Flat(second).keys:  # same structure: the same keys fail
+                if Flat(first).keys == Flat(second).keys:  # same structure: the same keys fail
                     assert fast == set(slow.failing_keys()), case.id
                 checked += 1
     assert checked > 100

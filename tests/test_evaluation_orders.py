@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pytest
 
-from optconform.harness.compare import compare_case_outputs
+from optconform.harness.checking.compare import compare_case_outputs
 from optconform.reference import exact, ops
 from optconform.vectors import load_suite
 

@@ -28,8 +28,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from optconform.harness import protocol
-from optconform.harness.session import CallFailed, ProcessSession
+from optconform.harness.target import protocol
+from optconform.harness.target.session import CallFailed, ProcessSession
 from optconform.vectors import VectorError, read_file, shipped_dir
 from optconform.vectors.codec import CodecError
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from optconform.cli import main
-from optconform.harness.submissions import expand_submissions, safe_name
+from optconform.harness.grading.submissions import expand_submissions, safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-HAS_DIAGNOSIS = importlib.util.find_spec("optconform.harness.diagnose") is not None
+HAS_DIAGNOSIS = importlib.util.find_spec("optconform.harness.diagnosis.cases") is not None
 
 CORRECT = (EXAMPLES / "course_submission.py").read_text(encoding="utf-8")
 BUGGY = (CORRECT.replace("v_corrected[key] = v[key] / (1 - beta1 ** t)", "v_corrected[key] = v[key]")
@@ -189,8 +189,8 @@ def test_expand_directories_and_names(tmp_path):
 
 
 def test_issues_group_cases_by_the_mistake_named_first():
-    from optconform.harness.feedback import issues
-    from optconform.harness.results import CaseResult, RunReport
+    from optconform.harness.checking.results import CaseResult, RunReport
+    from optconform.harness.grading.feedback import issues
 
     plain = "matches no bias correction [no-bias-correction]: the update uses v and s directly. Fix: divide."
     also = ("matches no bias correction [no-bias-correction] (also consistent with only the first bias "
@@ -267,19 +267,18 @@ def test_workers_grade_with_the_graders_vectors_and_a_conforming_class_needs_no_
     calls = tmp_path / "prepared-in.txt"
     probe = textwrap.dedent(f"""
         import os, sys
-        from optconform.harness import cli
-        original = cli.prepare
-        def prepare(args):
+        from optconform.harness.checking import run
+        from optconform.harness.grading import executors, grade
+        original = run.prepare
+        def prepare(settings):
             with open({str(calls)!r}, "a") as handle:
                 handle.write(f"{{os.getpid()}}\\n")
-            return original(args)
-        cli.prepare = prepare
-        import optconform.harness.grade as grade
-        grade.prepare = prepare
+            return original(settings)
+        run.prepare = grade.prepare = executors.prepare = prepare
         from optconform.cli import main
         code = main(["grade", {str(subs)!r}, "--out", {str(tmp_path / "out")!r}, "--jobs", "2", "--ops", "adam.update",
                      "--no-sandbox"])
-        print(code, os.getpid(), sorted(m for m in ("optconform.harness.diagnose", "jsonschema", "nbformat")
+        print(code, os.getpid(), sorted(m for m in ("optconform.harness.diagnosis.cases", "jsonschema", "nbformat")
                                         if m in sys.modules))
     """)
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optconform.harness.session import CallFailed, ProcessSession, TargetError
+from optconform.harness.target.session import CallFailed, ProcessSession, TargetError
 from optconform.vectors import shipped_dir
 
 ROOT = Path(__file__).resolve().parents[1]

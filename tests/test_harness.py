@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 import optconform.reference as reference
-from optconform.harness.checks import check_case
-from optconform.harness.runner import run_cases
-from optconform.harness.selection import EXTENDED_OPS, CaseIdList, conventions_match, select
-from optconform.harness.session import InProcessSession, ProcessSession, child_argv
+from optconform.harness.checking.checks import check_case
+from optconform.harness.checking.runner import run_cases
+from optconform.harness.diagnosis import Diagnoser
+from optconform.harness.checking.selection import EXTENDED_OPS, CaseIdList, conventions_match, select
+from optconform.harness.target.session import InProcessSession, ProcessSession, child_argv
 from optconform.reference import ops
 from optconform.reference.conventions import resolve
 from optconform.vectors import load_suite
@@ -62,7 +63,7 @@ def run(namespace, dtype="float64", ops_wanted=None, session=None):
     session = session or InProcessSession(namespace, "test target")
     conventions = resolve(session.info.conventions)
     selection = select(CASES, conventions, dtype, ops_wanted)
-    return run_cases(session, selection, dtype, conventions, "test target")
+    return run_cases(session, selection, dtype, conventions, "test target", diagnoser=Diagnoser())
 
 
 def with_changes(**functions):
@@ -111,15 +112,14 @@ def test_reference_module_passes_through_the_child_process():
 
 def test_a_version_1_program_is_spoken_to_in_version_1(tmp_path, monkeypatch):
     """A program whose hello does not accept optconform/2 never gets a base64 array or a protocol field."""
-    from optconform.harness import child
 
     seen = tmp_path / "requests.jsonl"
     program = tmp_path / "v1_port.py"
     program.write_text(textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})
-        from optconform.harness import child, protocol
-        from optconform.harness.adapter import PythonAdapter
+        from optconform.harness.target import child, protocol
+        from optconform.harness.target.adapter import PythonAdapter
         import optconform.reference as reference
 
         class V1Out:
@@ -596,7 +596,7 @@ def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
                  and c.conventions.get("adam.epsilon", "outside_sqrt") == "outside_sqrt"]
         conventions = resolve(reference.OPTCONFORM_CONVENTIONS)
         selection = select(cases, conventions, "float64")
-        report = run_cases(session, selection, "float64", conventions, "crasher")
+        report = run_cases(session, selection, "float64", conventions, "crasher", diagnoser=Diagnoser())
     finally:
         session.close()
     deep = {c.id for c in selection.run if "W3" in c.inputs["parameters"]}
@@ -619,7 +619,7 @@ def _trajectory_report(path, ops=("adam.trajectory",)):
     send = session._send
     session._send = lambda op, *a, **k: (sent.append(op), send(op, *a, **k))[1]
     try:
-        return run_cases(session, selection, "float64", conventions, "t"), sent
+        return run_cases(session, selection, "float64", conventions, "t", diagnoser=Diagnoser()), sent
     finally:
         session.close()
 
@@ -649,8 +649,8 @@ def test_a_chain_that_a_program_ends_too_soon_is_a_protocol_error(tmp_path):
     program.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})
-        from optconform.harness import child
-        from optconform.harness.adapter import PythonAdapter
+        from optconform.harness.target import child
+        from optconform.harness.target.adapter import PythonAdapter
         import optconform.reference as reference
 
         whole = child._chain

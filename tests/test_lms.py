@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from optconform.harness.lms import ExportError, unpack
+from optconform.harness.grading.exports import ExportError, unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = (ROOT / "examples" / "course" / "course_2021.py").read_text()
@@ -79,7 +79,7 @@ def test_an_export_that_climbs_out_is_refused(tmp_path, members, message):
 
 
 def test_a_zip_bomb_and_a_broken_zip_are_refused(tmp_path, monkeypatch):
-    from optconform.harness import lms
+    from optconform.harness.grading import exports as lms
 
     monkeypatch.setattr(lms, "MAX_BYTES", 1000)
     with pytest.raises(ExportError, match="MiB unpacked"):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from optconform.harness.loader import load_source
-from optconform.harness.runner import warnings_that_matter
-from optconform.harness.results import CaseResult
+from optconform.harness.checking.results import CaseResult
+from optconform.harness.checking.runner import warnings_that_matter
+from optconform.harness.target.loader import load_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +142,7 @@ def test_a_constant_in_one_notebook_cell_serves_a_function_in_another(tmp_path):
 
 
 def test_imports_no_definition_uses_are_not_run(tmp_path):
-    from optconform.harness.loader import load_source
+    from optconform.harness.target.loader import load_source
 
     path = tmp_path / "sub.py"
     path.write_text(textwrap.dedent("""
@@ -190,7 +190,7 @@ def test_a_version_4_notebook_is_read_as_nbformat_reads_it_and_without_importing
     path = tmp_path / "v4.ipynb"
     path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 2, "metadata": {}, "cells": cells}),
                     encoding="utf-8")
-    probe = ("import sys, json; from pathlib import Path; from optconform.harness.loader import notebook_cells, "
+    probe = ("import sys, json; from pathlib import Path; from optconform.harness.target.loader import notebook_cells, "
              "load_source; cells = notebook_cells(Path(sys.argv[1])); module, _ = load_source(Path(sys.argv[1])); "
              "print(json.dumps([cells, module.f(1.0), 'nbformat' in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
@@ -204,7 +204,8 @@ def test_a_version_4_notebook_is_read_as_nbformat_reads_it_and_without_importing
 def test_every_shipped_notebook_and_older_versions_read_as_nbformat_reads_them(tmp_path):
     import nbformat
     from nbformat.v3 import new_code_cell, new_notebook, new_worksheet
-    from optconform.harness.loader import notebook_cells
+
+    from optconform.harness.target.loader import notebook_cells
 
     old = tmp_path / "v3.ipynb"
     old.write_text(nbformat.v3.writes_json(new_notebook(worksheets=[new_worksheet(cells=[
@@ -222,7 +223,7 @@ def test_every_shipped_notebook_and_older_versions_read_as_nbformat_reads_them(t
         expected = _nbformat_code_cells(odd)
     except Exception:  # noqa: BLE001 - nbformat refuses it: so must we, with a one-line LoadError
         expected = None
-    from optconform.harness.loader import LoadError
+    from optconform.harness.target.loader import LoadError
 
     try:
         got = notebook_cells(odd)
@@ -233,8 +234,10 @@ def test_every_shipped_notebook_and_older_versions_read_as_nbformat_reads_them(t
 
 def test_any_version_4_document_reads_as_nbformat_reads_it_or_is_refused_as_it_refuses_it(tmp_path):
     """Hypothesis over notebook-shaped JSON, in shape and out: the child's reading and nbformat's agree."""
-    from hypothesis import HealthCheck, example, given, settings, strategies as st
-    from optconform.harness.loader import LoadError, notebook_cells
+    from hypothesis import HealthCheck, example, given, settings
+    from hypothesis import strategies as st
+
+    from optconform.harness.target.loader import LoadError, notebook_cells
 
     text = st.text(alphabet="ab\n x=1#", max_size=12)
     lines = st.one_of(text, st.lists(text, max_size=3), st.lists(st.one_of(text, st.integers()), max_size=3),

@@ -61,12 +61,13 @@ def test_wheel_carries_the_vectors_and_their_schema(wheel):
 
 def test_wheel_carries_the_wire_schema_reference_and_harness(wheel):
     names = _names(wheel)
-    assert "optconform/harness/schema/wire.schema.json" in names
-    json.loads(wheel.read("optconform/harness/schema/wire.schema.json"))
+    assert "optconform/harness/target/schema/wire.schema.json" in names
+    json.loads(wheel.read("optconform/harness/target/schema/wire.schema.json"))
     for module in ("optconform/__init__.py", "optconform/cli.py", "optconform/reference/__init__.py",
                    "optconform/reference/ops.py", "optconform/reference/tolerances.py",
-                   "optconform/reference/generate.py", "optconform/reference/catalogue.py",
-                   "optconform/harness/__init__.py", "optconform/harness/compare.py",
+                   "optconform/vectors/generate.py", "optconform/reference/catalogue/__init__.py",
+                   "optconform/reference/mistakes/adam.py",
+                   "optconform/harness/__init__.py", "optconform/harness/checking/compare.py",
                    "optconform/harness/pytest_plugin.py"):
         assert module in names, module
     # One import name: nothing installs as a bare top-level reference/, harness/ or vectors/.

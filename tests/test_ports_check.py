@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from optconform.harness.runner import run_cases
-from optconform.harness.selection import CaseIdList, select
-from optconform.harness.session import InProcessSession
-from optconform.harness.loader import load_module_target
+from optconform.harness.checking.runner import run_cases
+from optconform.harness.diagnosis import Diagnoser
+from optconform.harness.checking.selection import CaseIdList, select
+from optconform.harness.target.loader import load_module_target
+from optconform.harness.target.session import InProcessSession
 from optconform.reference.conventions import resolve
 from optconform.vectors import load_suite
 
@@ -40,7 +41,7 @@ def test_framework_conforms_on_every_case(framework, target, xfail, dtype):
     session = InProcessSession(load_module_target(target), target)
     conventions = resolve(session.info.conventions)
     selection = select(load_suite(), conventions, dtype, xfail=CaseIdList.read(str(xfail) if xfail else None))
-    report = run_cases(session, selection, dtype, conventions, target)
+    report = run_cases(session, selection, dtype, conventions, target, diagnoser=Diagnoser())
     problems = [f"{r.id}: {r.status}: {r.message}" for r in report.results if r.counts_as_failure]
     assert problems == []
     assert len(report.results) > 150

@@ -11,8 +11,10 @@ import jsonschema
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from optconform.harness.report import FORMATS, render, summary_line, to_json_safe
-from optconform.harness.results import CaseResult, RunReport
+from optconform.harness.checking.results import CaseResult, RunReport
+from optconform.harness.reporting import FORMATS, render
+from optconform.harness.reporting.jsonsafe import to_json_safe
+from optconform.harness.reporting.text import summary_line
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "gradescope_results.schema.json"
 

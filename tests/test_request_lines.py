@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from optconform.harness import protocol, request_lines
-from optconform.harness.request_lines import request_line
+from optconform.harness.target import protocol, request_lines
+from optconform.harness.target.request_lines import request_line
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from optconform.harness.sandbox import probe
+from optconform.harness.target.sandbox import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = (ROOT / "examples" / "course" / "course_2021.py").read_text(encoding="utf-8")
@@ -317,7 +317,7 @@ def test_the_child_a_sandbox_runs_is_compiled_small_and_without_the_vectors_load
     import importlib.util
     import struct
 
-    from optconform.harness.sandbox import _staged_child
+    from optconform.harness.target.sandbox import _staged_child
 
     root = Path(_staged_child())
     sources = sorted(root.rglob("*.py"))
@@ -329,11 +329,11 @@ def test_the_child_a_sandbox_runs_is_compiled_small_and_without_the_vectors_load
     assert "load_suite" not in (root / "optconform" / "vectors" / "__init__.py").read_text(encoding="utf-8")
     notebook = ROOT / "examples" / "course" / "course_2018.ipynb"
     probe_child = ("import sys; sys.path[:] = [sys.argv[1], *sys.path, *sys.argv[3:]]; "
-                   "from optconform.harness.child import main; "
+                   "from optconform.harness.target.child import main; "
                    "code = main([sys.argv[2]]); "
                    "print(sorted(m for m in ('nbformat', 'jsonschema', 'traceback', 'optconform.reference') "
                    "if m in sys.modules), file=sys.stderr)")
-    from optconform.harness.sandbox import _package_dirs
+    from optconform.harness.target.sandbox import _package_dirs
 
     done = subprocess.run([sys.executable, "-I", "-S", "-c", probe_child, str(root), str(notebook), *_package_dirs()],
                           input='{"id": 1, "op": "hello"}\n', capture_output=True, text=True, timeout=60,

@@ -10,8 +10,7 @@ import types
 import pytest
 
 from optconform.harness import selftest
-from optconform.harness.selftest import (EQUIVALENTS, read_equivalents, run_mutant, uncaught_mistakes,
-                                         failing_variants)
+from optconform.harness.selftest import EQUIVALENTS, failing_variants, run_mutant, uncaught_mistakes
 from optconform.harness.selftest.mutants import mutants
 from optconform.reference import ops
 from optconform.reference.mistakes import Mistake
@@ -110,6 +109,6 @@ def test_a_correct_variant_that_fails_is_reported(monkeypatch):
 @pytest.mark.parametrize("name", ["course style, in place", "rearranged algebra", "seed notebook names"])
 def test_each_correct_variant_implements_every_op_it_claims(name):
     namespace, _ = selftest.correct_variants()[name]
-    from optconform.harness.session import InProcessSession
+    from optconform.harness.target.session import InProcessSession
 
     assert len(InProcessSession(namespace, name).info.ops) == 10

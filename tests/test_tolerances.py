@@ -29,7 +29,7 @@ import re
 import numpy as np
 import pytest
 
-from optconform.harness.compare import compare_case_outputs
+from optconform.harness.checking.compare import compare_case_outputs
 from optconform.reference import ops, tolerances
 from optconform.reference.tolerances import FLOAT32_MAX, FLOAT32_TINY, SAFETY, UNIT_ROUNDOFF
 from optconform.vectors import load_suite

@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 
 import optconform
-from optconform.harness.compare import compare_case_outputs
-from optconform.reference import generate, ops
+from optconform.harness.checking.compare import compare_case_outputs
+from optconform.reference import ops
+from optconform.vectors import generate
 from optconform.reference.catalogue import DEFAULT_SEED
 from optconform.reference.conventions import CONVENTIONS
 from optconform.vectors import VectorError, load_suite, shipped_dir

@@ -14,7 +14,6 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-
 from .codec import CodecError, decode_array
 
 SCHEMA_FILE = "schema/vectors.schema.json"
@@ -47,7 +46,7 @@ class Case:
     @property
     def full_inputs(self) -> dict:
         """The inputs with every argument the case leaves out set to the course function's default."""
-        from ..reference.ops import call_defaults
+        from optconform.reference.ops import call_defaults
 
         return {**call_defaults(self.op), **self.inputs}
 

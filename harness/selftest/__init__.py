@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ...reference import mistakes as catalogue
-from ...reference import ops as reference_ops
-from ...reference.conventions import DEFAULTS
-from ..checks import check_case
-from ..selection import select
-from ..session import InProcessSession
+from optconform.harness.checking.checks import check_case
+from optconform.harness.checking.selection import select
+from optconform.harness.target.session import InProcessSession
+from optconform.reference import mistakes as catalogue
+from optconform.reference import ops as reference_ops
+from optconform.reference.conventions import DEFAULTS
+
 from .mutants import Mutant, mutants
 from .variants import correct_variants
 
@@ -191,7 +192,7 @@ def read_equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
 
 
 def _worker_cases(vectors):
-    from ...vectors import load_suite
+    from optconform.vectors import load_suite
 
     return load_suite(vectors)
 

@@ -6,36 +6,39 @@ import json
 import sys
 from pathlib import Path
 
-from . import (EQUIVALENTS, failing_variants, kill_matrix, read_equivalents, stale_equivalents,
-               uncaught_mistakes)
+from . import EQUIVALENTS, failing_variants, kill_matrix, read_equivalents, stale_equivalents, uncaught_mistakes
 from .mutants import mutants
 
 
-def run_selftest(args) -> int:
-    from optconform.cli import EXIT_NONCONFORMING, EXIT_OK, UsageError
+def run_selftest(vectors: str | None = None, jobs: int | None = None, only: str | None = None, full: bool = False,
+                 equivalents_file: str | None = None, fmt: str = "text", output: str | None = None,
+                 verbose: bool = False) -> int:
+    """The three checks; exit 0 only when every mutant is killed or listed, every mistake caught, every
+    correct variant passes. ``only`` (a regular expression) runs the matching mutants alone."""
+    from optconform.errors import EXIT_NONCONFORMING, EXIT_OK, UsageError
     from optconform.vectors import load_suite
 
-    equivalents = Path(args.equivalents) if args.equivalents else EQUIVALENTS
+    equivalents = Path(equivalents_file) if equivalents_file else EQUIVALENTS
     try:
         read_equivalents(equivalents)
     except (OSError, ValueError) as error:
         raise UsageError(f"equivalents file: {error}") from None
-    cases = load_suite(args.vectors)
-    results = kill_matrix(args.vectors, args.jobs, args.only, args.full, equivalents)
+    cases = load_suite(vectors)
+    results = kill_matrix(vectors, jobs, only, full, equivalents)
     if not results:
-        raise UsageError(f"no mutant matches --only {args.only!r}")
-    stale = stale_equivalents(results, args.only, equivalents)
-    missed = [] if args.only else uncaught_mistakes(cases)
-    broken = [] if args.only else failing_variants(cases)
+        raise UsageError(f"no mutant matches --only {only!r}")
+    stale = stale_equivalents(results, only, equivalents)
+    missed = [] if only else uncaught_mistakes(cases)
+    broken = [] if only else failing_variants(cases)
     survivors = [r for r in results if r.status == "survived"]
     ok = not (survivors or stale or missed or broken)
-    if args.format == "json":
+    if fmt == "json":
         text = json.dumps({"ok": ok, "mutants": [vars(r) for r in results], "stale_equivalents": stale,
                            "uncaught_mistakes": missed, "failing_variants": broken}, indent=1)
     else:
-        text = _text(results, stale, missed, broken, args.verbose, args.only)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        text = _text(results, stale, missed, broken, verbose, only)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")
         print(text.splitlines()[0])
     else:
         sys.stdout.write(text + "\n")
@@ -43,7 +46,8 @@ def run_selftest(args) -> int:
 
 
 def _text(results, stale, missed, broken, verbose: bool, only) -> str:
-    from ...reference import mistakes as catalogue
+    from optconform.reference import mistakes as catalogue
+
     from .variants import correct_variants
 
     count = {status: sum(r.status == status for r in results) for status in ("killed", "equivalent", "survived")}

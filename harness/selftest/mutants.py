@@ -14,7 +14,7 @@ import inspect
 import types
 from dataclasses import dataclass
 
-from ...reference import ops as reference_ops
+from optconform.reference import ops as reference_ops
 
 #: Functions that are not the specification of an op (the defaults table the vectors use).
 NOT_MUTATED = frozenset({"call_defaults"})

@@ -14,7 +14,7 @@ import types
 
 import numpy as np
 
-from ... import reference
+from optconform import reference
 
 
 def _in_place_momentum(parameters, grads, v, beta, learning_rate):

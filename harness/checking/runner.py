@@ -1,0 +1,311 @@
+"""Running a selection of cases against a session into a RunReport.
+
+A failing case is explained by a :class:`Diagnoser`, which the caller hands in (the
+diagnosis is a layer above this one, :class:`optconform.harness.diagnosis.Diagnoser`);
+without one, results carry no likely mistake.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from typing import Protocol
+
+import numpy as np
+
+from .checks import SHUFFLE_MIN_COLUMNS, case_inputs, check_case
+from .compare import elementwise_errors
+from .results import CaseResult, RunReport, mistake_names
+
+
+class Diagnoser(Protocol):
+    """What the runner asks of the diagnosis: a failing case's likely mistake, an erring case's, a run's."""
+
+    def case(self, case, got, dtype: str, pairs_seen: list[str]) -> str | None: ...
+
+    def error(self, case, message: str) -> str | None: ...
+
+    def summary(self, results) -> list[str]: ...
+
+
+def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, pairs_seen=None,
+             diagnoser: Diagnoser | None = None) -> CaseResult:
+    """Check one case and, when it fails on its values, name the likely mistake.
+
+    ``pairs_seen`` (a set, kept across one target's cases) collects the pairs of mistakes named so far,
+    which the diagnosis of later cases tries first.
+    """
+    started = time.perf_counter()
+    outcome = check_case(case, session, dtype, conventions)
+    comparison = outcome.comparison
+    diagnosis = None
+    pairs_seen = set() if pairs_seen is None else pairs_seen
+    try:
+        if diagnoser is not None and outcome.status == "fail" and outcome.got is not None:
+            diagnosis = diagnoser.case(case, outcome.got, dtype, sorted(pairs_seen))
+            pairs_seen.update(name for name in mistake_names(diagnosis) if "+" in name)
+        elif diagnoser is not None and outcome.status == "error":
+            diagnosis = diagnoser.error(case, outcome.message)
+    except Exception as error:  # noqa: BLE001 - a diagnosis must never cost the result
+        diagnosis = None
+        outcome.details.append(f"(diagnosis unavailable: {type(error).__name__}: {error})")
+    result = CaseResult(
+        id=case.id, op=case.op, status=outcome.status, message=outcome.message,
+        max_abs_err=comparison.max_abs_err if comparison else None,
+        max_rel_err=comparison.max_rel_err if comparison else None,
+        diagnosis=diagnosis, description=case.description, why=case.why,
+        details=outcome.details, xfail=xfail, seconds=time.perf_counter() - started, tags=tuple(case.tags),
+        series=_series(case, outcome, dtype))
+    return withheld(result) if getattr(case, "hidden", False) else result
+
+
+def _series(case, outcome, dtype: str) -> dict | None:
+    """For a failing trajectory, the worst element's values over the steps: the student's free run and the
+    reference, and the first step where they part (outside the case's tolerance)."""
+    if not case.op.endswith(".trajectory") or outcome.status != "fail" or not outcome.comparison:
+        return None
+    worst = outcome.comparison.worst()
+    got_steps = (outcome.got or {}).get("steps") or []
+    if worst is None or worst.index is None or "." not in worst.where or not got_steps:
+        return None
+    tree, key = worst.where.split(".", 1)
+    scales = case.tolerance.get("scale", {}).get("steps")
+    try:
+        expected = [float(step[tree][key][worst.index]) for step in case.expected["steps"]]
+        got = [float(step[tree][key][worst.index]) for step in got_steps]
+        scale = None if scales is None else [float(step[tree][key][worst.index]) for step in scales][:len(got)]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    tolerance = case.tolerance[dtype]
+    finiteness, error, allowed = elementwise_errors(np.array(expected[:len(got)]), np.array(got), tolerance["rtol"],
+                                                    tolerance["atol"], scale)  # the rule the comparison applied
+    apart = np.flatnonzero(finiteness | (error > allowed))
+    return {"where": f"{worst.where}[{','.join(map(str, worst.index))}]", "expected": expected, "got": got,
+            "first_wrong": int(apart[0]) + 1 if apart.size else None}
+
+
+def withheld(result: CaseResult) -> CaseResult:
+    """A hidden case's result as a student may see it: the op, pass or fail, the named mistake; no value.
+
+    The message keeps only its kind (which output key differs, the exception's
+    type), since a value, expected or the student's own (printed into an error
+    message, say), would give the hidden case away.
+    """
+    result.hidden = True
+    result.max_abs_err = result.max_rel_err = None
+    result.details = []
+    result.series = None
+    if result.status == "fail":
+        key = re.match(r"[\w.\[\]]*?(?=\[|:)", result.message)
+        where = f" in {key.group(0)}" if key and key.group(0) else ""
+        result.message = f"the result differs from the reference{where} (hidden case: values withheld)"
+    elif result.status == "error":
+        result.message = _without_values(result.message)
+    return result  # a diagnosis is the catalogue's words and key names, never a value: it stays
+
+
+#: An exception raised by the target's own code: ``ValueError: <its text> (at file:line, in function)``.
+_RAISED = re.compile(r"^([A-Za-z_][\w.]*): .*?( \(at [^()]*:\d+, in \w+\))?$", re.DOTALL)
+
+
+def _without_values(message: str) -> str:
+    """An error message less whatever the target wrote into it: its exception's text, its stdout and stderr.
+
+    What the harness says itself (exited with code 7, killed by SIGSEGV, returned a tuple of 2, timed out)
+    holds no value of the case and stays.
+    """
+    message = re.split(r", after writing |; stderr: ", message, maxsplit=1)[0]
+    raised = _RAISED.match(message)
+    if raised and not message.startswith(("not run:", "not loaded:", "protocol error:")):
+        return f"{raised.group(1)}{raised.group(2) or ''} (hidden case: its message is withheld)"
+    return message
+
+
+def run_cases(session, selection, dtype: str, conventions: dict, target: str,
+              max_failures: int | None = None, on_case=None, diagnoser: Diagnoser | None = None) -> RunReport:
+    """Every selected case, in order; one case's trouble never costs another's result.
+
+    With ``max_failures``, the run stops once that many cases have failed; the
+    rest are listed as skipped, saying why. ``on_case(result)`` is called after
+    each case (a progress display).
+    """
+    report = RunReport(target=target, dtype=dtype, conventions=conventions, target_name=session.info.name,
+                       skipped=list(selection.skipped), warnings=list(selection.warnings))
+    pairs_seen: set[str] = set()
+    failures = 0
+    prefetched = _Prefetcher(session, selection.run, dtype, conventions)
+    for index, case in enumerate(selection.run):
+        if max_failures is not None and failures >= max_failures:
+            report.skipped += [f"{rest.id}: not run: --max-failures {max_failures} reached"
+                               for rest in selection.run[index:]]
+            break
+        result = run_case(case, prefetched.session_for(index), dtype, conventions, case.id in selection.xfail,
+                          pairs_seen, diagnoser)
+        failures += result.counts_as_failure
+        report.results.append(result)
+        if on_case is not None:
+            on_case(result)
+    prefetched.session_for_end()
+    report.warnings += warnings_that_matter(session.info.warnings, report.results)
+    xpassed = [r.id for r in report.results if r.xfail and r.status == "pass"]
+    report.warnings += [f"{case_id}: listed as xfail but passes (remove it from the xfail file)" for case_id in xpassed]
+    try:
+        failed = diagnoser is not None and any(result.status == "fail" for result in report.results)
+        report.diagnosis_summary = (list(diagnoser.summary(report.results)) if failed else []) \
+            + summarize_errors(report.results)
+    except Exception as error:  # noqa: BLE001 - a summary must never cost the results
+        report.warnings.append(f"diagnosis summary unavailable: {type(error).__name__}: {error}")
+    return report
+
+
+#: Ops whose case starts with one call whose arguments are the case's inputs: sent ahead, many in one request.
+PREFETCHED_OPS = frozenset({"mini_batches", "momentum.init", "adam.init", "momentum.update", "adam.update",
+                            "gd.update", "rmsprop.init", "rmsprop.update", "lr_decay.inverse_time",
+                            "lr_decay.scheduled"})
+#: Cases whose first calls go in one request.
+PREFETCH_CHUNK = 32
+
+
+class _Prefetcher:
+    """Sends the first calls of the coming cases ahead, many in one request, to a session that can take them
+    (``call_stream``; in-process sessions are called as before). Each case then takes its answers as if it had
+    called, while the program computes the next case's: checking and computing overlap."""
+
+    def __init__(self, session, cases, dtype: str, conventions: dict):
+        self.session, self.cases, self.dtype, self.conventions = session, cases, dtype, conventions
+        self.streamed = hasattr(session, "call_stream")
+        self.pending: _Pending | None = None
+
+    def session_for(self, index: int):
+        if not self.streamed or self.cases[index].op not in PREFETCHED_OPS:
+            self._drain()
+            return self.session
+        if self.pending is None or index not in self.pending.owners:
+            self._drain()
+            self._fetch(index)
+        if self.pending is None:  # an op the target lacks: its call raises NotImplementedOp as usual
+            return self.session
+        return _Answered(self.session, self.cases[index].op, self.pending, index)
+
+    def session_for_end(self) -> None:
+        """The run is over (or stopped early): read what was sent ahead, leaving the session free."""
+        self._drain()
+
+    def _drain(self) -> None:
+        if self.pending is not None:
+            self.pending.drain()
+            self.pending = None
+
+    def _fetch(self, start: int) -> None:
+        """A stream of the first calls of the cases from ``start`` on: a run of prefetched ops, up to a chunk."""
+        chosen = []
+        for i in range(start, min(start + PREFETCH_CHUNK, len(self.cases))):
+            if self.cases[i].op not in PREFETCHED_OPS or self.cases[i].op not in self.session.info.ops:
+                break
+            chosen.append(i)
+        if not chosen:
+            return
+        calls, owners = [], []
+        for i in chosen:
+            for args in self._first_calls(self.cases[i]):
+                calls.append((self.cases[i].op, args))
+                owners.append(i)
+        self.pending = _Pending(self.session.call_stream(calls, self.conventions), owners)
+
+    def _first_calls(self, case) -> list[dict]:
+        """The calls a case starts with: one, or for a structural mini-batch case the three it makes when the
+        batches are well formed (the same seed twice, then the next seed; see ``checks.check_mini_batches``)."""
+        args = case_inputs(case, self.dtype)
+        if case.op != "mini_batches" or "batches" in case.expected:
+            return [args]
+        calls = [args, args]
+        if case.inputs["X"].shape[1] >= SHUFFLE_MIN_COLUMNS:
+            calls.append({**args, "seed": case.full_inputs["seed"] + 1})
+        return calls
+
+
+class _Pending:
+    """The answers of one stream of calls, read as the cases that own them ask for them."""
+
+    def __init__(self, stream, owners: list[int]):
+        self.stream, self.owners, self.answers = stream, owners, []
+
+    def take(self, owner: int) -> list:
+        """The answers of case ``owner`` (reading the stream up to the last of them)."""
+        last = max(k for k, who in enumerate(self.owners) if who == owner)
+        while len(self.answers) <= last:
+            self.answers.append(next(self.stream))
+        return [answer for k, answer in enumerate(self.answers) if self.owners[k] == owner]
+
+    def drain(self) -> None:
+        """Read what is left, so that the session is free for other calls."""
+        self.answers.extend(self.stream)
+
+
+class _Answered:
+    """A session whose first calls of ``op`` return (or raise) the answers sent ahead; the rest go through."""
+
+    def __init__(self, session, op: str, pending: _Pending, owner: int):
+        self.session, self.info, self.op, self.pending = session, session.info, op, pending
+        self.answers = None
+        self.owner = owner
+
+    def call(self, op: str, args: dict, conventions: dict | None = None):
+        if self.answers is None:
+            self.answers = self.pending.take(self.owner) if op == self.op else []
+        if op == self.op and self.answers:
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        self.pending.drain()  # a call not sent ahead: the stream must be read to its end first
+        return self.session.call(op, args, conventions)
+
+
+_BINDS = re.compile(r" \[binds ([\w, *]+)\]$")
+_UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+
+
+def warnings_that_matter(load_warnings, results) -> list[str]:
+    """The load warnings worth a reader's time, each said once.
+
+    A statement that failed at load time (``import matplotlib``, the course's
+    helper modules) matters only where a checked function needed a name it would
+    have bound: the warning is then added to those errors (``NameError: name
+    'plt' is not defined``) and kept. A failed star import (``from testCases
+    import *``) is named only for an undefined name no other failed statement
+    explains. Other warnings (syntax errors, names provided without an import)
+    always matter.
+    """
+    kept, failed = [], []
+    for warning in load_warnings:
+        binds = _BINDS.search(warning)
+        if binds:
+            failed.append((warning[:binds.start()], {name.strip() for name in binds.group(1).split(",")}))
+        else:
+            kept.append(warning)
+    used = set()
+    for result in results:
+        if result.status != "error":
+            continue
+        for name in _UNDEFINED.findall(result.message):
+            culprits = [text for text, names in failed if name in names] or [
+                text for text, names in failed if "*" in names]
+            for text in culprits:
+                result.message += f" (at load time, {text})"
+            used.update(culprits)
+    return kept + [text for text, _ in failed if text in used]
+
+
+def summarize_errors(results) -> list[str]:
+    """One line per kind of error an op raised: "mini_batches: 22 cases error: ValueError: ...".
+
+    Messages that differ only in their numbers (sizes, shapes, ids) are one kind.
+    """
+    kinds = Counter((r.op, re.sub(r"\d+", "#", r.message)) for r in results if r.status == "error" and not r.xfail)
+    example = {}
+    for r in results:
+        example.setdefault((r.op, re.sub(r"\d+", "#", r.message)), r.message)
+    return [f"{op}: {count} case{'s' if count != 1 else ''} error: {example[(op, kind)]}"
+            for (op, kind), count in kinds.most_common()]

@@ -1,0 +1,123 @@
+"""Gradescope's ``results.json`` (``check --format gradescope``, and the autograder's ``run_autograder``).
+
+One test per case, worth a point, with what a student reads under it: the verdict,
+what was checked, what differs, the likely mistake and why the case exists. With the
+assignment file's points, the score is in those points, and each points group is a
+test of its own. Hidden cases are shown after publication.
+"""
+
+from __future__ import annotations
+
+from optconform.harness.checking.results import CaseResult, RunReport
+from optconform.harness.checking.selection import course_functions
+
+from .jsonsafe import to_json_safe
+from .text import fmt_num, indent, is_xfailed, is_xpassed, text_summary
+
+
+def _student_output(case: CaseResult) -> str:
+    """What a student reads under one test: the verdict, then what was checked and what differs."""
+    func = " and ".join(course_functions(case.op))
+    several = " and " in func
+    if case.op.endswith(".trajectory"):
+        subject = f"your {func}, called for several steps in a row,"
+    else:
+        subject = f"your {func}"
+    lines = []
+    if case.status == "pass":
+        lines.append("Passed.")
+        if is_xpassed(case):
+            lines.append("(This test was on the list of tests expected to fail, but your code gets it right.)")
+    elif case.status == "not_implemented":
+        lines.append(
+            f"Not run: the grader could not find {func} in your submission"
+            f"{' (one or both are missing)' if several else ''}, so this test scores 0. "
+            f"Check that {'they are' if several else 'it is'} defined at the top level of your file, "
+            "with the name and arguments the assignment asks for."
+        )
+    elif case.status == "error":
+        lines.append(
+            f"Failed: {subject} could not be checked: it raised an error, took too long, "
+            "or returned something the grader could not read."
+        )
+    else:
+        lines.append(f"Failed: {subject} {'do' if several else 'does'} not give the reference solution's result.")
+    if case.description:
+        lines.append(f"What was checked: {case.description}")
+    if case.status == "pass":
+        return "\n".join(lines)
+    if case.message:
+        label = {"fail": "What differs", "error": "What went wrong"}.get(case.status, "Grader message")
+        lines.append(f"{label}: {case.message}")
+    if case.diagnosis:
+        lines.append(f"Likely mistake: {case.diagnosis}")
+    if case.why and case.status != "not_implemented":
+        lines.append(f"This test is there to catch: {case.why}")
+    if case.status == "fail" and case.max_abs_err is not None:
+        size = f"Largest difference from the expected values: {fmt_num(case.max_abs_err)}"
+        if case.max_rel_err is not None:
+            size += f" (relative: {fmt_num(case.max_rel_err)})"
+        lines.append(size)
+    if case.details:
+        lines.append("Details:")
+        lines.extend(indent(detail, "  ") for detail in case.details)
+    if is_xfailed(case):
+        lines.append("(Your instructor expects this test to fail for now; it still scores 0.)")
+    return "\n".join(lines)
+
+
+def gradescope_results(report: RunReport) -> dict:
+    """The Gradescope ``results.json`` object: one test worth 1 point per case."""
+    tests = []
+    for case in report.results:
+        passed = case.status == "pass"
+        tests.append(
+            {
+                "name": case.id,
+                "name_format": "text",
+                "score": 1 if passed else 0,
+                "max_score": 1,
+                "status": "passed" if passed else "failed",
+                "output": _student_output(case),
+                "output_format": "text",
+                "tags": [case.op],
+                # a hidden case shows no value anyway; students see its verdict once grades are published
+                "visibility": "after_published" if case.hidden else "visible",
+                "extra_data": to_json_safe(
+                    {
+                        "op": case.op,
+                        "status": case.status,
+                        "xfail": case.xfail,
+                        "max_abs_err": case.max_abs_err,
+                        "max_rel_err": case.max_rel_err,
+                        "diagnosis": case.diagnosis,
+                    }
+                ),
+            }
+        )
+    summary = report.summary()
+    if report.points is not None:  # the assignment's points: one test per group carries them, cases none
+        for test in tests:
+            del test["score"], test["max_score"]
+        tests = [{"name": f"points: {group['kind']} {group['group']}", "score": group["points"],
+                  "max_score": group["max"], "status": "passed" if group["passed"] == group["cases"] else "failed",
+                  "output": f"{group['passed']} of {group['cases']} checks pass", "visibility": "visible"}
+                 for group in summary["points"]] + tests
+    return {
+        "score": summary["score"] if report.points is not None else sum(test["score"] for test in tests),
+        "max_score": summary["max_score"] if report.points is not None else len(tests),
+        "output": text_summary(report),
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "visibility": "visible",
+        "extra_data": to_json_safe(
+            {
+                "target": report.target,
+                "dtype": report.dtype,
+                "conventions": report.conventions,
+                "summary": summary,
+            }
+        ),
+        "tests": tests,
+    }
