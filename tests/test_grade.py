@@ -178,7 +178,8 @@ def test_expand_directories_and_names(tmp_path):
     found, errors = expand_submissions([str(root), str(other), str(root / "bob.py"), "missing.py",
                                         str(root / "empty")], exclude=root / "grades")
     names = {s.student: s for s in found}
-    assert set(names) == {"Ann Lee_123", "two", "bob", "bob-2"}
+    assert set(names) == {"Ann Lee_123", "two", "bob", "bob-2", "empty"}
+    assert "no .py or .ipynb file" in names["empty"].problem  # a student is never dropped in silence
     assert names["Ann Lee_123"].path.name == "homework.ipynb"
     assert names["two"].path.name == "a.py" and not names["two"].problem  # one file chosen, the other named
     assert errors[0] == "missing.py: no such file or directory"
@@ -217,7 +218,7 @@ def test_symlink_loops_and_undecodable_names_get_their_own_rows(tmp_path):
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
     assert set(rows) == {"loop", "a", "b", "stud\ufffdnt"}
-    assert all(rows[name]["status"] == "load_error" and "symlink loop" in rows[name]["diagnosis"]
+    assert all(rows[name]["status"] == "load_error" and "symbolic link" in rows[name]["diagnosis"]
                for name in ("loop", "a", "b"))
     assert rows["stud\ufffdnt"]["score"] == rows["stud\ufffdnt"]["max_score"]
 

@@ -49,7 +49,8 @@ def test_a_gradescope_export_names_students_from_its_metadata(tmp_path):
     assert rows["Ada Lovelace"]["score"] == rows["Ada Lovelace"]["max_score"]
     assert rows["Ada Lovelace"]["file"].endswith("submission_101/optimization.py")
     assert int(rows["Alan Turing + Grace Hopper"]["score"]) < int(rows["Alan Turing + Grace Hopper"]["max_score"])
-    assert "skipped helpers.py (graded optimization.py" in done.stderr  # a named skip, never a silent one
+    assert "Graded optimization.py, which defines 8 of the assignment's functions; set aside: helpers.py (0)" \
+        in done.stderr  # a named skip, never a silent one
     assert "1 file(s) skipped, not .py or .ipynb (plot.png)" in done.stderr
 
 

@@ -317,9 +317,9 @@ def test_the_child_a_sandbox_runs_is_compiled_small_and_without_the_vectors_load
     import importlib.util
     import struct
 
-    from optconform.harness.target.sandbox import _staged_child
+    from optconform.harness.target.staging import staged_child
 
-    root = Path(_staged_child())
+    root = Path(staged_child())
     sources = sorted(root.rglob("*.py"))
     assert len(sources) >= 8
     for source in sources:
@@ -333,9 +333,9 @@ def test_the_child_a_sandbox_runs_is_compiled_small_and_without_the_vectors_load
                    "code = main([sys.argv[2]]); "
                    "print(sorted(m for m in ('nbformat', 'jsonschema', 'traceback', 'optconform.reference') "
                    "if m in sys.modules), file=sys.stderr)")
-    from optconform.harness.target.sandbox import _package_dirs
+    from optconform.harness.target.staging import package_dirs
 
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe_child, str(root), str(notebook), *_package_dirs()],
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe_child, str(root), str(notebook), *package_dirs()],
                           input='{"id": 1, "op": "hello"}\n', capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": ""})
     assert '"ok":true' in done.stdout.replace(" ", ""), (done.stdout, done.stderr)

@@ -22,6 +22,7 @@ import re
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from .choice import IGNORED_DIRS, SUFFIXES
 
@@ -36,8 +37,10 @@ class ExportError(ValueError):
     """An export that cannot be unpacked safely; the text names the member."""
 
 
-def unpack(archive_path: Path, into: Path) -> list[Path]:
-    """Every member of the zip under ``into``; refuses absolute or climbing paths, links and bombs."""
+def unpack(archive_path: Path, into: Path, note: Callable[[str], None] = lambda text: None) -> list[Path]:
+    """Every member of the zip under ``into``; refuses absolute or climbing paths and bombs (ExportError), and
+    skips, saying so through ``note``, a link and a member that cannot be written (a name too long for the
+    file system, a name that is both a file and a folder): it costs only itself."""
     try:
         archive = zipfile.ZipFile(archive_path)
     except (zipfile.BadZipFile, OSError) as error:
@@ -52,18 +55,28 @@ def unpack(archive_path: Path, into: Path) -> list[Path]:
             if member.filename.startswith(("/", "\\")) or ".." in parts or not parts:
                 raise ExportError(f"{archive_path}: member {member.filename!r} points outside the export")
             if stat.S_ISLNK(member.external_attr >> 16):
-                continue  # a link is never a submission
+                note(f"{archive_path}: {member.filename}: skipped: a link is never a submission")
+                continue
             target = into.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, open(target, "wb") as sink:
-                remaining = member.file_size + 1
-                while chunk := source.read(1 << 20):  # the sizes in the directory may lie: count what comes
-                    remaining -= len(chunk)
-                    if remaining < 0:
-                        raise ExportError(f"{archive_path}: member {member.filename!r} is larger than it says")
-                    sink.write(chunk)
+            try:
+                _write_member(archive, member, target, archive_path)
+            except (OSError, zipfile.BadZipFile, NotImplementedError, EOFError) as error:
+                note(f"{archive_path}: {member.filename}: skipped: cannot be unpacked "
+                     f"({getattr(error, 'strerror', None) or error})")
+                continue
             written.append(target)
     return written
+
+
+def _write_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, archive_path: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open(member) as source, open(target, "xb") as sink:  # "x": a member named twice is not merged
+        remaining = member.file_size + 1
+        while chunk := source.read(1 << 20):  # the sizes in the directory may lie: count what comes
+            remaining -= len(chunk)
+            if remaining < 0:
+                raise ExportError(f"{archive_path}: member {member.filename!r} is larger than it says")
+            sink.write(chunk)
 
 
 def _gradescope_names(root: Path) -> dict[str, str]:

@@ -35,7 +35,7 @@ from optconform.harness.checking.run import prepare, progress_bar
 from optconform.harness.checking.selection import NOT_IN_ASSIGNMENT, select
 from optconform.harness.checking.settings import Settings
 from optconform.harness.reporting import pages
-from optconform.harness.target.sandbox import probe
+from optconform.harness.target.sandbox import exposed, probe
 from optconform.reference.conventions import ConventionError, resolve
 
 from . import executors, resume
@@ -83,9 +83,14 @@ def run_grade(settings: Settings, plan: GradePlan) -> int:
         raise UsageError("nothing to grade: no .py or .ipynb submissions among the paths given")
     feedback_dir = out / "feedback"
     try:
-        feedback_dir.mkdir(parents=True, exist_ok=True)
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)  # the gradebook is the grader's, no submission's
+        feedback_dir.mkdir(exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create {feedback_dir}: {error.strerror or error}") from None
+    if sandboxed:  # an engine that hides only what is closed (the uid engine): the class, the output, the vectors
+        open_to_submissions = exposed([*plan.submissions, out, *([settings.vectors] if settings.vectors else [])])
+        if open_to_submissions:
+            raise UsageError(open_to_submissions)
 
     points = settings.points
     try:

@@ -16,7 +16,7 @@ from . import answers, protocol
 from .contract import CallFailed, NotImplementedOp, TargetError, TargetInfo
 from .program import Program, sandbox_environment
 from .request_lines import request_line
-from .sandbox import DEFAULT_MEMORY_MB, apply_limits
+from .staging import DEFAULT_MEMORY_MB, Launch, apply_limits
 
 MAX_CONSECUTIVE_TIMEOUTS = 3
 #: A program may be restarted this many times in all (after crashes and timeouts) ...
@@ -30,11 +30,13 @@ class ProcessSession:
     """A program speaking the wire protocol, restarted whenever a call leaves it unusable."""
 
     def __init__(self, argv: list[str], name: str, timeout: float = 10.0, sandbox: bool = True,
-                 start_timeout: float | None = None, confined: bool = False, warnings: list[str] | None = None,
+                 start_timeout: float | None = None, launch: Launch | None = None, warnings: list[str] | None = None,
                  memory_mb: int | None = None):
-        """``sandbox``: a scrubbed environment and a scratch working directory. ``confined``: ``argv`` is a
-        bubblewrap command (:mod:`.sandbox`), started under its resource limits."""
-        self.argv, self.timeout, self.sandbox, self.confined = argv, timeout, sandbox, confined
+        """``sandbox``: a scrubbed environment and a scratch working directory. ``launch``: the child is started
+        by a sandbox engine (:mod:`.sandbox`), under its resource limits, its ``argv`` replacing ``argv``."""
+        self.launch = launch
+        self.argv = launch.argv if launch else argv
+        self.timeout, self.sandbox = timeout, sandbox
         self.memory_mb = memory_mb
         self.extra_warnings = list(warnings or [])
         self.start_timeout = start_timeout if start_timeout is not None else max(timeout, 30.0)
@@ -61,14 +63,19 @@ class ProcessSession:
             env = sandbox_environment(self._scratch.name)
             if self.memory_mb:
                 env["OPTCONFORM_MEMORY_MB"] = str(self.memory_mb)
-        limits = functools.partial(apply_limits, self.memory_mb or DEFAULT_MEMORY_MB) if self.confined else None
-        self.program = Program(self.argv, self.display_name, cwd=self._scratch.name if self.sandbox else None,
-                               env=env, preexec_fn=limits, confined=self.confined, line_limit=protocol.MAX_LINE_BYTES)
+        options = {"cwd": self._scratch.name if self.sandbox else None, "env": env}
+        if self.launch is not None:
+            options |= self.launch.popen
+            options["preexec_fn"] = functools.partial(apply_limits, self.memory_mb or DEFAULT_MEMORY_MB)
+        self.program = Program(self.argv, self.display_name, line_limit=protocol.MAX_LINE_BYTES,
+                               shifted_exit_codes=bool(self.launch and self.launch.shifted_exit_codes), **options)
 
     def _kill(self) -> None:
         program, self.program = self.program, None
         if program is not None:
             program.kill()
+            if self.launch is not None:  # whatever the program left running or wrote is gone before a result
+                self.launch.after_exit()
 
     def _start(self, first: bool = False) -> TargetInfo:
         self._spawn()
@@ -288,6 +295,8 @@ class ProcessSession:
             except (OSError, ValueError, TimeoutError):
                 pass
         self._kill()
+        if self.launch is not None:
+            self.launch.close()
         self._scratch.cleanup()
 
 

@@ -40,15 +40,14 @@ def sandbox_environment(home: str) -> dict:
 class Program:
     """``argv`` started in its own session (process group), stdin non-blocking, stderr drained to a tail."""
 
-    def __init__(self, argv: list[str], name: str, *, cwd: str | None, env: dict | None, preexec_fn=None,
-                 confined: bool = False, line_limit: int):
-        self.display_name, self.confined, self.line_limit = name, confined, line_limit
+    def __init__(self, argv: list[str], name: str, *, line_limit: int, shifted_exit_codes: bool = False, **popen):
+        """``popen``: ``subprocess.Popen``'s own arguments (``cwd``, ``env``, ``preexec_fn``, ``user``, ...)."""
+        self.display_name, self.shifted_exit_codes, self.line_limit = name, shifted_exit_codes, line_limit
         self.stderr_tail: collections.deque = collections.deque(maxlen=40)
         self._buffer = b""
         try:
             self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True,
-                                            preexec_fn=preexec_fn)
+                                            stderr=subprocess.PIPE, start_new_session=True, **popen)
         except (OSError, ValueError) as error:
             raise TargetError(f"cannot start {name}: {getattr(error, 'strerror', None) or error}") from None
         os.set_blocking(self.process.stdin.fileno(), False)  # writes are bounded by the call's deadline
@@ -128,7 +127,7 @@ class Program:
             code = self.process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             return "closed its output"
-        if self.confined and code is not None and 128 < code < 128 + 65:
+        if self.shifted_exit_codes and code is not None and 128 < code < 128 + 65:
             code = 128 - code  # bwrap reports its child killed by signal n as exit code 128 + n
         return _signal_name(code)
 

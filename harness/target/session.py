@@ -66,8 +66,8 @@ def child_argv(target: str) -> list[str]:
 SANDBOX_MODES = ("required", "auto", "off")
 
 
-def file_session(target: str, timeout: float, sandbox: str = "auto", memory_mb: int | None = None) -> "ProcessSession":
-    """A ``.py`` file or notebook served by the child, inside the bubblewrap sandbox when there is one."""
+def file_session(target: str, timeout: float, sandbox: str = "auto", memory_mb: int | None = None) -> ProcessSession:
+    """A ``.py`` file or notebook served by the child, inside a sandbox engine when there is one."""
     from pathlib import Path
 
     from . import sandbox as confinement
@@ -76,9 +76,12 @@ def file_session(target: str, timeout: float, sandbox: str = "auto", memory_mb: 
     if sandbox != "off":
         reason = confinement.probe()
         if reason is None:
-            policy = confinement.Policy(Path(target).resolve(), memory_mb or confinement.DEFAULT_MEMORY_MB)
-            return ProcessSession(policy.command(confinement.bwrap_binary()), name, timeout, sandbox=True,
-                                  confined=True, memory_mb=policy.memory_mb)
+            memory_mb = memory_mb or confinement.DEFAULT_MEMORY_MB
+            try:
+                launch = confinement.launch(Path(target).resolve(), memory_mb)
+            except OSError as error:
+                raise TargetError(f"the sandbox could not be set up for {name}: {error}") from None
+            return ProcessSession([], name, timeout, sandbox=True, launch=launch, memory_mb=memory_mb)
         if sandbox == "required":
             raise TargetError(f"no sandbox for untrusted code: {reason} (run `optconform doctor`; "
                               "--no-sandbox runs submissions unconfined)")
