@@ -96,8 +96,15 @@ def _check(args) -> int:
 
     if bool(args.target) == bool(args.cmd):
         raise UsageError("give exactly one of TARGET or --cmd")
-    settings = settings_from(args, sandbox="off" if args.no_sandbox else "auto", in_process=not args.isolate,
-                             graded=args.format in ("gradescope", "prairielearn"), max_failures=args.max_failures)
+    graded = args.format in ("gradescope", "prairielearn")  # a student's file: never run unconfined by accident
+    settings = settings_from(args, sandbox="off" if args.no_sandbox else "required" if graded else "auto",
+                             in_process=not args.isolate, graded=graded, max_failures=args.max_failures)
+    if graded and not args.no_sandbox and args.target:
+        from optconform.harness.target.sandbox import exposed
+
+        reason = exposed([Path(args.target).resolve().parent, *([settings.vectors] if settings.vectors else [])])
+        if reason:
+            raise UsageError(reason)
     try:
         report = run_target(settings, args.target, args.cmd, diagnoser=Diagnoser(), quiet=args.quiet)
     except LoadFailure as failure:
@@ -232,8 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict-xfail", action="store_true",
                        help="a case listed in --xfail that passes fails the run (as pytest's xfail_strict)")
     check.add_argument("--no-sandbox", action="store_true",
-                       help="run a .py or .ipynb target unconfined (by default it runs in the bubblewrap sandbox "
-                            "where this machine has one, with a warning where it does not)")
+                       help="run a .py or .ipynb target unconfined (by default it runs in a sandbox where this "
+                            "machine has one, with a warning where it does not; with --format gradescope or "
+                            "prairielearn a sandbox is required)")
     check.set_defaults(run=_check)
 
     generate = sub.add_parser("generate", help="write the golden vectors from the reference")

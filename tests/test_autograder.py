@@ -86,7 +86,7 @@ def test_a_buggy_notebook_in_a_folder_is_found_and_its_mistake_named(autograder,
     notebook = notebook.replace("/(1-beta1**t)", "").replace("/ (1 - np.power(beta1, t))", "")
     results = _grade(autograder, tmp_path, {"work/Optimization.ipynb": notebook, "work/helpers.py": "X = 1\n"})
     assert 40 <= results["score"] < 100
-    assert "graded work/Optimization.ipynb" in results["output"]
+    assert "Graded work/Optimization.ipynb" in results["output"] and "set aside: work/helpers.py (0)" in results["output"]
     assert any("Likely mistake" in t.get("output", "") for t in results["tests"])
 
 

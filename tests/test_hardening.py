@@ -663,3 +663,27 @@ def test_the_javascript_port_conforms():
     assert {case["status"] for case in report["cases"]} == {"pass"}
     passed_ops = {case["op"] for case in report["cases"] if case["status"] == "pass"}
     assert {"mini_batches", "momentum.init", "momentum.update", "adam.init", "adam.update"} <= passed_ops
+
+
+def test_the_submission_budget_holds_inside_a_batch(tmp_path, monkeypatch):
+    """A batch of slow calls stops when the program's budget is spent, not after the whole batch (each call
+    within its own limit, the sum far past the budget)."""
+    from optconform.harness.target import process
+    from optconform.harness.target.session import ProcessSession, child_argv
+    from optconform.vectors import load_suite
+
+    path = tmp_path / "slow.py"
+    path.write_text("import time\nimport numpy as np\n\ndef initialize_velocity(parameters):\n    time.sleep(0.5)\n"
+                    "    return {'d' + k: np.zeros_like(p) for k, p in parameters.items()}\n", encoding="utf-8")
+    case = next(c for c in load_suite() if c.op == "momentum.init")
+    monkeypatch.setattr(process, "MAX_SECONDS", 1.2)
+    session = ProcessSession(child_argv(str(path)), "slow.py", timeout=5, sandbox=False)
+    try:
+        assert session.binary  # version 2: the calls go in one batch
+        answers = session.call_many([("momentum.init", {"parameters": case.inputs["parameters"]})] * 12)
+    finally:
+        session.close()
+    made = [a for a in answers if not isinstance(a, Exception)]
+    spent = [a for a in answers if isinstance(a, Exception) and "used up its" in str(a)]
+    # 12 calls of 0.5 s each fit their own limit (5 s) but not the budget (1.2 s from the session's start)
+    assert len(answers) == 12 and len(made) <= 3 and len(spent) >= 11 - len(made), answers  # one may time out

@@ -44,13 +44,13 @@ def test_assignments_that_definitions_read_are_taken_and_the_rest_never_runs(tmp
         FLOAT = np.float64
         BASE = 2.0
         SCALE = BASE * 3
-        def f(x):
+        def update_lr(x):
             return sqrt(x).astype(FLOAT) + EPS * SCALE
         parameters = open({str(marker)!r}, "w").write("top-level work ran")
         for step in range(10**9):
             pass
     """)
-    assert module.f(np.array([4.0]))[0] == 2.0 + 6e-8
+    assert module.update_lr(np.array([4.0]))[0] == 2.0 + 6e-8
     assert not marker.exists() and not hasattr(module, "parameters")
     assert warnings == []
 
@@ -63,10 +63,10 @@ def test_an_assignment_that_fails_or_hangs_is_a_warning_naming_its_line(tmp_path
             while True:
                 pass
         SLOW = spin()
-        def f():
+        def update_lr():
             return RATE, SLOW
     """)
-    assert callable(module.f)
+    assert callable(module.update_lr)
     assert any("sub.py line 3: skipped (ZeroDivisionError" in w and "[binds RATE]" in w for w in warnings), warnings
     assert any("sub.py line 7: skipped (took longer than" in w for w in warnings), warnings
 
@@ -135,10 +135,10 @@ def test_a_constant_in_one_notebook_cell_serves_a_function_in_another(tmp_path):
 
     path = tmp_path / "cells.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell("import numpy as np\nEPS = 10**-8"),
-                                       new_code_cell("def f(x):\n    return x + EPS"),
+                                       new_code_cell("def update_lr(x):\n    return x + EPS"),
                                        new_code_cell("result = f(1)\nprint(result)")]), str(path))
     module, warnings = load_source(path)
-    assert module.f(1.0) == 1.0 + 1e-8 and not hasattr(module, "result") and warnings == []
+    assert module.update_lr(1.0) == 1.0 + 1e-8 and not hasattr(module, "result") and warnings == []
 
 
 def test_imports_no_definition_uses_are_not_run(tmp_path):
@@ -183,21 +183,21 @@ def test_a_version_4_notebook_is_read_as_nbformat_reads_it_and_without_importing
     cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# Title\n", "text"]},
              {"cell_type": "code", "metadata": {}, "source": ["import numpy as np\n", "EPS = 1e-8\n", ""],
               "outputs": [], "execution_count": None},
-             {"cell_type": "code", "metadata": {}, "source": "def f(x):\n    return x + EPS",
+             {"cell_type": "code", "metadata": {}, "source": "def update_lr(x):\n    return x + EPS",
               "outputs": [], "execution_count": 3},
              {"cell_type": "code", "metadata": {}, "source": [], "outputs": [], "execution_count": None},
-             {"cell_type": "raw", "metadata": {}, "source": "def f(x): return 0"}]
+             {"cell_type": "raw", "metadata": {}, "source": "def update_lr(x): return 0"}]
     path = tmp_path / "v4.ipynb"
     path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 2, "metadata": {}, "cells": cells}),
                     encoding="utf-8")
     probe = ("import sys, json; from pathlib import Path; from optconform.harness.target.loader import notebook_cells, "
              "load_source; cells = notebook_cells(Path(sys.argv[1])); module, _ = load_source(Path(sys.argv[1])); "
-             "print(json.dumps([cells, module.f(1.0), 'nbformat' in sys.modules]))")
+             "print(json.dumps([cells, module.update_lr(1.0), 'nbformat' in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     cells_read, value, nbformat_loaded = json.loads(done.stdout)
     assert cells_read == _nbformat_code_cells(path) == ["import numpy as np\nEPS = 1e-8\n",
-                                                        "def f(x):\n    return x + EPS", ""]
+                                                        "def update_lr(x):\n    return x + EPS", ""]
     assert value == 1.0 + 1e-8 and nbformat_loaded is False
 
 
@@ -276,3 +276,28 @@ def test_any_version_4_document_reads_as_nbformat_reads_it_or_is_refused_as_it_r
         assert ours == theirs, (notebook, ours, theirs)
 
     agree()
+
+
+def test_only_what_the_graded_functions_reach_runs(tmp_path):
+    """An import or assignment only an ungraded function (the course's model()) reads never runs, nor does a
+    guarded try: that nothing reads; a helper a graded function calls gets what it reads."""
+    marks = {name: tmp_path / name for name in ("plot", "guarded", "helper")}
+    module, warnings = load(tmp_path, f"""
+        import numpy as np
+        plt = open({str(marks["plot"])!r}, "w")
+        try:
+            trained = open({str(marks["guarded"])!r}, "w")
+        except OSError:
+            trained = None
+        HALF = open({str(marks["helper"])!r}, "w") and 0.5
+        def model(X):
+            plt.write("training")
+            return trained
+        def _halve(x):
+            return x * HALF
+        def update_lr(learning_rate0, epoch_num, decay_rate):
+            return _halve(learning_rate0) / (1 + decay_rate * epoch_num)
+    """)
+    assert module.update_lr(1.0, 0, 1.0) == 0.5 and callable(module.model)
+    assert marks["helper"].exists() and not marks["plot"].exists() and not marks["guarded"].exists()
+    assert warnings == []

@@ -495,3 +495,15 @@ def test_prairielearn_results_have_the_external_graders_fields(tmp_path):
     assert all(set(t) == {"name", "description", "points", "max_points", "message", "output"} for t in tests.values())
     total = sum(t["points"] for t in tests.values()) / sum(t["max_points"] for t in tests.values())
     assert results["score"] == pytest.approx(total, abs=1e-6)
+
+
+def test_markdown_pages_carry_student_text_as_text():
+    """A file name, a student's name or an exception may hold a tag, a link or an image: the Markdown page
+    shows them as written, as the HTML page does (a viewer that renders HTML in Markdown runs nothing)."""
+    from optconform.harness.reporting.pages import to_markdown
+
+    hostile = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) ![t](http://tracker/p.png) **x** `y`"
+    page = to_markdown([("h1", f"Feedback for {hostile}"), ("p", f"ValueError: {hostile}"),
+                        ("table", ("part", "note"), [(hostile, "a|b")]), ("figure", hostile, None, ("s",), [(1,)])])
+    assert "<" not in page and "](" not in page and "![" not in page and "**" not in page
+    assert page.count("&lt;img src=x onerror=alert\\(1\\)&gt;") == 4

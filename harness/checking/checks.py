@@ -29,6 +29,8 @@ class Outcome:
     comparison: Comparison | None = None
     got: dict | None = None
     details: list[str] = field(default_factory=list)
+    #: an error said for a hidden case: the grader's words, nothing the target wrote (CallFailed.withheld)
+    withheld: str = ""
 
 
 def cast_inputs(value, dtype: str):
@@ -316,6 +318,6 @@ def check_case(case, session, dtype: str, conventions: dict) -> Outcome:
     except NotImplementedOp as missing:
         return Outcome("not_implemented", f"{missing} is not implemented")
     except CallFailed as failure:
-        return Outcome("error", str(failure) + _multi_row_hint(case, str(failure)))
+        return Outcome("error", str(failure) + _multi_row_hint(case, str(failure)), withheld=failure.withheld)
     except KeyError as error:
         return Outcome("fail", f"the result has no {error}")

@@ -57,7 +57,7 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
         diagnosis=diagnosis, description=case.description, why=case.why,
         details=outcome.details, xfail=xfail, seconds=time.perf_counter() - started, tags=tuple(case.tags),
         series=_series(case, outcome, dtype))
-    return withheld(result) if getattr(case, "hidden", False) else result
+    return withheld(result, outcome) if getattr(case, "hidden", False) else result
 
 
 def _series(case, outcome, dtype: str) -> dict | None:
@@ -85,41 +85,34 @@ def _series(case, outcome, dtype: str) -> dict | None:
             "first_wrong": int(apart[0]) + 1 if apart.size else None}
 
 
-def withheld(result: CaseResult) -> CaseResult:
+def withheld(result: CaseResult, outcome) -> CaseResult:
     """A hidden case's result as a student may see it: the op, pass or fail, the named mistake; no value.
 
-    The message keeps only its kind (which output key differs, the exception's
-    type), since a value, expected or the student's own (printed into an error
-    message, say), would give the hidden case away.
+    A failure names only a key of the expected output that differs (never a key the
+    submission made up); an error keeps only the grader's own words
+    (:attr:`~optconform.harness.target.contract.CallFailed.withheld`), never the text the
+    submission wrote, its exit code or its signal.
     """
     result.hidden = True
     result.max_abs_err = result.max_rel_err = None
     result.details = []
     result.series = None
     if result.status == "fail":
-        key = re.match(r"[\w.\[\]]*?(?=\[|:)", result.message)
-        where = f" in {key.group(0)}" if key and key.group(0) else ""
-        result.message = f"the result differs from the reference{where} (hidden case: values withheld)"
+        result.message = f"the result differs from the reference{_expected_key(outcome.comparison)} (hidden case: " \
+                         "values withheld)"
     elif result.status == "error":
-        result.message = _without_values(result.message)
+        result.message = outcome.withheld or "the call failed (hidden case: its message is withheld)"
     return result  # a diagnosis is the catalogue's words and key names, never a value: it stays
 
 
-#: An exception raised by the target's own code: ``ValueError: <its text> (at file:line, in function)``.
-_RAISED = re.compile(r"^([A-Za-z_][\w.]*): .*?( \(at [^()]*:\d+, in \w+\))?$", re.DOTALL)
-
-
-def _without_values(message: str) -> str:
-    """An error message less whatever the target wrote into it: its exception's text, its stdout and stderr.
-
-    What the harness says itself (exited with code 7, killed by SIGSEGV, returned a tuple of 2, timed out)
-    holds no value of the case and stays.
-    """
-    message = re.split(r", after writing |; stderr: ", message, maxsplit=1)[0]
-    raised = _RAISED.match(message)
-    if raised and not message.startswith(("not run:", "not loaded:", "protocol error:")):
-        return f"{raised.group(1)}{raised.group(2) or ''} (hidden case: its message is withheld)"
-    return message
+def _expected_key(comparison) -> str:
+    """Where a hidden case's result differs, said with the reference's own keys only."""
+    ours = [m for m in comparison.mismatches if m.problem != "unexpected key"] if comparison else []
+    if ours:
+        return f" in {max(ours, key=lambda m: m.excess).where or 'the result'}"
+    if comparison and comparison.mismatches:
+        return " (the result holds a key the reference does not)"
+    return ""
 
 
 def run_cases(session, selection, dtype: str, conventions: dict, target: str,

@@ -23,7 +23,7 @@ from optconform.harness.target import sandbox
 
 from .assignment import AssignmentError, build_settings
 from .atomic import write_atomically
-from .choice import IGNORED_DIRS, choose
+from .choice import IGNORED_DIRS, choose, set_aside
 
 
 def find_submission(folder: Path) -> tuple[Path | None, str]:
@@ -34,9 +34,7 @@ def find_submission(folder: Path) -> tuple[Path | None, str]:
     if not files:
         return None, "no .py or .ipynb file was found in your submission"
     chosen = choose(files)
-    note = "" if len(files) == 1 else (f"graded {chosen.relative_to(folder)} (of {len(files)} files: the one that "
-                                       "defines the most of the assignment's functions)")
-    return chosen, note
+    return chosen, set_aside(chosen, files, folder)
 
 
 def misconfigured(root: Path) -> str | None:

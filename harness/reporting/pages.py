@@ -25,17 +25,27 @@ PLOTS_PER_PAGE = 1
 # ---------------------------------------------------------------- blocks -> Markdown, HTML
 
 
+#: Characters Markdown (and the HTML it may carry) would read as markup: written as themselves instead.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+
+
+def _md_text(text) -> str:
+    """Text that a Markdown viewer shows as written: HTML escaped (a student's name or exception may hold a tag),
+    and every character that could make a link, an image, emphasis or a heading backslash-escaped."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(str(text), quote=False))
+
+
 def _md_cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text).replace("\n", " ")
 
 
 def to_markdown(blocks: list[tuple]) -> str:
     out = []
     for kind, *body in blocks:
         if kind in ("h1", "h2"):
-            out.append(("# " if kind == "h1" else "## ") + body[0])
+            out.append(("# " if kind == "h1" else "## ") + _md_cell(body[0]))
         elif kind == "p":
-            out.append(body[0])
+            out.append(_md_text(body[0]))
         elif kind == "pre":
             out.append("```\n" + body[0].replace("```", "`` `") + "\n```")
         elif kind == "table":

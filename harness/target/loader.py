@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .adapter import FUNCTION_NAMES
+
 #: Statements taken from a submission: imports and definitions.
 DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -94,44 +96,65 @@ def _free_names(node: ast.stmt) -> set[str]:
 
 
 def _is_definition(node: ast.stmt) -> bool:
-    if isinstance(node, DEFINITIONS):
-        return True
-    # try: import x / except ImportError: ...  (only imports inside)
-    if isinstance(node, ast.Try):
-        body = node.body + [s for h in node.handlers for s in h.body] + node.orelse + node.finalbody
-        return all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass)) or _assigned_names(s) is not None
-                   for s in body)
-    return False
+    return isinstance(node, DEFINITIONS)
+
+
+def _guarded_names(node: ast.stmt) -> list[str] | None:
+    """The names a top-level ``try:`` of imports and assignments only binds (``try: import x / except
+    ImportError: x = None``); None for any other statement."""
+    if not isinstance(node, ast.Try):
+        return None
+    body = node.body + [s for h in node.handlers for s in h.body] + node.orelse + node.finalbody
+    names = []
+    for statement in body:
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            names += _bound_by(statement)
+        elif _assigned_names(statement) is not None:
+            names += _assigned_names(statement)
+        elif not isinstance(statement, ast.Pass):
+            return None
+    return names
 
 
 def _taken_statements(body: list[ast.stmt]) -> list[ast.stmt]:
-    """Definitions, and the assignments and imports they read (directly or through other such assignments).
+    """Definitions, and the assignments and imports the graded functions reach.
 
-    ``EPS = 10**-8`` or ``sqrt = np.sqrt`` is taken when a taken definition reads
-    ``EPS`` or ``sqrt``; ``parameters = model(X, Y)`` that nothing reads is not; nor is
-    ``import matplotlib.pyplot as plt`` when no function uses ``plt`` (importing it costs
-    a quarter of a second and grades nothing). A star import is always taken.
-    ``body`` is every top-level statement of the submission (all of a notebook's
-    cells), so a constant in one cell serves a function in another.
+    Every function and class is defined; an assignment, an import or a guarded ``try:``
+    of them runs only when a name it binds is read by a graded function, by a definition
+    one of those reads (a helper it calls), or by another statement so taken, to the
+    closure. ``EPS = 10**-8`` or ``sqrt = np.sqrt`` read by ``update_parameters_with_adam``
+    is taken; ``parameters = model(X, Y)`` that nothing reads is not; nor is ``import
+    matplotlib.pyplot as plt`` that only an ungraded ``model()`` uses (importing it costs a
+    quarter of a second and grades nothing). A star import is always taken. ``body`` is
+    every top-level statement of the submission (all of a notebook's cells), so a constant
+    in one cell serves a function in another.
     """
     imports = [node for node in body if isinstance(node, (ast.Import, ast.ImportFrom))]
     definitions = [node for node in body if _is_definition(node) and node not in imports]
-    assignments = [(node, _assigned_names(node)) for node in body if _assigned_names(node)]
-    needed = set().union(*(_free_names(node) for node in definitions)) | {CONVENTIONS_NAME}
-    taken_assignments: set[int] = set()
+    by_name = {node.name: node for node in definitions}
+    binders = [(node, _assigned_names(node) or _guarded_names(node)) for node in body
+               if _assigned_names(node) or _guarded_names(node)]
+    needed = {CONVENTIONS_NAME} | GRADED_NAMES  # a graded name may also be bound by an assignment
+    read_defs: set[str] = set()
+    taken: set[int] = set()
     grew = True
     while grew:
         grew = False
-        for node, names in assignments:
-            if id(node) not in taken_assignments and needed & set(names):
-                taken_assignments.add(id(node))
-                needed |= _loaded(node.value)
+        for name in sorted((needed & set(by_name)) - read_defs):  # a helper a graded function calls, and so on
+            read_defs.add(name)
+            needed |= _free_names(by_name[name])
+            grew = True
+        for node, names in binders:
+            if id(node) not in taken and (needed & set(names) or "*" in names):
+                taken.add(id(node))
+                needed |= _loaded(node.value) if isinstance(node, (ast.Assign, ast.AnnAssign)) else _loaded(node)
                 grew = True
-    taken_imports = {id(node) for node in imports if "*" in _bound_by(node) or needed & set(_bound_by(node))}
-    return [node for node in body if id(node) in taken_imports or id(node) in taken_assignments
-            or (_is_definition(node) and node not in imports)]
+    taken |= {id(node) for node in imports if "*" in _bound_by(node) or needed & set(_bound_by(node))}
+    return [node for node in body if id(node) in taken or node in definitions]
 
 
+#: Every name a graded function may have: what the loader starts its closure of needed names from.
+GRADED_NAMES = frozenset(name for names in FUNCTION_NAMES.values() for name in names)
 #: A submission's own convention declaration: read (a port's), though grading may ignore it.
 CONVENTIONS_NAME = "OPTCONFORM_CONVENTIONS"
 #: Seconds an assignment a definition reads may take to evaluate at load time.

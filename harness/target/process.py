@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from . import answers, protocol
-from .contract import CallFailed, NotImplementedOp, TargetError, TargetInfo
+from .contract import CallFailed, NotImplementedOp, TargetError, TargetInfo, ended, raised, unreadable
 from .program import Program, sandbox_environment
 from .request_lines import request_line
 from .staging import DEFAULT_MEMORY_MB, Launch, apply_limits
@@ -127,16 +127,16 @@ class ProcessSession:
         except (TimeoutError, EOFError, BrokenPipeError, ConnectionResetError) as error:
             raise self._lost(error, timeout) from None
         except protocol.ProtocolError as error:
-            raise CallFailed(f"protocol error: {error}") from None
+            raise unreadable(f"protocol error: {error}") from None
         if response["id"] != request_id:
-            raise CallFailed(f"protocol error: answered id {response['id']!r} to request id {request_id}")
+            raise unreadable(f"protocol error: answered id {response['id']!r} to request id {request_id}")
         return response
 
     def _lost(self, error: Exception, timeout: float) -> CallFailed:
         """What a request or its answer that could not get through says: it timed out, or the program ended."""
         if isinstance(error, TimeoutError):
             return _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)")
-        return CallFailed(f"the program {self.program.exit_status()} during the call{self.program.stdout_hint()}"
+        return ended(f"the program {self.program.exit_status()} during the call{self.program.stdout_hint()}"
                           f"{self.program.stderr_hint()}")
 
     def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None) -> dict:
@@ -164,10 +164,10 @@ class ProcessSession:
             raise NotImplementedOp(op)
         self._refuse_past_caps(op)
         try:
-            response = self._request(op, args, self.timeout, conventions)
+            response = self._request(op, args, self._call_limit(), conventions)
         except _Refused as refusal:
             self.timeouts[op] = self.crashes[op] = 0
-            raise CallFailed(str(refusal)) from None
+            raise refusal.as_failure() from None
         except CallFailed as failure:
             self._count_failure(op, failure)
             raise
@@ -175,7 +175,7 @@ class ProcessSession:
         try:
             return answers.result(op, response), response.get("problems", [])
         except protocol.ProtocolError as error:
-            raise CallFailed(str(error)) from None
+            raise unreadable(str(error)) from None
 
     def call_many(self, calls: list[tuple[str, dict]], conventions: dict | None = None,
                   sequence: bool = False) -> list:
@@ -238,10 +238,14 @@ class ProcessSession:
             yield failure
             return
         for index, op in enumerate(ops):
+            if self._out_of_time():  # the submission's budget holds inside a batch too
+                self._kill()
+                yield CallFailed(f"not run: the program used up its {MAX_SECONDS:g} s in all")
+                return
             try:
-                answer = self._receive(request_id, self.timeout)
+                answer = self._receive(request_id, self._call_limit())
                 if answer.get("index") != index:
-                    raise CallFailed(f"protocol error: answer {answer.get('index')!r} of a {kind} where {index} "
+                    raise unreadable(f"protocol error: answer {answer.get('index')!r} of a {kind} where {index} "
                                      "was due")
             except CallFailed as failure:
                 self._count_failure(op, failure)
@@ -255,11 +259,11 @@ class ProcessSession:
     def _answered(self, op: str, answer: dict):
         if not answer["ok"]:
             error = answer["error"].strip()
-            return CallFailed(error.splitlines()[0][:400] if error else "error")
+            return raised(error.splitlines()[0][:400] if error else "error")
         try:
             return answers.result(op, answer), answer.get("problems", [])
         except protocol.ProtocolError as error:
-            return CallFailed(str(error))
+            return unreadable(str(error))
 
     def _one(self, op: str, args: dict, conventions: dict | None):
         try:
@@ -269,6 +273,10 @@ class ProcessSession:
 
     def _out_of_time(self) -> bool:
         return time.monotonic() - self.started > MAX_SECONDS
+
+    def _call_limit(self) -> float:
+        """A call's time limit: its own, or what is left of the program's budget, whichever is less."""
+        return max(0.01, min(self.timeout, MAX_SECONDS - (time.monotonic() - self.started)))
 
     def _refuse_past_caps(self, op: str) -> None:
         """Fail a call at once when the op keeps hanging or crashing, or the program's budget is spent."""
@@ -302,6 +310,9 @@ class ProcessSession:
 
 class _Refused(CallFailed):
     """The program answered ``ok: false``: the call failed, but the program is fine."""
+
+    def as_failure(self) -> CallFailed:
+        return raised(str(self))
 
 
 class _TimedOut(CallFailed):

@@ -19,7 +19,7 @@ import shlex
 import sys
 
 from .adapter import PythonAdapter, ResultShapeError
-from .contract import CallFailed, NotImplementedOp, TargetError, TargetInfo
+from .contract import CallFailed, NotImplementedOp, TargetError, TargetInfo, raised
 from .process import ProcessSession
 
 __all__ = ["CallFailed", "InProcessSession", "NotImplementedOp", "ProcessSession", "TargetError", "TargetInfo",
@@ -39,11 +39,11 @@ class InProcessSession:
         try:
             return self.adapter.call(op, args)
         except ResultShapeError as error:
-            raise CallFailed(str(error)) from None
+            raise CallFailed(str(error), "the result could not be read (hidden case: its details are withheld)") from None
         except SystemExit as error:  # a port that calls sys.exit must not end the run as if it passed
-            raise CallFailed(f"called sys.exit({error.code!r})") from None
+            raise CallFailed(f"called sys.exit({error.code!r})", "called sys.exit (hidden case: its code is withheld)") from None
         except Exception as error:  # noqa: BLE001 - the target's exception becomes this case's error
-            raise CallFailed(f"{type(error).__name__}: {error}"[:300]) from None
+            raise raised(f"{type(error).__name__}: {error}"[:300]) from None
 
     def close(self) -> None:
         pass

@@ -7,9 +7,9 @@ grader is root, each child runs instead:
 - as a uid of its own from :data:`UID_RANGE`, which no account has (so it owns no file),
   taken under a lock for the session's life (two children never share one), with no
   supplementary groups and umask 077;
-- in a fresh scratch folder owned by that uid (its working directory, ``HOME`` and
-  ``TMPDIR``), holding a copy of its submission: the submission's own folder need not
-  be readable to it;
+- in a fresh scratch folder of its own (its working directory, ``HOME`` and ``TMPDIR``),
+  beside a copy of its submission: the submission's own folder need not be readable
+  to it;
 - as the staged child server (``python -I -S``, :mod:`.staging`), never the installed
   optconform, under the same resource limits as bubblewrap's (``RLIMIT_NPROC`` now
   holds: the uid is not root);
@@ -155,11 +155,13 @@ def end_everything_of(uid: int) -> None:
 def launch(submission: Path, memory_mb: int) -> Launch:
     """Start the child server on a copy of ``submission``, as a uid of its own, in a scratch folder of its own."""
     held = _Uid()
-    scratch = Path(tempfile.mkdtemp(prefix=f"optconform-{held.uid}-"))
-    copy = scratch / "submission" / submission.name
+    scratch = Path(tempfile.mkdtemp(prefix=f"optconform-{held.uid}-"))  # the grader's: never swept with the uid's
+    scratch.chmod(0o711)
+    home, copy = scratch / "home", scratch / "submission" / submission.name
+    home.mkdir()
     copy.parent.mkdir()
     shutil.copyfile(submission, copy)
-    for path in (scratch, copy.parent, copy):
+    for path in (home, copy.parent, copy):
         os.chown(path, held.uid, held.uid, follow_symlinks=False)
 
     def after_exit() -> None:
@@ -170,9 +172,9 @@ def launch(submission: Path, memory_mb: int) -> Launch:
         shutil.rmtree(scratch, ignore_errors=True)
         held.release()
 
-    environment = {**child_environment(str(scratch)), "OPTCONFORM_MEMORY_MB": str(memory_mb)}
+    environment = {**child_environment(str(home)), "OPTCONFORM_MEMORY_MB": str(memory_mb)}
     argv = [sys.executable, "-I", "-S", "-c", boot_code(staged_child(), _SECCOMP), str(copy)]
-    popen = {"cwd": str(scratch), "env": environment, "user": held.uid, "group": held.uid, "extra_groups": [],
+    popen = {"cwd": str(home), "env": environment, "user": held.uid, "group": held.uid, "extra_groups": [],
              "umask": 0o077}
     return Launch("uid", argv, popen, after_exit=after_exit, close=close)
 
