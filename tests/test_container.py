@@ -135,7 +135,9 @@ def test_correct_buggy_and_odd_submissions_are_graded_as_gradescope_grades_them(
     assert beside["score"] == 100, beside["output"][:400]
     assert "Graded Optimization_methods.ipynb" in beside["output"] and "public_tests.py" in beside["output"]
     broken = _run(container, {"sub.ipynb": b"{not json"})
-    assert broken["score"] == 0 and "not a notebook" in json.dumps(broken)
+    assert broken["score"] == 0 and "sub.ipynb: not a notebook" in json.dumps(broken)
+    for results in (correct, buggy, beside, broken):  # the student's own file names, never where the grader keeps them
+        assert "/submission" not in json.dumps(results) and str(container["root"]) not in json.dumps(results)
     empty = _run(container, {"notes.txt": "I did not finish"})
     assert empty["score"] == 0 and "no .py or .ipynb file" in empty["output"]
     hanging = _run(container, {"sub.py": COURSE + textwrap.dedent("""

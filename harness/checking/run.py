@@ -75,15 +75,16 @@ def load_error_report(target: str, message: str, prepared: Prepared, dtype: str)
 
 
 def run_target(settings: Settings, target: str | None, cmd: str | None, prepared: Prepared | None = None,
-               diagnoser: Diagnoser | None = None, quiet: bool = False) -> RunReport:
-    """Open the target, run the selected cases, close; returns the RunReport."""
+               diagnoser: Diagnoser | None = None, quiet: bool = False, display: str | None = None) -> RunReport:
+    """Open the target, run the selected cases, close; returns the RunReport, which names the target as
+    ``display`` (a student's own file name, never where the grader keeps it) where given."""
     prepared = prepared or prepare(settings)
+    display = display or target or cmd
     try:
         session = open_session(target, cmd, settings.timeout, in_process=settings.in_process,
                                sandbox=settings.sandbox, memory_mb=settings.memory)
     except TargetError as error:
-        raise LoadFailure(str(error), load_error_report(target or cmd, str(error), prepared,
-                                                        settings.dtype)) from None
+        raise LoadFailure(str(error), load_error_report(display, str(error), prepared, settings.dtype)) from None
     try:
         try:  # grading: the instructor decides the conventions
             conventions = resolve({} if settings.graded else session.info.conventions, prepared.overrides)
@@ -95,8 +96,8 @@ def run_target(settings: Settings, target: str | None, cmd: str | None, prepared
             raise UsageError("no case selected: every case was skipped or the selection is empty "
                              "(check --ops, --skip and --dtype)")
         with progress_bar(len(selection.run), session.info.name, quiet) as advance:
-            report = run_cases(session, selection, settings.dtype, conventions, target or cmd,
-                               settings.max_failures, advance, diagnoser)
+            report = run_cases(session, selection, settings.dtype, conventions, display, settings.max_failures,
+                               advance, diagnoser)
         report.vectors = suite_identity(settings.vectors)
         report.points = settings.points
         if settings.graded and session.info.conventions:

@@ -48,5 +48,6 @@ class Settings:
     max_failures: int | None = None
     #: what each part is worth; None: one point a case
     points: Points | None = None
-    #: the assignment file these settings came from, if any
+    #: the assignment file these settings came from, if any, and the assignment's name (its ``name``)
     assignment_file: str | None = None
+    assignment_name: str = "optconform"

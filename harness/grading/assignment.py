@@ -36,6 +36,7 @@ class Assignment:
     path: Path | None = None
     settings: dict = field(default_factory=dict)
     points: Points | None = None
+    name: str = "optconform"
 
 
 def _read_toml(path: Path) -> dict:
@@ -79,7 +80,10 @@ def load(path: Path) -> Assignment:
                 raise AssignmentError(f"{path}: {key} must be {' or '.join(k.__name__ for k in kinds)}")
             settings[key] = value
     points = _points(path, table["points"]) if "points" in table else None
-    return Assignment(path, settings, points)
+    name = table.get("name", "optconform")
+    if not isinstance(name, str) or not name.strip():
+        raise AssignmentError(f"{path}: name must be the assignment's name, as text")
+    return Assignment(path, settings, points, name.strip())
 
 
 def _points(path: Path, table) -> Points:
@@ -118,7 +122,7 @@ def build_settings(given: dict, config: str | None = None, **fixed) -> Settings:
     if chosen["dtype"] not in ("float64", "float32"):
         raise AssignmentError(f"{path}: dtype must be float64 or float32, not {chosen['dtype']!r}")
     return Settings(ops=ops, conventions=conventions, points=assignment.points,
-                    assignment_file=str(path) if path else None, **chosen, **fixed)
+                    assignment_file=str(path) if path else None, assignment_name=assignment.name, **chosen, **fixed)
 
 
 INIT_TEXT = '''# optconform.toml: what a grading run of this assignment uses.

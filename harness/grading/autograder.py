@@ -21,6 +21,7 @@ import base64
 import csv
 import hashlib
 import io
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,8 +98,13 @@ def own_wheel(folder: Path) -> Path:
 
     project = Path(optconform.__file__).resolve().parent.parent
     if (project / "pyproject.toml").is_file() and (project / "harness").is_dir():
-        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder),
-                               str(project)], capture_output=True, text=True, timeout=600)
+        leftover = not (project / "build").exists()  # setuptools builds in the tree: what it leaves, goes
+        try:
+            done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder),
+                                   str(project)], capture_output=True, text=True, timeout=600)
+        finally:
+            if leftover:
+                shutil.rmtree(project / "build", ignore_errors=True)
         wheels = sorted(folder.glob("optconform-*.whl"))
         if done.returncode != 0 or not wheels:
             said = [line for line in done.stderr.splitlines() if line.strip() and "WARNING" not in line]

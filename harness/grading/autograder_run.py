@@ -79,7 +79,8 @@ def _check(root: Path, submission: Path) -> dict:
     try:
         settings = build_settings(given, str(config) if config.is_file() else None, graded=True, sandbox="required")
         try:
-            report = run_target(settings, str(submission), None, diagnoser=Diagnoser(), quiet=True)
+            report = run_target(settings, str(submission), None, diagnoser=Diagnoser(), quiet=True,
+                                display=submission.relative_to(root / "submission").as_posix())
         except LoadFailure as failure:
             report = failure.report
     except (UsageError, AssignmentError) as error:

@@ -25,12 +25,15 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from .choice import IGNORED_DIRS, SUFFIXES
+from .identity import NONE as NO_IDENTITY
+from .identity import Identity, Member
 
 #: Limits on an export: its members, and the bytes they unpack to.
 MAX_MEMBERS = 100_000
 MAX_BYTES = 1 << 30
-_CANVAS = re.compile(r"^(?P<name>[^_]+?)(?:_late)?_(?P<user>\d+)_(?P<submission>\d+)_(?P<file>.+)$", re.IGNORECASE)
-_MOODLE = re.compile(r"^(?P<name>.+?)_\d+_assignsubmission_\w+?_?$")
+_CANVAS = re.compile(r"^(?P<name>[^_]+?)(?P<late>_late)?_(?P<user>\d+)_(?P<submission>\d+)_(?P<file>.+)$",
+                     re.IGNORECASE)
+_MOODLE = re.compile(r"^(?P<name>.+?)_(?P<participant>\d+)_assignsubmission_\w+?_?$")
 
 
 class ExportError(ValueError):
@@ -79,7 +82,8 @@ def _write_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Pat
             sink.write(chunk)
 
 
-def _gradescope_names(root: Path) -> dict[str, str]:
+def _gradescope_identities(root: Path) -> dict[str, Identity]:
+    """``{submission folder: Identity}`` from a Gradescope export's ``submission_metadata.yml``."""
     metadata = root / "submission_metadata.yml"
     try:
         import yaml
@@ -89,22 +93,31 @@ def _gradescope_names(root: Path) -> dict[str, str]:
         document = yaml.safe_load(metadata.read_text(encoding="utf-8", errors="replace")) or {}
     except (yaml.YAMLError, OSError):
         return {}
-    names = {}
+    found = {}
     for folder, entry in document.items() if isinstance(document, dict) else ():
-        submitters = entry.get(":submitters") or entry.get("submitters") or [] if isinstance(entry, dict) else []
-        found = [str(s.get(":name") or s.get("name") or s.get(":sid") or "") for s in submitters if isinstance(s, dict)]
-        if any(found):
-            names[str(folder)] = " + ".join(n for n in found if n)
-    return names
+        entry = entry if isinstance(entry, dict) else {}
+        submitters = entry.get(":submitters") or entry.get("submitters") or []
+        members = tuple(Member(str(s.get(":name") or s.get("name") or ""), str(s.get(":sid") or s.get("sid") or ""),
+                               str(s.get(":email") or s.get("email") or "")) for s in submitters if isinstance(s, dict))
+        members = tuple(m for m in members if m.name or m.sid or m.email)
+        if members:
+            late = entry.get(":late", entry.get("late"))
+            found[str(folder)] = Identity("gradescope", members, late if isinstance(late, bool) else None,
+                                          str(folder).removeprefix("submission_"))
+    return found
 
 
-def students(root: Path, files: list[Path]) -> dict[str, list[Path]]:
-    """``{student: [their .py/.ipynb files]}`` for an unpacked export rooted at ``root``."""
+def _student_name(identity: Identity) -> str:
+    return " + ".join(m.name or m.sid or m.email for m in identity.members)
+
+
+def students(root: Path, files: list[Path]) -> dict[str, tuple[list[Path], Identity]]:
+    """``{student: ([their .py/.ipynb files], what the export says of them)}`` for an unpacked export."""
     tops = [p for p in root.iterdir() if not p.name.startswith(".") and p.name not in IGNORED_DIRS]
     if len(tops) == 1 and tops[0].is_dir():  # an export wrapped in one folder
         root = tops[0]
-    gradescope = _gradescope_names(root) if (root / "submission_metadata.yml").is_file() else {}
-    grouped: dict[str, list[Path]] = {}
+    gradescope = _gradescope_identities(root) if (root / "submission_metadata.yml").is_file() else {}
+    grouped: dict[str, tuple[list[Path], Identity]] = {}
     for path in files:
         try:
             parts = path.relative_to(root).parts
@@ -112,12 +125,23 @@ def students(root: Path, files: list[Path]) -> dict[str, list[Path]]:
             continue
         if path.suffix not in SUFFIXES or IGNORED_DIRS & set(parts) or any(p.startswith(".") for p in parts):
             continue
+        identity = NO_IDENTITY
         if len(parts) == 1:
             canvas = _CANVAS.match(parts[0])
             student = canvas.group("name") if canvas else path.stem
+            if canvas:
+                identity = Identity("canvas", (Member(student, user_id=canvas.group("user")),),
+                                    canvas.group("late") is not None, canvas.group("submission"))
         else:
             folder = parts[0]
             moodle = _MOODLE.match(folder)
-            student = gradescope.get(folder) or (moodle.group("name") if moodle else folder)
-        grouped.setdefault(student, []).append(path)
+            if folder in gradescope:
+                identity = gradescope[folder]
+                student = _student_name(identity)
+            elif moodle:
+                student = moodle.group("name")
+                identity = Identity("moodle", (Member(student, user_id=moodle.group("participant")),))
+            else:
+                student = folder
+        grouped.setdefault(student, ([], identity))[0].append(path)
     return grouped

@@ -43,6 +43,7 @@ from .atomic import write_atomically
 from .feedback import write_feedback
 from .gradebook import make_row, summary_table, write_gradebook
 from .graded import Graded
+from .lms_files import write_lms_files
 from .submissions import expand_submissions, safe_name
 
 
@@ -156,6 +157,8 @@ def run_grade(settings: Settings, plan: GradePlan) -> int:
             "points": points.as_dict() if points else "one point a case"}
     try:
         write_gradebook(out, rows, graded, meta)
+        for name in write_lms_files(out, rows, settings.assignment_name):
+            print(f"optconform: wrote {out / name}, the file its LMS imports the grades from", file=sys.stderr)
         summary = pages.class_blocks(rows)
         write_atomically(out / "class.md", pages.to_markdown(summary))
         write_atomically(out / "class.html", pages.to_html("Class summary", summary))

@@ -16,8 +16,10 @@ from .feedback import headline
 from .graded import Graded, one_line
 from .submissions import safe_name
 
-CSV_COLUMNS = ("student", "file", "score", "max_score", "percent", "passed", "failed", "errors",
+CSV_COLUMNS = ("student", "file", "score", "max_score", "percent", "conforms", "passed", "failed", "errors",
                "not_implemented", "status", "diagnosis")
+#: Who each row is, as the LMS export said: one row per person (each member of a Gradescope group).
+IDENTITY_COLUMNS = ("name", "sid", "email", "user_id", "lms", "submission_id", "late")
 
 
 # --------------------------------------------------------------------------- gradebook
@@ -42,6 +44,8 @@ def make_row(graded: Graded, default_max: int) -> dict:
     return {
         "student": sub.student, "file": sub.display, "score": score, "max_score": max_score,
         "percent": round(100.0 * score / max_score, 1) if max_score else 0.0,
+        "conforms": "yes" if graded.status == "ok" and graded.report.conforms else "no",
+        "identity": sub.identity,
         "passed": counts[0], "failed": counts[1], "errors": counts[2], "not_implemented": counts[3],
         "status": graded.status, "diagnosis": headline(graded), "parts": _parts(graded.report),
         "mistakes": "; ".join(sorted({mistake_names(case.diagnosis)[0] for case in
@@ -67,24 +71,36 @@ def _csv_cell(value):
     return value
 
 
+def _people(row: dict) -> list[dict]:
+    """The row's identity cells, one set per person it stands for."""
+    identity = row["identity"]
+    late = "" if identity.late is None else ("yes" if identity.late else "no")
+    members = identity.members or (None,)
+    return [{"name": m.name if m else row["student"], "sid": m.sid if m else "", "email": m.email if m else "",
+             "user_id": m.user_id if m else "", "lms": identity.lms, "submission_id": identity.submission_id,
+             "late": late} for m in members]
+
+
 def write_gradebook(out: Path, rows: list[dict], graded: list[Graded], meta: dict) -> None:
     table = io.StringIO(newline="")
     parts = list(dict.fromkeys(part for row in rows for part in row["parts"]))  # every op, in first-seen order
-    columns = [*CSV_COLUMNS[:5], *(c for part in parts for c in (part, f"{part} max")), *CSV_COLUMNS[5:],
-               "mistakes"]
+    columns = [*CSV_COLUMNS[:6], *(c for part in parts for c in (part, f"{part} max")), *CSV_COLUMNS[6:],
+               "mistakes", *IDENTITY_COLUMNS]
     writer = csv.DictWriter(table, fieldnames=columns)
     writer.writeheader()
     for row in rows:
         cells = {key: _csv_cell(row[key]) for key in (*CSV_COLUMNS, "mistakes")}
         for part in parts:
             cells[part], cells[f"{part} max"] = row["parts"].get(part, ("", ""))
-        writer.writerow(cells)
+        for person in _people(row):
+            writer.writerow({**cells, **{key: _csv_cell(value) for key, value in person.items()}})
     replace_atomically(out / "gradebook.csv", table.getvalue().encode("utf-8", "replace"))
     by_student = {g.submission.student: g for g in graded}
     entries = []
     for row in rows:
         g = by_student[row["student"]]
-        entry = {key: value for key, value in row.items() if key != "parts"}
+        entry = {key: value for key, value in row.items() if key not in ("parts", "identity")}
+        entry["identity"] = row["identity"].as_dict()
         entry["parts"] = {part: {"points": got, "max": most} for part, (got, most) in row["parts"].items()}
         entry["feedback"] = f"feedback/{safe_name(row['student'])}.txt"
         entry["seconds"] = round(g.seconds, 2)

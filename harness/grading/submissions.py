@@ -20,6 +20,8 @@ from pathlib import Path
 
 from .choice import IGNORED_DIRS, SUFFIXES, choose, set_aside
 from .exports import ExportError, students, unpack
+from .identity import NONE as NO_IDENTITY
+from .identity import Identity
 
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 #: The longest file name a student's results are written under.
@@ -33,6 +35,7 @@ class Submission:
     display: str        # the path as the gradebook shows it
     problem: str = ""   # set when the submission is known to be ungradable before it runs (e.g. a link)
     note: str = ""      # for the student: which of their files was graded, and those set aside
+    identity: Identity = NO_IDENTITY  # who, as the LMS export says (ids, group members, late)
 
     def __post_init__(self):  # names from LMS exports need not be UTF-8: shown with U+FFFD, never a crash
         self.student, self.display = _printable(self.student), _printable(self.display)
@@ -180,9 +183,10 @@ def _from_export(path: Path, text: str, errors: list[str]) -> list[Submission]:
         errors.append(f"{text}: no .py or .ipynb submissions in this export")
     found = []
     for student in sorted(grouped):
-        chosen = _chosen(student, grouped[student], path)
+        files, identity = grouped[student]
+        chosen = _chosen(student, files, path)
         found.append(Submission(student, chosen, f"{text}:{chosen.relative_to(folder).as_posix()}",
-                                note=set_aside(chosen, grouped[student], folder)))
+                                note=set_aside(chosen, files, folder), identity=identity))
     return found
 
 
@@ -204,7 +208,7 @@ def safe_name(student: str) -> str:
     return name
 
 
-def _identity(path: Path):
+def _file_key(path: Path):
     try:
         status = path.stat()
         return status.st_dev, status.st_ino
@@ -217,7 +221,7 @@ def _deduplicate(found: list[Submission]) -> list[Submission]:
     link, a path given twice under two names) are both flagged; two students with one name get -2, -3, ..."""
     unique, owners, taken = [], {}, set()
     for submission in found:
-        identity = None if submission.problem else _identity(submission.path)
+        identity = None if submission.problem else _file_key(submission.path)
         if identity is not None and identity in owners:
             first = owners[identity]
             if first.student == submission.student:

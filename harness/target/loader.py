@@ -217,18 +217,18 @@ def notebook_cells(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
         document = json.loads(text)
     except OSError as error:
-        raise LoadError(f"{path}: cannot read ({error.strerror or error})") from None
+        raise LoadError(f"{path.name}: cannot read ({error.strerror or error})") from None
     except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, nesting too deep
-        raise LoadError(f"{path}: not a notebook: not valid JSON ({str(error).splitlines()[0][:120]})") from None
+        raise LoadError(f"{path.name}: not a notebook: not valid JSON ({str(error).splitlines()[0][:120]})") from None
     if not isinstance(document, dict) or "nbformat" not in document or not ({"cells", "worksheets"} & set(document)):
-        raise LoadError(f"{path}: not a notebook: JSON without the notebook keys 'nbformat' and 'cells' "
+        raise LoadError(f"{path.name}: not a notebook: JSON without the notebook keys 'nbformat' and 'cells' "
                         "(or, before version 4, 'worksheets')")
     cells = _version_4_code_cells(document)
     if cells is None:
         cells = _converted_code_cells(path, text)
     for number, source in enumerate(cells, 1):
         if not isinstance(source, str):
-            raise LoadError(f"{path}: not a readable notebook (code cell {number}'s source is not text)")
+            raise LoadError(f"{path.name}: not a readable notebook (code cell {number}'s source is not text)")
     return cells
 
 
@@ -286,10 +286,10 @@ def _converted_code_cells(path: Path, text: str) -> list[str]:
         notebook = nbformat.convert(nbformat.reader.reads(text), 4)
     except Exception as error:  # noqa: BLE001 - nbformat raises many kinds for a broken file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise LoadError(f"{path}: not a readable notebook ({reason[:160]})") from None
+        raise LoadError(f"{path.name}: not a readable notebook ({reason[:160]})") from None
     cells = getattr(notebook, "cells", None)
     if not isinstance(cells, list):
-        raise LoadError(f"{path}: not a notebook (no cells)")
+        raise LoadError(f"{path.name}: not a notebook (no cells)")
     return [cell.get("source", "") for cell in cells if cell.get("cell_type") == "code"]
 
 
@@ -364,9 +364,9 @@ def _prelude_warnings(trees: list[ast.Module], label: str) -> list[str]:
 def load_source(path: Path) -> tuple[types.ModuleType, list[str]]:
     """A ``.py`` file or ``.ipynb`` notebook -> (namespace of its definitions, warnings)."""
     if not path.exists():
-        raise LoadError(f"{path}: no such file")
+        raise LoadError(f"{path.name}: no such file")
     if not path.is_file():
-        raise LoadError(f"{path}: not a file")
+        raise LoadError(f"{path.name}: not a file")
     module = types.ModuleType("optconform_submission")
     module.__file__ = str(path)
     module.__dict__.update(PRELUDE)
@@ -377,7 +377,7 @@ def load_source(path: Path) -> tuple[types.ModuleType, list[str]]:
         try:
             sources = [(path.name, path.read_text(encoding="utf-8"))]
         except (OSError, UnicodeDecodeError) as error:
-            raise LoadError(f"{path}: cannot read ({error})") from None
+            raise LoadError(f"{path.name}: cannot read ({error})") from None
     trees = [(label, _parse_blocks(_strip_magics(source), label, warnings)) for label, source in sources]
     warnings += _prelude_warnings([tree for _, tree in trees], path.name)
     filename = str(path)
