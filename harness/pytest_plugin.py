@@ -73,6 +73,7 @@ class _Run:
 
     def __init__(self, config):
         from optconform.harness.checking.selection import CaseIdList, parse_conventions, parse_ops, select
+        from optconform.harness.target.loader import is_file_target
         from optconform.harness.target.session import open_session
         from optconform.reference.conventions import resolve
         from optconform.vectors import load_suite
@@ -84,8 +85,10 @@ class _Run:
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"--optconform-dtype must be float64 or float32, not {self.dtype!r}")
         cases = load_suite(setting(config, "vectors"))
-        self.session = open_session(setting(config, "target"), setting(config, "cmd"),
-                                    float(setting(config, "timeout")), in_process=not option.optconform_isolate)
+        target = setting(config, "target")
+        self.session = open_session(target, setting(config, "cmd"), float(setting(config, "timeout")),
+                                    in_process=not option.optconform_isolate,
+                                    module=bool(target) and not is_file_target(target))  # a port's own module
         self.conventions = resolve(self.session.info.conventions,
                                    parse_conventions(list(setting(config, "convention"))))
         self.selection = select(cases, self.conventions, self.dtype, parse_ops(setting(config, "ops")),

@@ -22,9 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _generate(args) -> int:
     from optconform.reference.catalogue import DEFAULT_SEED
-
-    from optconform.vectors import generate
-    from optconform.vectors import shipped_dir
+    from optconform.vectors import generate, shipped_dir
 
     out = Path(args.out) if args.out else shipped_dir()
     recorded = _manifest(out) if args.check else {}
@@ -75,7 +73,7 @@ def _list(args) -> int:
 
 
 #: The options of check and grade that the assignment file may also set (the command line wins).
-_FILE_SETTINGS = ("ops", "dtype", "vectors", "visibility", "skip", "xfail", "timeout", "memory")
+_FILE_SETTINGS = ("course", "ops", "dtype", "vectors", "visibility", "skip", "xfail", "timeout", "memory")
 
 
 def settings_from(args, **fixed):
@@ -98,7 +96,8 @@ def _check(args) -> int:
         raise UsageError("give exactly one of TARGET or --cmd")
     graded = args.format in ("gradescope", "prairielearn")  # a student's file: never run unconfined by accident
     settings = settings_from(args, sandbox="off" if args.no_sandbox else "required" if graded else "auto",
-                             in_process=not args.isolate, graded=graded, max_failures=args.max_failures)
+                             in_process=not args.isolate, graded=graded, max_failures=args.max_failures,
+                             module=args.module)
     if graded and not args.no_sandbox and args.target:
         from optconform.harness.target.sandbox import exposed
 
@@ -149,7 +148,10 @@ def _init(args) -> int:
     if path.exists() and not args.force:
         raise UsageError(f"{path} exists: pass --force to overwrite it")
     path.write_text(INIT_TEXT, encoding="utf-8")
-    print(f"wrote {path}: edit the ops, conventions and points, then run optconform grade")
+    print(f"wrote {path} for the 2021+ version of the course assignment (mini-batches, momentum, Adam, gradient "
+          "descent and the learning-rate decays: every student must define update_lr and schedule_lr_decay too).\n"
+          'For the 2017 or 2018 version (mini-batches, momentum and Adam only), set course = "2017" or "2018" in '
+          "it; then edit the conventions and points, and run optconform grade")
     return EXIT_OK
 
 
@@ -195,6 +197,10 @@ def add_check_options(parser: argparse.ArgumentParser) -> None:
                         help="the assignment file (default: optconform.toml, or [tool.optconform] in pyproject.toml, "
                              "in the current directory); options given here win")
     parser.add_argument("--ops", help="comma-separated ops or families to run (e.g. adam, momentum.update)")
+    parser.add_argument("--course", choices=("2017", "2018", "2021"),
+                        help="the version of the course assignment, which names the ops: 2017 and 2018 have "
+                             "mini-batches, momentum and Adam; 2021 (and later) adds gradient descent and the "
+                             "learning-rate decays (--ops wins)")
     parser.add_argument("--convention", action="append", default=[], metavar="KEY=VALUE",
                         help="override a convention the target declares (repeatable)")
     parser.add_argument("--dtype", choices=("float64", "float32"),
@@ -225,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run the vectors against a target")
     check.add_argument("target", nargs="?", help="module, module:object, file.py or notebook.ipynb")
     check.add_argument("--cmd", help="a program speaking the wire protocol")
+    check.add_argument("--module", action="store_true",
+                       help="TARGET is a module to import (trusted code) even though its name has no dot; "
+                            "by default a bare NAME is the file NAME.py (or NAME.ipynb), run in the sandbox")
     check.add_argument("--isolate", action="store_true",
                        help="run a module target in a sandboxed child process (with --timeout), as files are")
     add_check_options(check)
@@ -311,7 +320,6 @@ def _input_errors() -> tuple[type, ...]:
     from optconform.harness.target.loader import LoadError
     from optconform.harness.target.session import TargetError
     from optconform.reference.conventions import ConventionError
-
     from optconform.vectors import VectorError
 
     return (VectorError, SelectionError, TargetError, ConventionError, LoadError, AssignmentError)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from optconform.harness.checking.runner import run_cases
-from optconform.harness.diagnosis import Diagnoser
 from optconform.harness.checking.selection import select
+from optconform.harness.diagnosis import Diagnoser
 from optconform.harness.target import answers, protocol
 from optconform.harness.target.session import ProcessSession, child_argv
 from optconform.reference.conventions import resolve

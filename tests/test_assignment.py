@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from optconform.harness.checking.points import Points
 from optconform.harness.checking.results import CaseResult
-from optconform.harness.grading.assignment import Points
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -110,3 +110,31 @@ def test_points_by_group():
     points = Points(ops={"adam": 30, "gd.update": 10, "rmsprop": 50}, tags={"edge": 6})
     assert points.score(results) == (20.0 + 10.0 + 6.0, 46)  # rmsprop has no case here: not counted
     assert Points(ops={"adam": 30}, partial_credit="all_or_nothing").score(results) == (0.0, 30)
+
+
+def test_the_course_version_names_the_functions_every_student_must_write(course):
+    """A correct 2017 solution (no gradient descent, no decays) scores full marks when the assignment says 2017;
+    with no version given, grade says, before grading, which version and functions it holds the class to."""
+    shutil.copy(EXAMPLES / "course" / "course_2017.py", course / "subs" / "carol.py")
+    (course / "optconform.toml").write_text('course = "2017"\n', encoding="utf-8")
+    done = run(course, "grade", "subs", "--out", "g17", "--no-sandbox")
+    assert done.returncode == 0, done.stderr
+    rows = _rows(course / "g17")
+    assert rows["carol"]["score"] == rows["carol"]["max_score"] and rows["carol"]["conforms"] == "yes"
+    assert json.loads((course / "g17" / "gradebook.json").read_text())["course"] == "2017"
+    feedback = (course / "g17" / "feedback" / "carol.txt").read_text(encoding="utf-8")
+    assert "This assignment checks: random_mini_batches, initialize_velocity" in feedback
+    assert "update_lr" not in feedback.split("\n\n")[0]
+    (course / "optconform.toml").unlink()
+    unstated = run(course, "grade", "subs", "--out", "g21", "--no-sandbox")
+    assert "grading the 2021+ version" in unstated.stderr and "schedule_lr_decay" in unstated.stderr
+    assert _rows(course / "g21")["carol"]["conforms"] == "no"
+    (course / "optconform.toml").write_text('course = "2018"\nops = ["adam"]\n', encoding="utf-8")
+    both = run(course, "grade", "subs", "--out", "gx", "--no-sandbox")
+    assert both.returncode == 2 and "course or ops, not both" in both.stderr
+
+
+def test_init_says_which_version_it_chose(tmp_path):
+    done = run(tmp_path, "init")
+    assert done.returncode == 0 and "2021+ version" in done.stdout and 'course = "2017" or "2018"' in done.stdout
+    assert 'course = "2021"' in (tmp_path / "optconform.toml").read_text(encoding="utf-8")

@@ -687,3 +687,24 @@ def test_the_submission_budget_holds_inside_a_batch(tmp_path, monkeypatch):
     spent = [a for a in answers if isinstance(a, Exception) and "used up its" in str(a)]
     # 12 calls of 0.5 s each fit their own limit (5 s) but not the budget (1.2 s from the session's start)
     assert len(answers) == 12 and len(made) <= 3 and len(spent) >= 11 - len(made), answers  # one may time out
+
+
+def test_a_bare_name_is_the_students_file_never_a_trusted_module(tmp_path):
+    """`check mysol` where mysol.py exists grades the file (in the sandbox, only its definitions taken), never
+    imports it as a trusted module (which would run its top-level input() loop); a bare name that is no file is
+    a usage error, unless --module says it is a module."""
+    marker = tmp_path / "top-level-ran"
+    (tmp_path / "mysol.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nimport numpy as np\n"
+        "def initialize_velocity(parameters):\n    return {'d' + k: np.zeros_like(v) for k, v in parameters.items()}\n",
+        encoding="utf-8")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "optconform.cli", "check", *args, "--ops",  # noqa: E731
+                                        "momentum.init", "-q"], cwd=tmp_path, capture_output=True, text=True,
+                                       timeout=300)
+    done = run("mysol")
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists()
+    missing = run("nosuchsol")
+    assert missing.returncode == 2 and "add --module" in missing.stderr
+    imported = run("mysol", "--module")
+    assert imported.returncode == 0 and marker.exists()  # the instructor said it is trusted code

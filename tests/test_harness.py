@@ -19,8 +19,8 @@ import pytest
 import optconform.reference as reference
 from optconform.harness.checking.checks import check_case
 from optconform.harness.checking.runner import run_cases
-from optconform.harness.diagnosis import Diagnoser
 from optconform.harness.checking.selection import EXTENDED_OPS, CaseIdList, conventions_match, select
+from optconform.harness.diagnosis import Diagnoser
 from optconform.harness.target.session import InProcessSession, ProcessSession, child_argv
 from optconform.reference import ops
 from optconform.reference.conventions import resolve

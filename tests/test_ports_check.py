@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from optconform.harness.checking.runner import run_cases
-from optconform.harness.diagnosis import Diagnoser
 from optconform.harness.checking.selection import CaseIdList, select
+from optconform.harness.diagnosis import Diagnoser
 from optconform.harness.target.loader import load_module_target
 from optconform.harness.target.session import InProcessSession
 from optconform.reference.conventions import resolve

@@ -27,10 +27,9 @@ import pytest
 import optconform
 from optconform.harness.checking.compare import compare_case_outputs
 from optconform.reference import ops
-from optconform.vectors import generate
 from optconform.reference.catalogue import DEFAULT_SEED
 from optconform.reference.conventions import CONVENTIONS
-from optconform.vectors import VectorError, load_suite, shipped_dir
+from optconform.vectors import VectorError, generate, load_suite, shipped_dir
 
 VECTOR_DIR = shipped_dir()
 SCHEMA_PATH = VECTOR_DIR / "schema" / "vectors.schema.json"

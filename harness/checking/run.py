@@ -82,7 +82,7 @@ def run_target(settings: Settings, target: str | None, cmd: str | None, prepared
     display = display or target or cmd
     try:
         session = open_session(target, cmd, settings.timeout, in_process=settings.in_process,
-                               sandbox=settings.sandbox, memory_mb=settings.memory)
+                               sandbox=settings.sandbox, memory_mb=settings.memory, module=settings.module)
     except TargetError as error:
         raise LoadFailure(str(error), load_error_report(display, str(error), prepared, settings.dtype)) from None
     try:

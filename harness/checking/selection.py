@@ -129,6 +129,20 @@ class Selection:
 EXTENDED_OPS = ("gd.update", "rmsprop.init", "rmsprop.update", "lr_decay.inverse_time", "lr_decay.scheduled")
 #: RMSprop is no function of the course assignment: ``grade`` requires the rest, and RMSprop only if asked.
 NOT_IN_ASSIGNMENT = ("rmsprop.init", "rmsprop.update")
+#: The ops each version of the course assignment has: 2017 and 2018 stop at Adam, 2021+ adds gradient
+#: descent and the learning-rate decays. ``grade`` holds a class to the version its assignment file names.
+COURSE_VERSIONS = {"2017": ("mini_batches", "momentum", "adam"), "2018": ("mini_batches", "momentum", "adam"),
+                   "2021": ("mini_batches", "momentum", "adam", "gd", "lr_decay")}
+DEFAULT_COURSE = "2021"
+
+
+def required_functions(case_ops) -> list[str]:
+    """The course functions a set of case ops calls, each once, in the course's order."""
+    wanted, found = set(case_ops), []
+    for op in CASE_OPS:
+        if op in wanted:
+            found += [name for name in course_functions(op) if name not in found]
+    return found
 
 
 def select(cases, conventions: dict, dtype: str, ops: list[str] | None = None,

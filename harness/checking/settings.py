@@ -22,6 +22,8 @@ class Settings:
 
     #: comma-separated ops or families (``adam,mini_batches``); None runs every op
     ops: str | None = None
+    #: the course version the ops came from (``2017``, ``2018``, ``2021``), where the assignment named one
+    course: str | None = None
     #: ``KEY=VALUE`` conventions: the assignment file's first, the command line's after them (the last wins)
     conventions: tuple[str, ...] = ()
     #: the precision the implementation computes in, which picks the tolerances
@@ -40,8 +42,10 @@ class Settings:
     allow_modified: bool = False
     #: the sandbox of a file target: ``auto`` (where the machine has one), ``required``, or ``off``
     sandbox: str = "auto"
-    #: a module target imported into this process (False: in a sandboxed child, like a file)
+    #: a module target imported into this process (False: in a child process, like a file)
     in_process: bool = True
+    #: the target is a module even where its name is not dotted (``--module``)
+    module: bool = False
     #: the instructor's conventions only: a target's own declaration is ignored (grading)
     graded: bool = False
     #: stop after this many failing cases (the rest are listed as not run)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from optconform.harness.checking.points import PARTIAL_CREDIT, Points
-from optconform.harness.checking.selection import parse_ops
+from optconform.harness.checking.selection import COURSE_VERSIONS, parse_ops
 from optconform.harness.checking.settings import DEFAULTS, Settings
 
 #: Settings and their types; each is also a command-line option of check and grade.
-SETTINGS = {"ops": (str, list), "conventions": (dict,), "dtype": (str,), "vectors": (str,),
+SETTINGS = {"course": (str, int), "ops": (str, list), "conventions": (dict,), "dtype": (str,), "vectors": (str,),
             "visibility": (str,), "skip": (str,), "xfail": (str,), "timeout": (int, float), "memory": (int,)}
 
 
@@ -113,15 +113,25 @@ def build_settings(given: dict, config: str | None = None, **fixed) -> Settings:
     file = assignment.settings
     chosen = {key: given.get(key) if given.get(key) is not None else file.get(key, DEFAULTS.get(key))
               for key in ("dtype", "vectors", "visibility", "skip", "xfail", "timeout", "memory")}
+    if "ops" in file and "course" in file:
+        raise AssignmentError(f"{path}: give course or ops, not both (course names the ops of a version)")
+    course = given.get("course") or (str(file["course"]) if "course" in file else None)
+    if course is not None and course not in COURSE_VERSIONS:
+        raise AssignmentError(f"{path or '--course'}: course must be one of {', '.join(COURSE_VERSIONS)} "
+                              f"(2021 for 2021 and later), not {course!r}")
     ops = given.get("ops")
-    if ops is None and "ops" in file:
+    if ops is None and "ops" in file and not given.get("course"):
         ops = ",".join(file["ops"]) if isinstance(file["ops"], list) else file["ops"]
+    if ops is None and course is not None:
+        ops = ",".join(COURSE_VERSIONS[course])
+    elif given.get("ops") is not None:
+        course = None  # the command line's ops name no version
     # the file's conventions first: a command-line --convention overrides one
     conventions = tuple(f"{k}={v}" for k, v in file.get("conventions", {}).items()) + tuple(
         given.get("conventions") or ())
     if chosen["dtype"] not in ("float64", "float32"):
         raise AssignmentError(f"{path}: dtype must be float64 or float32, not {chosen['dtype']!r}")
-    return Settings(ops=ops, conventions=conventions, points=assignment.points,
+    return Settings(ops=ops, course=course, conventions=conventions, points=assignment.points,
                     assignment_file=str(path) if path else None, assignment_name=assignment.name, **chosen, **fixed)
 
 
@@ -131,9 +141,13 @@ INIT_TEXT = '''# optconform.toml: what a grading run of this assignment uses.
 
 name = "Optimization methods"
 
-# The ops graded: ops or families (mini_batches, momentum, adam, gd, rmsprop, lr_decay).
-# The 2021+ course has all but rmsprop; the 2017-2018 versions have mini_batches, momentum, adam.
-ops = ["mini_batches", "momentum", "adam", "gd", "lr_decay"]
+# The version of the course assignment the class did: it names the functions every student must write.
+#   "2021" (2021 and later): random_mini_batches, initialize_velocity, update_parameters_with_momentum,
+#          initialize_adam, update_parameters_with_adam, update_parameters_with_gd, update_lr, schedule_lr_decay
+#   "2017" or "2018": the first five only (mini-batches, momentum and Adam)
+course = "2021"
+# Or list the ops yourself instead of a course (not both): families or ops of `optconform list`.
+# ops = ["mini_batches", "momentum", "adam"]
 
 # The precision students compute in (float64, or float32 with its own tolerances).
 dtype = "float64"

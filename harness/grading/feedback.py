@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from optconform.harness.checking.results import RunReport, mistake_names
-from optconform.harness.checking.selection import course_functions
+from optconform.harness.checking.selection import course_functions, required_functions
 from optconform.harness.reporting import pages, render
 from optconform.harness.reporting.jsonsafe import to_json_safe
 
@@ -140,7 +140,12 @@ def feedback_header(graded: Graded, row: dict) -> str:
     """A short, friendly note for the student, naming the main mistakes before the full report."""
     sub = graded.submission
     lines = [f"Feedback for {sub.student} ({_printable(sub.path.name)})",
-             f"Score: {row['score']}/{row['max_score']} ({row['percent']:.1f}%)", ""]
+             f"Score: {row['score']}/{row['max_score']} ({row['percent']:.1f}%)"]
+    if graded.report is not None:
+        lines.append("This assignment checks: " + ", ".join(required_functions(c.op for c in graded.report.results)))
+    if sub.note:
+        lines.append(sub.note)
+    lines.append("")
     if graded.status != "ok":
         lines += ["Your submission could not be graded, so nothing was checked and the score is 0:",
                   f"  {graded.reason}"]

@@ -32,7 +32,7 @@ from pathlib import Path
 from optconform.errors import EXIT_NONCONFORMING, EXIT_OK, EXIT_USAGE, UsageError
 from optconform.harness.checking.results import CaseResult
 from optconform.harness.checking.run import prepare, progress_bar
-from optconform.harness.checking.selection import NOT_IN_ASSIGNMENT, select
+from optconform.harness.checking.selection import DEFAULT_COURSE, NOT_IN_ASSIGNMENT, required_functions, select
 from optconform.harness.checking.settings import Settings
 from optconform.harness.reporting import pages
 from optconform.harness.target.sandbox import exposed, probe
@@ -60,6 +60,10 @@ class GradePlan:
 
 
 # --------------------------------------------------------------------------- entry point
+
+
+def _case_ops(prepared, left_out) -> list[str]:
+    return [op for op in dict.fromkeys(case.op for case in prepared.cases) if op not in left_out]
 
 
 def run_grade(settings: Settings, plan: GradePlan) -> int:
@@ -94,6 +98,10 @@ def run_grade(settings: Settings, plan: GradePlan) -> int:
             raise UsageError(open_to_submissions)
 
     points = settings.points
+    if settings.ops is None:  # said before anything is graded: the class is held to the 2021+ version
+        print(f"optconform: note: no course version or ops given: grading the {DEFAULT_COURSE}+ version of the "
+              f"assignment ({', '.join(required_functions(_case_ops(prepared, NOT_IN_ASSIGNMENT)))}); set course = "
+              '"2017" or "2018" in optconform.toml (or --course) for the earlier versions', file=sys.stderr)
     try:
         selected = select(prepared.cases, resolve({}, prepared.overrides), settings.dtype, prepared.ops, prepared.skip,
                           prepared.xfail, [], NOT_IN_ASSIGNMENT).run
@@ -151,6 +159,7 @@ def run_grade(settings: Settings, plan: GradePlan) -> int:
     from optconform import __version__
 
     meta = {"optconform_version": __version__, "dtype": settings.dtype, "ops": settings.ops or "all",
+            "course": settings.course or (None if settings.ops else DEFAULT_COURSE),
             "conventions": list(settings.conventions), "timeout": settings.timeout,
             "vectors": settings.vectors or "shipped", "max_score": default_max,
             "assignment_file": settings.assignment_file,

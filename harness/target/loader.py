@@ -35,6 +35,13 @@ def is_file_target(target: str) -> bool:
     return target.endswith((".py", ".ipynb")) or Path(target).exists()
 
 
+def file_for(target: str) -> str | None:
+    """The file a command-line target names: itself, or ``NAME.py`` (``NAME.ipynb``) when ``NAME`` is none."""
+    if is_file_target(target):
+        return target
+    return next((target + suffix for suffix in (".py", ".ipynb") if Path(target + suffix).is_file()), None)
+
+
 def load_module_target(target: str):
     """``pkg.mod`` or ``pkg.mod:obj`` -> the module or object."""
     module_name, _, attribute = target.partition(":")

@@ -92,11 +92,12 @@ def file_session(target: str, timeout: float, sandbox: str = "auto", memory_mb: 
 
 
 def open_session(target: str | None, cmd: str | None, timeout: float, in_process: bool = True,
-                 sandbox: str = "auto", memory_mb: int | None = None):
-    """The session for a command-line target: a module in-process (or, with ``in_process=False``,
-    in a child like a file, unconfined: a module is trusted code), a file or notebook in the
-    sandboxed child (``sandbox``: see :data:`SANDBOX_MODES`), or ``--cmd``."""
-    from .loader import LoadError, is_file_target, load_module_target
+                 sandbox: str = "auto", memory_mb: int | None = None, module: bool = False):
+    """The session for a command-line target: a file or notebook in the sandboxed child (``sandbox``: see
+    :data:`SANDBOX_MODES`), ``NAME`` too where ``NAME.py`` exists; a module (trusted code) only when its name
+    is dotted (``pkg.mod``, ``pkg.mod:obj``) or ``module`` says so, imported in-process (or, with
+    ``in_process=False``, in a child like a file, unconfined); or ``--cmd``."""
+    from .loader import LoadError, file_for, load_module_target
 
     if cmd:
         try:
@@ -108,10 +109,14 @@ def open_session(target: str | None, cmd: str | None, timeout: float, in_process
         return ProcessSession(argv, argv[0], timeout, sandbox=False)
     if not target:
         raise TargetError("name a TARGET (module, module:object, file.py, notebook.ipynb) or give --cmd")
-    if is_file_target(target):
-        if not os.path.exists(target):
-            raise TargetError(f"{target}: no such file")
-        return file_session(target, timeout, sandbox, memory_mb)
+    path = None if module else file_for(target)
+    if path is not None:
+        if not os.path.exists(path):
+            raise TargetError(f"{path}: no such file")
+        return file_session(path, timeout, sandbox, memory_mb)
+    if not module and not any(mark in target for mark in ".:"):
+        raise TargetError(f"{target}: no such file (nor {target}.py); to import a module of that name, "
+                          "add --module")
     if not in_process:
         return ProcessSession(child_argv(target), target, timeout, sandbox=True, memory_mb=memory_mb)
     if os.getcwd() not in sys.path:  # import a module as `python -m` would, from here
