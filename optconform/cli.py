@@ -165,9 +165,16 @@ def _autograder(args) -> int:
         vectors = vectors or load(config).settings.get("vectors")
         if config.name == "pyproject.toml":
             raise UsageError("give the assignment as an optconform.toml (--config FILE) for the autograder")
-    for line in build(config, Path(args.out), vectors):
+    out = Path(args.out or ("autograder.zip" if args.lms == "gradescope" else "prairielearn-grader"))
+    if args.lms == "prairielearn" and out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} is not empty: give --out a new folder")
+    for line in build(config, out, vectors, args.lms):
         print(f"  {line}")
-    print(f"wrote {args.out}: upload it as the assignment's autograder on Gradescope")
+    if args.lms == "gradescope":
+        print(f"wrote {out}: upload it as the assignment's autograder on Gradescope")
+    else:
+        print(f"wrote {out}: build its image (docker build -t YOUR/IMAGE {out}), push it, and put "
+              f"{out}/externalGradingOptions.json, with your image's name, in the question's info.json")
     return EXIT_OK
 
 
@@ -289,11 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix")
     selftest.set_defaults(run=_selftest)
 
-    autograder = sub.add_parser("autograder", help="build a Gradescope autograder zip for the assignment")
+    autograder = sub.add_parser("autograder", help="build the autograder of the assignment: Gradescope's zip, or the "
+                                "build folder of a PrairieLearn external grader's image")
     autograder.add_argument("--config", metavar="FILE", help="the assignment file (default: optconform.toml here)")
     autograder.add_argument("--vectors", metavar="DIR", help="a private vector set to bundle (default: the "
                             "assignment file's)")
-    autograder.add_argument("--out", default="autograder.zip", metavar="ZIP")
+    autograder.add_argument("--lms", choices=("gradescope", "prairielearn"), default="gradescope",
+                            help="where the class is graded (default: gradescope)")
+    autograder.add_argument("--out", metavar="PATH",
+                            help="where to write it (default: autograder.zip for Gradescope, the folder "
+                                 "prairielearn-grader for PrairieLearn)")
     autograder.set_defaults(run=_autograder)
 
     init = sub.add_parser("init", help="write a commented optconform.toml (the assignment file)")

@@ -267,3 +267,47 @@ def test_a_class_is_graded_in_the_container_and_its_folders_must_be_closed(conta
         assert not _sandbox_processes()
     finally:
         shutil.rmtree(classroom, ignore_errors=True)
+
+
+PL_SCHEMA = json.loads((Path(__file__).parent / "schemas" / "prairielearn_results.schema.json").read_text())
+
+
+def test_a_prairielearn_external_grader_builds_and_grades_in_its_container(container, tmp_path):
+    """The folder `autograder --lms prairielearn` writes is the image's build context: its Dockerfile's one RUN
+    (setup.sh, rooted at /optconform) is run here as the image build would, then its entrypoint on /grade."""
+    base = Path(tempfile.mkdtemp(prefix="optconform-pl-", dir="/tmp"))
+    base.chmod(0o755)
+    try:
+        assignment = base / "assignment"
+        assignment.mkdir(mode=0o700)
+        (assignment / "optconform.toml").write_text(CONFIG.replace('vectors = "private"\n', ""), encoding="utf-8")
+        built = subprocess.run([sys.executable, "-m", "optconform.cli", "autograder", "--lms", "prairielearn",
+                                "--out", "grader"], cwd=assignment, capture_output=True, text=True, timeout=900)
+        assert built.returncode == 0, built.stderr
+        context = assignment / "grader"
+        dockerfile = (context / "Dockerfile").read_text(encoding="utf-8")
+        assert "COPY . /optconform/source" in dockerfile and "RUN bash /optconform/source/setup.sh" in dockerfile
+        options = json.loads((context / "externalGradingOptions.json").read_text(encoding="utf-8"))
+        assert options["entrypoint"] == "/optconform/source/run_prairielearn" and options["enabled"] is True
+        root, grade = base / "optconform", base / "grade"
+        shutil.copytree(context, root / "source")  # COPY . /optconform/source
+        setup = _in_container("bash", str(root / "source" / "setup.sh"), root=root)
+        assert setup.returncode == 0 and "sandbox: uid engine" in setup.stdout, setup.stderr[-2000:]
+        scores = {}
+        for name, source in (("correct", COURSE), ("copycat", COPYCAT), ("empty", None)):
+            shutil.rmtree(grade, ignore_errors=True)
+            (grade / "student").mkdir(parents=True)
+            if source is not None:
+                (grade / "student" / "optimization.py").write_text(source, encoding="utf-8")
+            done = _in_container("bash", str(root / "source" / "run_prairielearn"), root=root,
+                                 env={"OPTCONFORM_GRADE_ROOT": str(grade)}, timeout=600)
+            assert done.returncode == 0, done.stderr[-2000:]
+            results = json.loads((grade / "results" / "results.json").read_text(encoding="utf-8"))
+            jsonschema.validate(results, PL_SCHEMA)
+            scores[name] = results
+        assert scores["correct"]["gradable"] and scores["correct"]["score"] == 1.0
+        assert scores["copycat"]["gradable"] and scores["copycat"]["score"] == 0.0
+        assert scores["empty"]["gradable"] is False and "no .py or .ipynb" in scores["empty"]["message"]
+        assert not _sandbox_processes()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""A Gradescope autograder: ``optconform autograder`` builds the zip that installs from itself.
+"""Autograders that install from themselves: ``optconform autograder`` builds Gradescope's zip, or (``--lms
+prairielearn``) the folder a PrairieLearn external grader's image is built from.
 
 The zip holds ``setup.sh``, ``run_autograder``, the assignment file, a private vector set
 when the assignment uses one, and **always** optconform's own wheel (built with build
@@ -13,6 +14,12 @@ uid engine needs, :mod:`optconform.harness.target.uid_engine`), and ends with
 ``optconform doctor``: an image whose submissions could not be confined fails to build.
 ``run_autograder`` (once per submission) closes the submission and results folders and
 hands over to :mod:`.autograder_run`.
+
+PrairieLearn grades in an image of the course's own: the folder holds a ``Dockerfile``
+that copies it in and runs the same ``setup.sh`` (rooted at ``/optconform``), the
+entrypoint ``run_prairielearn`` (which reads ``/grade/student`` and writes
+``/grade/results/results.json`` in PrairieLearn's format), and the
+``externalGradingOptions`` for the question's ``info.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +48,24 @@ PYTHON="${OPTCONFORM_PYTHON:-$ROOT/venv/bin/python}"
 exec "$PYTHON" -I -m optconform.harness.grading.autograder_run "$ROOT"
 """
 
+RUN_PRAIRIELEARN = """#!/usr/bin/env bash
+# PrairieLearn runs this (the question's externalGradingOptions.entrypoint) once per submission: the student's
+# files are in /grade/student; optconform writes /grade/results/results.json itself, whatever they do.
+ROOT="${OPTCONFORM_AUTOGRADER_ROOT:-/optconform}"
+GRADE="${OPTCONFORM_GRADE_ROOT:-/grade}"
+mkdir -p "$GRADE/results" "$GRADE/student"
+chmod 700 "$GRADE/results" "$GRADE/student" "$ROOT/source"   # closed to the submission's uid
+exec "$ROOT/venv/bin/python" -I -m optconform.harness.grading.autograder_run --prairielearn "$ROOT" "$GRADE"
+"""
+
+DOCKERFILE = """# The image of a PrairieLearn external grader for this assignment: docker build -t YOUR/IMAGE . and push it,
+# then name YOUR/IMAGE in the question's info.json (externalGradingOptions.json holds the rest).
+FROM debian:bookworm-slim
+ENV OPTCONFORM_AUTOGRADER_ROOT=/optconform
+COPY . /optconform/source
+RUN bash /optconform/source/setup.sh && rm -rf /var/lib/apt/lists/*
+"""
+
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, to build the autograder's image.
 set -euo pipefail
@@ -63,32 +88,48 @@ chmod 755 "$ROOT" "$ROOT/venv"
 """
 
 
-def build(config: Path | None, out: Path, vectors: str | None) -> list[str]:
-    """Write the autograder zip to ``out``; returns what it holds, one line each."""
+def _contents(config: Path | None, vectors: str | None, wheel: Path, lms: str) -> list[tuple[str, object, bool]]:
+    """``(name, text or file, executable)`` of everything the autograder holds."""
+    scripts = ([("run_autograder", RUN_AUTOGRADER, True)] if lms == "gradescope" else
+               [("run_prairielearn", RUN_PRAIRIELEARN, True), ("Dockerfile", DOCKERFILE, False),
+                ("externalGradingOptions.json", PRAIRIELEARN_OPTIONS, False)])
+    held = [("setup.sh", SETUP_SH, True), *scripts]
+    if config is not None:
+        held.append(("optconform.toml", config, False))
+    if vectors:
+        held += [(f"vectors/{path.name}", path, False) for path in sorted(Path(vectors).glob("*.json"))]
+        held += [(f"vectors/schema/{path.name}", path, False) for path in sorted((Path(vectors) / "schema").glob("*.json"))]
+    return held + [(f"wheels/{wheel.name}", wheel, False)]
+
+
+PRAIRIELEARN_OPTIONS = """{
+  "enabled": true,
+  "image": "YOUR/IMAGE",
+  "entrypoint": "/optconform/source/run_prairielearn",
+  "timeout": 600
+}
+"""
+
+
+def build(config: Path | None, out: Path, vectors: str | None, lms: str = "gradescope") -> list[str]:
+    """Write the autograder to ``out`` (Gradescope: a zip; PrairieLearn: a folder, the image's build
+    context); returns what it holds, one line each."""
     with tempfile.TemporaryDirectory(prefix="optconform-wheel-") as folder:
-        wheel = own_wheel(Path(folder))
-        held = ["setup.sh", "run_autograder"]
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-            _add_text(archive, "setup.sh", SETUP_SH, executable=True)
-            _add_text(archive, "run_autograder", RUN_AUTOGRADER, executable=True)
-            if config is not None:
-                archive.write(config, "optconform.toml")
-                held.append(f"optconform.toml (from {config})")
-            if vectors:
-                for path in sorted(Path(vectors).glob("*.json")):
-                    archive.write(path, f"vectors/{path.name}")
-                for path in sorted((Path(vectors) / "schema").glob("*.json")):
-                    archive.write(path, f"vectors/schema/{path.name}")
-                held.append(f"vectors/ (the private set {vectors})")
-            archive.write(wheel, f"wheels/{wheel.name}")
-            held.append(f"wheels/{wheel.name}")
-    return held
-
-
-def _add_text(archive: zipfile.ZipFile, name: str, text: str, executable: bool = False) -> None:
-    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
-    info.external_attr = (0o755 if executable else 0o644) << 16
-    archive.writestr(info, text)
+        held = _contents(config, vectors, own_wheel(Path(folder)), lms)
+        if lms == "gradescope":
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+                for name, content, executable in held:
+                    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+                    info.external_attr = (0o755 if executable else 0o644) << 16
+                    archive.writestr(info, content.read_bytes() if isinstance(content, Path) else content)
+        else:
+            for name, content, executable in held:
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content.read_bytes() if isinstance(content, Path) else content.encode())
+                target.chmod(0o755 if executable else 0o644)
+    lines = [name for name, _, _ in held if not name.startswith("vectors/")]
+    return lines + ([f"vectors/ (the private set {vectors})"] if vectors else [])
 
 
 def own_wheel(folder: Path) -> Path:
