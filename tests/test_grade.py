@@ -189,21 +189,6 @@ def test_expand_directories_and_names(tmp_path):
     assert safe_name("...") == "student"
 
 
-def test_issues_group_cases_by_the_mistake_named_first():
-    from optconform.harness.checking.results import CaseResult, RunReport
-    from optconform.harness.grading.feedback import issues
-
-    plain = "matches no bias correction [no-bias-correction]: the update uses v and s directly. Fix: divide."
-    also = ("matches no bias correction [no-bias-correction] (also consistent with only the first bias "
-            "correction [only-first-correction]): the update uses v and s directly. Fix: divide.")
-    results = [CaseResult(f"adam.update/outside_sqrt/c{i}", "adam.update", "fail", "differs", diagnosis=d)
-               for i, d in enumerate([plain, plain, also])]
-    results.append(CaseResult("adam.update/outside_sqrt/ok", "adam.update", "pass"))
-    found = issues(RunReport("t.py", "float64", {}, results))
-    assert len(found) == 1
-    assert (found[0].kind, found[0].count, found[0].total, found[0].text) == ("diagnosed", 3, 4, plain)
-
-
 def test_symlink_loops_and_undecodable_names_get_their_own_rows(tmp_path):
     subs = tmp_path / "export"
     subs.mkdir()

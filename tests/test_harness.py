@@ -463,10 +463,11 @@ def test_an_op_that_keeps_timing_out_is_given_up_after_three(tmp_path):
 
 
 def test_a_module_in_the_working_directory_is_found_without_pythonpath(tmp_path):
+    """With --module, a bare name is a module of the working directory (without it: the file my_port.py)."""
     (tmp_path / "my_port.py").write_text("from optconform.reference import initialize_velocity\n")
     env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
     for extra in ([], ["--isolate"]):
-        done = subprocess.run(["optconform", "check", "my_port", "--ops", "momentum.init", *extra],
+        done = subprocess.run(["optconform", "check", "my_port", "--module", "--ops", "momentum.init", *extra],
                               capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
         assert done.returncode == 0, (extra, done.stdout[-1000:], done.stderr)
 
@@ -478,7 +479,7 @@ def test_isolate_runs_a_module_target_in_a_child_with_timeouts(tmp_path):
             while True:
                 pass
     """))
-    done = subprocess.run(["optconform", "check", "hang_port", "--isolate", "--timeout", "0.5", "--ops",
+    done = subprocess.run(["optconform", "check", "hang_port", "--module", "--isolate", "--timeout", "0.5", "--ops",
                            "momentum.init,adam.init", "--format", "json"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 1, done.stderr

@@ -117,3 +117,32 @@ def test_installed_wheel_works_outside_the_source_tree(wheel, tmp_path):
     checked = run("-m", "optconform.cli", "check", "course_submission.py", "--ops", "adam.update")
     assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-2000:]
     assert "CONFORMS" in checked.stdout
+
+
+def test_an_installed_optconform_ships_its_own_wheel_in_the_autograder(wheel, tmp_path):
+    """From a plain install (no source tree to build from), `optconform autograder` repacks the installed
+    distribution: the zip's wheel holds every file the installed one does, and installs in a fresh environment."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+                              wheel.filename], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-2000:]
+    done = subprocess.run([str(python), "-m", "optconform.cli", "autograder", "--out", "ag.zip"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(tmp_path / "ag.zip") as archive:
+        inner = next(n for n in archive.namelist() if n.startswith("wheels/optconform-"))
+        (tmp_path / Path(inner).name).write_bytes(archive.read(inner))
+    shipped = zipfile.ZipFile(tmp_path / Path(inner).name)
+    assert {n for n in _names(wheel) if not n.endswith("RECORD")} == \
+        {n for n in shipped.namelist() if not n.endswith("RECORD")}
+    again = tmp_path / "again"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(again)], check=True, timeout=120)
+    reinstall = subprocess.run([str(again / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index",
+                                "--quiet", str(tmp_path / Path(inner).name)], capture_output=True, text=True,
+                               timeout=300)
+    assert reinstall.returncode == 0, reinstall.stderr[-2000:]  # pip checks every RECORD hash
+    listed = subprocess.run([str(again / "bin" / "python"), "-m", "optconform.cli", "generate", "--check"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0, listed.stderr

@@ -28,6 +28,8 @@ class Diagnoser(Protocol):
 
     def summary(self, results) -> list[str]: ...
 
+    def settle(self, results) -> None: ...
+
 
 def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, pairs_seen=None,
              diagnoser: Diagnoser | None = None) -> CaseResult:
@@ -145,6 +147,8 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str,
     report.warnings += [f"{case_id}: listed as xfail but passes (remove it from the xfail file)" for case_id in xpassed]
     try:
         failed = diagnoser is not None and any(result.status == "fail" for result in report.results)
+        if failed:  # a mistake is named for a function only where every failing check of it fits
+            diagnoser.settle(report.results)
         report.diagnosis_summary = (list(diagnoser.summary(report.results)) if failed else []) \
             + summarize_errors(report.results)
     except Exception as error:  # noqa: BLE001 - a summary must never cost the results

@@ -161,7 +161,8 @@ def _repacked(folder: Path) -> Path:
         distribution = metadata.distribution("optconform")
     except metadata.PackageNotFoundError:
         raise UsageError("optconform is neither installed nor run from its source tree: no wheel to ship") from None
-    files = [f for f in distribution.files or [] if f.suffix != ".pyc" and f.name != "RECORD"
+    added_by_pip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}  # not the wheel's own files
+    files = [f for f in distribution.files or [] if f.suffix != ".pyc" and f.name not in added_by_pip
              and not str(f).startswith("..")]
     info = next((f for f in distribution.files or [] if f.name == "WHEEL"), None)
     if info is None or not files:

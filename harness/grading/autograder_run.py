@@ -100,7 +100,7 @@ def _check(layout: Layout, submission: Path) -> dict:
     try:
         settings = build_settings(given, str(config) if config.is_file() else None, graded=True, sandbox="required")
         try:
-            report = run_target(settings, str(submission), None, diagnoser=Diagnoser(), quiet=True,
+            report = run_target(settings, str(submission), None, diagnoser=Diagnoser(graded=True), quiet=True,
                                 display=submission.relative_to(layout.submission).as_posix())
         except LoadFailure as failure:
             report = failure.report

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from optconform.harness.checking.results import RunReport, mistake_names
 from optconform.harness.reporting.jsonsafe import to_json_safe
+from optconform.harness.reporting.story import build_story
 
 from .atomic import replace_atomically, write_atomically
 from .feedback import headline
@@ -48,9 +49,9 @@ def make_row(graded: Graded, default_max: int) -> dict:
         "identity": sub.identity,
         "passed": counts[0], "failed": counts[1], "errors": counts[2], "not_implemented": counts[3],
         "status": graded.status, "diagnosis": headline(graded), "parts": _parts(graded.report),
-        "mistakes": "; ".join(sorted({mistake_names(case.diagnosis)[0] for case in
-                                      (graded.report.results if graded.report else ())
-                                      if case.status == "fail" and mistake_names(case.diagnosis)})),
+        "mistakes": "; ".join(sorted({mistake_names(part.mistake)[0] for part in
+                                      (build_story(graded.report).parts if graded.report else ())
+                                      if part.verdict == "mistake" and mistake_names(part.mistake)})),
     }
 
 

@@ -79,7 +79,7 @@ def grade_one(submission: Submission, settings: Settings, prepared: Prepared, st
             selection = select(prepared.cases, conventions, settings.dtype, prepared.ops, prepared.skip,
                                prepared.xfail, session.info.ops, NOT_IN_ASSIGNMENT)
             report = run_cases(guarded, selection, settings.dtype, conventions, submission.display,
-                               diagnoser=Diagnoser())
+                               diagnoser=Diagnoser(graded=True))
             report.points = settings.points
             pages.draw_plots(report)  # here, in the worker: the pages are written by the parent, later
             if session.info.conventions:

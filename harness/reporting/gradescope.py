@@ -12,10 +12,12 @@ from optconform.harness.checking.results import CaseResult, RunReport
 from optconform.harness.checking.selection import course_functions
 
 from .jsonsafe import to_json_safe
+from .story import Part, build_story
+from .story import with_story as _with_story
 from .text import fmt_num, indent, is_xfailed, is_xpassed, text_summary
 
 
-def _student_output(case: CaseResult) -> str:
+def _student_output(case: CaseResult, part: Part | None = None) -> str:
     """What a student reads under one test: the verdict, then what was checked and what differs."""
     func = " and ".join(course_functions(case.op))
     several = " and " in func
@@ -28,6 +30,9 @@ def _student_output(case: CaseResult) -> str:
         lines.append("Passed.")
         if is_xpassed(case):
             lines.append("(This test was on the list of tests expected to fail, but your code gets it right.)")
+    elif case.status == "not_implemented" and part is not None and part.load_problem:
+        lines.append(f"Not run: the grader could not load {part.function} ({part.load_problem}), so this test "
+                     "scores 0. Fix that and submit again.")
     elif case.status == "not_implemented":
         lines.append(
             f"Not run: the grader could not find {func} in your submission"
@@ -68,6 +73,8 @@ def _student_output(case: CaseResult) -> str:
 
 def gradescope_results(report: RunReport) -> dict:
     """The Gradescope ``results.json`` object: one test worth 1 point per case."""
+    story = build_story(report)
+    part_of = {case.id: part for part in story.parts for case in part.cases}
     tests = []
     for case in report.results:
         passed = case.status == "pass"
@@ -78,7 +85,7 @@ def gradescope_results(report: RunReport) -> dict:
                 "score": 1 if passed else 0,
                 "max_score": 1,
                 "status": "passed" if passed else "failed",
-                "output": _student_output(case),
+                "output": _student_output(case, part_of.get(case.id)),
                 "output_format": "text",
                 "tags": [case.op],
                 # a hidden case shows no value anyway; students see its verdict once grades are published
@@ -106,7 +113,7 @@ def gradescope_results(report: RunReport) -> dict:
     return {
         "score": summary["score"] if report.points is not None else sum(test["score"] for test in tests),
         "max_score": summary["max_score"] if report.points is not None else len(tests),
-        "output": text_summary(report),
+        "output": _with_story(text_summary(report), story),
         "output_format": "text",
         "test_output_format": "text",
         "test_name_format": "text",

@@ -17,6 +17,8 @@ import re
 import statistics
 from collections import Counter
 
+from .story import build_story
+
 _NAME = re.compile(r"\[([\w+-]+)\]")
 #: Trajectory plots on a student's page (each costs matplotlib about a tenth of a second).
 PLOTS_PER_PAGE = 1
@@ -179,36 +181,32 @@ def draw_plots(report) -> None:
 
 
 def student_blocks(graded, row: dict) -> list[tuple]:
-    """The blocks of one student's page."""
+    """The blocks of one student's page: the story every format tells (:mod:`.story`), with examples and plots."""
     blocks = [("h1", f"Feedback for {row['student']}"),
-              ("p", f"Score: {row['score']} of {row['max_score']} ({row['percent']}%). File: {row['file']}.")]
+              ("p", f"Score: {row['score']} of {row['max_score']} ({row['percent']}%). "
+                    f"File: {graded.submission.path.name}.")]
     report = graded.report
     if graded.status != "ok" or report is None:
         return blocks + [("p", f"Your file could not be graded: {graded.reason}")]
+    story = build_story(report)
+    blocks.append(("p", "This assignment checks: " + ", ".join(story.required)))
+    if graded.submission.note:
+        blocks.append(("p", graded.submission.note))
     if row.get("parts"):
         blocks += [("h2", "Score per part"),
                    ("table", ("part", "points", "out of"), [(part, got, most) for part, (got, most) in
                                                              row["parts"].items()])]
-    mistakes = _mistakes(report)
-    if mistakes:
-        blocks.append(("h2", "Mistakes"))
-        for cases in mistakes.values():
-            ops = ", ".join(sorted({c.op for c in cases}))
-            text = _said_once(cases[0].diagnosis)
-            blocks += [("p", f"{text} ({len(cases)} check{'s' if len(cases) != 1 else ''} of {ops})"),
-                       ("pre", "For example, " + _example(cases[0]))]
-    unnamed = [c for c in report.results if c.status == "fail" and c not in sum(mistakes.values(), [])]
-    if unnamed:
-        blocks += [("h2", "Other failing checks"), ("pre", "\n\n".join(_example(c) for c in unnamed[:3]))]
-    errors: dict[str, list] = {}
-    for case in report.results:
-        if case.status == "error":
-            errors.setdefault(_error_kind(case.message), []).append(case)
-    if errors:
-        blocks.append(("h2", "Errors"))
-        for kind, cases in errors.items():
-            blocks += [("p", f"{kind}: {len(cases)} check{'s' if len(cases) != 1 else ''}"),
-                       ("pre", _example(cases[0]))]
+    need = story.first_look()
+    blocks.append(("h2", "What to look at first" if need else "Well done"))
+    if not need:
+        blocks.append(("p", "Everything that was checked matches the reference. Well done!"))
+    for part in need:
+        blocks.append(("p", part.sentence()))
+        example = part.example
+        if example is not None and part.verdict in ("mistake", "wrong", "error"):
+            blocks.append(("pre", "For example, " + _example(example)))
+    if story.load_notes:
+        blocks += [("h2", "Parts of your file could not be loaded"), ("p", "; ".join(story.load_notes[:5]))]
     plotted = [c for c in report.results if c.series][:PLOTS_PER_PAGE]
     if plotted:
         blocks.append(("h2", "Your parameters over the steps"))
@@ -219,9 +217,6 @@ def student_blocks(graded, row: dict) -> list[tuple]:
             svg = series["svg"] if "svg" in series else _plot(series)
             blocks.append(("figure", f"{case.id}: {series['where']}{first}", svg, ("step", "reference",
                                                                                    "your code"), rows))
-    missing = sorted({c.op for c in report.results if c.status == "not_implemented"})
-    if missing:
-        blocks += [("h2", "Not found in your file"), ("p", ", ".join(missing))]
     return blocks
 
 

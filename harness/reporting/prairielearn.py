@@ -12,6 +12,8 @@ from optconform.harness.checking.points import group_members
 from optconform.harness.checking.results import RunReport
 
 from .jsonsafe import to_json_safe
+from .story import build_story
+from .story import with_story as _with_story
 from .text import text_summary
 
 
@@ -45,5 +47,6 @@ def prairielearn_results(report: RunReport) -> dict:
                           "output": _group_output(cases)})
     most = summary["max_score"]
     return to_json_safe({"gradable": True, "score": round(summary["score"] / most, 6) if most else 0.0,
-                         "message": f"score {summary['score']} of {most}", "output": text_summary(report),
+                         "message": f"score {summary['score']} of {most}",
+                         "output": _with_story(text_summary(report), build_story(report)),
                          "tests": tests})
