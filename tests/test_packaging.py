@@ -94,14 +94,20 @@ def test_wheel_metadata_requires_python_and_runtime_dependencies(wheel):
     assert any(r.startswith("hypothesis") and "dev" in r for r in requires)
 
 
+def _installed(wheel: str, venv: Path) -> Path:
+    """A fresh environment (seeing this one's packages for the dependencies) with ``wheel`` installed; its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", wheel],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-2000:]
+    return python
+
+
 def test_installed_wheel_works_outside_the_source_tree(wheel, tmp_path):
     """``pip install`` of the wheel (not editable): the commands find their vectors in site-packages."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
-                              wheel.filename], capture_output=True, text=True, timeout=300)
-    assert install.returncode == 0, install.stderr[-2000:]
+    python = _installed(wheel.filename, venv)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(ROOT / "examples" / "course_submission.py", elsewhere)
@@ -122,12 +128,7 @@ def test_installed_wheel_works_outside_the_source_tree(wheel, tmp_path):
 def test_an_installed_optconform_ships_its_own_wheel_in_the_autograder(wheel, tmp_path):
     """From a plain install (no source tree to build from), `optconform autograder` repacks the installed
     distribution: the zip's wheel holds every file the installed one does, and installs in a fresh environment."""
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
-                              wheel.filename], capture_output=True, text=True, timeout=300)
-    assert install.returncode == 0, install.stderr[-2000:]
+    python = _installed(wheel.filename, tmp_path / "venv")
     done = subprocess.run([str(python), "-m", "optconform.cli", "autograder", "--out", "ag.zip"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -137,12 +138,7 @@ def test_an_installed_optconform_ships_its_own_wheel_in_the_autograder(wheel, tm
     shipped = zipfile.ZipFile(tmp_path / Path(inner).name)
     assert {n for n in _names(wheel) if not n.endswith("RECORD")} == \
         {n for n in shipped.namelist() if not n.endswith("RECORD")}
-    again = tmp_path / "again"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(again)], check=True, timeout=120)
-    reinstall = subprocess.run([str(again / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-index",
-                                "--quiet", str(tmp_path / Path(inner).name)], capture_output=True, text=True,
-                               timeout=300)
-    assert reinstall.returncode == 0, reinstall.stderr[-2000:]  # pip checks every RECORD hash
-    listed = subprocess.run([str(again / "bin" / "python"), "-m", "optconform.cli", "generate", "--check"],
+    again = _installed(str(tmp_path / Path(inner).name), tmp_path / "again")  # pip checks every RECORD hash
+    listed = subprocess.run([str(again), "-m", "optconform.cli", "generate", "--check"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr

@@ -340,3 +340,28 @@ def test_the_child_a_sandbox_runs_is_compiled_small_and_without_the_vectors_load
                           env={**os.environ, "PYTHONPATH": ""})
     assert '"ok":true' in done.stdout.replace(" ", ""), (done.stdout, done.stderr)
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_the_sandbox_scratch_is_bounded(tmp_path):
+    """/tmp and /dev/shm inside bubblewrap are tmpfs of a fixed size: a submission that writes file after file
+    (each under the 64 MiB file limit) runs out of room there, not the grader out of memory."""
+    rows, out, done = grade(tmp_path, {"filler": ADAM_HEADER + """
+import os
+def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999,
+                                epsilon=1e-8):
+    chunk = b"x" * (1 << 20)
+    for folder in ("/tmp", "/dev/shm"):
+        written = 0
+        try:
+            for index in range(12):
+                with open(f"{folder}/fill{index}", "wb") as handle:
+                    for _ in range(32):
+                        handle.write(chunk)
+                        written += 1
+        except OSError as error:
+            raise RuntimeError(f"{folder} full after {written} MiB: errno {error.errno}")
+    raise RuntimeError("wrote 384 MiB in each")
+"""}, "--timeout", "60")
+    report = json.loads((out / "feedback" / "filler.json").read_text(encoding="utf-8"))
+    messages = {c["message"].split(" (at ")[0] for c in report["cases"] if c["status"] == "error"}
+    assert messages and all("full after" in m and "errno 28" in m for m in messages), messages
