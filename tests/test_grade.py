@@ -8,7 +8,6 @@ update and a few of its cases to stay fast.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -22,7 +21,6 @@ from optconform.harness.grading.submissions import expand_submissions, safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-HAS_DIAGNOSIS = importlib.util.find_spec("optconform.harness.diagnosis.cases") is not None
 
 CORRECT = (EXAMPLES / "course_submission.py").read_text(encoding="utf-8")
 BUGGY = (CORRECT.replace("v_corrected[key] = v[key] / (1 - beta1 ** t)", "v_corrected[key] = v[key]")
@@ -84,9 +82,8 @@ def test_scores_order_correct_above_buggy(graded):
     assert buggy["status"] == "ok" and int(buggy["score"]) < int(correct["score"])
     assert int(buggy["failed"]) > 0
     assert seed["status"] == "ok" and int(seed["score"]) < int(correct["score"])
-    if HAS_DIAGNOSIS:
-        assert "bias correction" in buggy["diagnosis"]
-        assert "epsilon" in seed["diagnosis"]
+    assert "bias correction" in buggy["diagnosis"]
+    assert "epsilon" in seed["diagnosis"]
 
 
 def test_load_errors_score_zero_with_a_reason(graded):
@@ -138,8 +135,7 @@ def test_feedback_names_the_mistakes(graded):
     buggy = (feedback / "buggy.txt").read_text(encoding="utf-8")
     assert buggy.startswith("Feedback for buggy (buggy.py)")
     assert "Your update_parameters_with_adam" in buggy and "FAIL" in buggy
-    if HAS_DIAGNOSIS:
-        assert "bias correction" in buggy.split("=" * 72)[0]  # named in the header, before the full report
+    assert "bias correction" in buggy.split("=" * 72)[0]  # named in the header, before the full report
     assert "Well done" in (feedback / "correct.txt").read_text(encoding="utf-8")
     syntax = (feedback / "syntax_error.txt").read_text(encoding="utf-8")
     assert "could not load update_parameters_with_adam" in syntax and "syntax_error.py line 4" in syntax
