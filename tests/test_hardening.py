@@ -708,3 +708,31 @@ def test_a_bare_name_is_the_students_file_never_a_trusted_module(tmp_path):
     assert missing.returncode == 2 and "add --module" in missing.stderr
     imported = run("mysol", "--module")
     assert imported.returncode == 0 and marker.exists()  # the instructor said it is trusted code
+
+
+COURSE_SOURCE = (Path(__file__).resolve().parents[1] / "examples" / "course" / "course_2021.py").read_text()
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "optconform.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def test_without_a_sandbox_grade_refuses_and_check_warns(tmp_path):
+    """Needs no sandbox: it takes every engine away (no bwrap, and bubblewrap pinned) and checks that nothing of
+    the class runs, except where the instructor says --no-sandbox, and that check and doctor say so."""
+    env = {**os.environ, "OPTCONFORM_BWRAP": str(tmp_path / "no-bwrap-here"), "OPTCONFORM_SANDBOX": "bubblewrap"}
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "student.py").write_text(COURSE_SOURCE, encoding="utf-8")
+    refused = _cli("grade", folder, "--out", tmp_path / "grades", env=env)
+    assert refused.returncode == 2 and "no sandbox" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--no-sandbox" in refused.stderr
+    assert not (tmp_path / "grades" / "gradebook.csv").exists()
+    forced = _cli("grade", folder, "--out", tmp_path / "grades", "--ops", "adam.init", "--no-sandbox", env=env)
+    assert forced.returncode == 0, forced.stderr
+    checked = _cli("check", folder / "student.py", "--ops", "adam.init", "--format", "json", env=env)
+    assert checked.returncode == 0
+    assert any(w.startswith("no sandbox:") for w in json.loads(checked.stdout)["warnings"])
+    doctor = _cli("doctor", env=env)
+    assert doctor.returncode == 1 and "NOT AVAILABLE" in doctor.stdout

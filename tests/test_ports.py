@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 import pytest
+from optional import require
 
 from optconform.reference import ops
 from optconform.reference.conventions import validate
@@ -63,7 +64,7 @@ BETA1, BETA2, EPS = 0.83, 0.987, 1e-6
 
 
 def load_port(name: str):
-    pytest.importorskip(FRAMEWORK[name])
+    require(FRAMEWORK[name])
     return importlib.import_module(MODULE[name])
 
 

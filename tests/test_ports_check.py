@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from optional import require
 
 from optconform.harness.checking.runner import run_cases
 from optconform.harness.checking.selection import CaseIdList, select
@@ -37,7 +38,7 @@ TARGETS = [
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("framework,target,xfail", TARGETS)
 def test_framework_conforms_on_every_case(framework, target, xfail, dtype):
-    pytest.importorskip(framework)
+    require(framework)
     session = InProcessSession(load_module_target(target), target)
     conventions = resolve(session.info.conventions)
     selection = select(load_suite(), conventions, dtype, xfail=CaseIdList.read(str(xfail) if xfail else None))
@@ -52,7 +53,7 @@ def test_framework_conforms_on_every_case(framework, target, xfail, dtype):
 
 
 def test_cli_check_of_torch_at_float32_exits_zero():
-    pytest.importorskip("torch")
+    require("torch")
     done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "optconform.harness.adapters.torch_port",
                            "--dtype", "float32"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr
@@ -60,7 +61,7 @@ def test_cli_check_of_torch_at_float32_exits_zero():
 
 
 def test_pytest_plugin_runs_the_optax_port(tmp_path):
-    pytest.importorskip("optax")
+    require("optax")
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path),
                            "--optconform-target=optconform.harness.adapters.optax_port:eps_root",
                            "--optconform-ops=adam.update", f"--optconform-xfail={OPTAX_XFAIL}"],

@@ -202,24 +202,6 @@ def test_check_runs_a_file_in_the_sandbox(tmp_path):
     assert all("uid=65534" in c["message"] for c in report["cases"]), report["cases"][0]["message"]
 
 
-def test_without_a_sandbox_grade_refuses_and_check_warns(tmp_path):
-    env = {**os.environ, "OPTCONFORM_BWRAP": str(tmp_path / "no-bwrap-here")}
-    folder = tmp_path / "subs"
-    folder.mkdir()
-    (folder / "student.py").write_text(COURSE, encoding="utf-8")
-    refused = cli("grade", folder, "--out", tmp_path / "grades", env=env)
-    assert refused.returncode == 2 and "no sandbox" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1 and "--no-sandbox" in refused.stderr
-    assert not (tmp_path / "grades" / "gradebook.csv").exists()
-    forced = cli("grade", folder, "--out", tmp_path / "grades", "--ops", "adam.init", "--no-sandbox", env=env)
-    assert forced.returncode == 0, forced.stderr
-    checked = cli("check", folder / "student.py", "--ops", "adam.init", "--format", "json", env=env)
-    assert checked.returncode == 0
-    assert any(w.startswith("no sandbox:") for w in json.loads(checked.stdout)["warnings"])
-    doctor = cli("doctor", env=env)
-    assert doctor.returncode == 1 and "NOT AVAILABLE" in doctor.stdout
-
-
 def test_doctor_describes_the_sandbox():
     done = cli("doctor")
     assert done.returncode == 0 and "uid 65534" in done.stdout and "network" in done.stdout
@@ -253,12 +235,20 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, 
     cli("check", tmp_path / "subs" / "printer.py", "--vectors", private, "--ops", "adam.update",
         "--format", "gradescope", "--output", gradescope)
     text = every_output(out, done) + gradescope.read_text(encoding="utf-8")
-    secrets = set()
+    secrets = set()  # every element of every array of every hidden Adam case, inputs and expected outputs
+
+    def collect(tree):
+        for value in tree.values():
+            if isinstance(value, dict):
+                collect(value)
+            else:
+                secrets.update(repr(float(x))[:12] for x in value.ravel() if abs(float(x)) > 1e-3)
+
     for case in load_suite(private):
         if case.op == "adam.update":
-            secrets.add(repr(float(case.inputs["parameters"]["W1"].flat[0]))[:12])
-            secrets.add(repr(float(case.expected["parameters"]["W1"].flat[0]))[:12])
-    assert secrets and not [value for value in secrets if value in text]
+            collect({key: case.inputs[key] for key in ("parameters", "grads", "v", "s") if key in case.inputs})
+            collect(case.expected)
+    assert len(secrets) > 100 and not [value for value in secrets if value in text]
     assert "only-second-correction" in rows["buggy"]["diagnosis"], rows["buggy"]
     tests = json.loads(gradescope.read_text(encoding="utf-8"))["tests"]
     assert tests and all(test["visibility"] == "after_published" for test in tests)
