@@ -90,7 +90,8 @@ def test_pages_render_each_mistake_once_with_a_plot_and_escape_what_a_submission
     assert page.find_element(By.TAG_NAME, "h1").text == "Class summary"
     assert "3 submissions" in text and "bob" in text and "last-batch-dropped" in text
     assert len(page.find_elements(By.CSS_SELECTOR, "table")[0].find_elements(By.TAG_NAME, "tr")) == 11
-    assert (out / "feedback" / "bob.md").read_text().count("[no-bias-correction]") == 1
+    # Markdown shows the brackets escaped (\[name\]): read as a viewer renders it
+    assert (out / "feedback" / "bob.md").read_text().replace("\\", "").count("[no-bias-correction]") == 1
 
 
 def test_pages_of_a_hidden_set_show_no_value(tmp_path, browser):
