@@ -40,13 +40,13 @@ CPU_BUSY: list[float] = []
 
 
 def grade_seconds(python: str, folder: Path, out: Path, jobs: int, engine: str | None) -> float:
-    argv = [python, "-m", "optconform.cli", "grade", str(folder), "--out", str(out), "--jobs", str(jobs)]
+    argv = [python, "-m", "optconform.cli", "grade", str(folder), "--out", str(out), "--jobs", str(jobs), "--force"]
     if engine is None:
         argv.append("--no-sandbox")
     environment = {**os.environ, "OPTCONFORM_SANDBOX": engine or ""}
     before = _cpu_times()
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=environment)
+    done = subprocess.run(argv, capture_output=True, text=True, env=environment, cwd=folder.parent)  # not the clone
     elapsed = time.perf_counter() - started
     after = _cpu_times()
     if done.returncode != 0:
