@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from optconform.harness.checking.results import CaseResult, RunReport, mistake_names
 from optconform.harness.diagnosis.settle import common_mistake, constant_value, failing, function_of
+from optconform.harness.reporting.text import one_line
 
 _DEFINES = re.compile(r" \[defines ([\w, ]+)\]$")
 
@@ -89,7 +90,7 @@ class Part:
                 said.append(f"{head}. {self.unexplained}")
         if errors:
             said.append(f"Your {self.function} raised an error, took too long or returned something the grader could "
-                        f"not read in {errors} of {total} checks: {_one_line(self.first_error.message, 240)}")
+                        f"not read in {errors} of {total} checks: {one_line(self.first_error.message, 240)}")
         return " ".join(said) or f"Your {self.function} passes every check."
 
 
@@ -108,15 +109,10 @@ class Story:
         return sorted((p for p in self.parts if p.verdict != "right"), key=lambda p: (rank[p.verdict], -p.checks))
 
 
-def _one_line(text: str, limit: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _unexplained(rest: list[CaseResult], failing: int, named: bool) -> str:
     """The failing checks no mistake explains: how many, and the first."""
     first = rest[0]
-    where = "" if first.hidden else f" The first: {_one_line(first.message, 240)}"
+    where = "" if first.hidden else f" The first: {one_line(first.message, 240)}"
     if named:
         return f"{len(rest)} of the {failing} differ in another way too.{where}"
     return f"No known mistake explains all {failing} of them: compare your code with the formula step by step.{where}"
@@ -131,7 +127,14 @@ def _load_problem(function: str, warnings: list[str]) -> str | None:
 
 
 def build_story(report: RunReport) -> Story:
-    """The story of ``report`` (see the module's docstring)."""
+    """The story of ``report`` (see the module's docstring), made once per report: the gradebook row, its
+    headline, the feedback text and the pages of one student all read the same one."""
+    if "_story" not in report.__dict__:
+        report.__dict__["_story"] = _told(report)
+    return report.__dict__["_story"]
+
+
+def _told(report: RunReport) -> Story:
     parts: dict[str, Part] = {}
     for case in report.results:
         part = parts.setdefault(function_of(case.op), Part(function_of(case.op)))
@@ -168,7 +171,7 @@ def story_lines(story: Story, limit: int = 4) -> list[str]:
             lines.append(f"  - ... and {len(need) - limit} more: see the full report below.")
     if story.load_notes:
         lines += ["", "Parts of your file could not be loaded (and were left out):"]
-        lines += [f"  - {_one_line(w, 240)}" for w in story.load_notes[:5]]
+        lines += [f"  - {one_line(w, 240)}" for w in story.load_notes[:5]]
     return lines
 
 

@@ -76,6 +76,12 @@ def fmt_num(x) -> str:
     return f"{x:.3g}"
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line, at most ``limit`` characters (a reason, a headline, a gradebook cell)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def first_line(text: str) -> str:
     text = (text or "").strip()
     return text.splitlines()[0] if text else ""
