@@ -736,3 +736,39 @@ def test_without_a_sandbox_grade_refuses_and_check_warns(tmp_path):
     assert any(w.startswith("no sandbox:") for w in json.loads(checked.stdout)["warnings"])
     doctor = _cli("doctor", env=env)
     assert doctor.returncode == 1 and "NOT AVAILABLE" in doctor.stdout
+
+
+# ---------------------------------------------------------------- a function that returns one value returns it alone
+
+
+@pytest.mark.parametrize("op, returned, fragment", [
+    ("lr_decay.inverse_time", lambda lr: (lr,), "returned a tuple of 1; expected one learning rate, not a sequence"),
+    ("lr_decay.inverse_time", lambda lr: [lr], "returned a list of 1; expected one learning rate"),
+    ("lr_decay.scheduled", lambda lr: (lr, 1000), "returned a tuple of 2; expected one learning rate"),
+])
+def test_a_learning_rate_in_a_tuple_is_an_error(op, returned, fragment):
+    from optconform.harness.target.adapter import PythonAdapter, ResultShapeError
+    from optconform.reference import ops
+
+    def decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
+        return returned(ops.lr_inverse_time(learning_rate0, epoch_num, decay_rate))
+
+    namespace = {"update_lr": decay, "schedule_lr_decay": decay}
+    args = {"learning_rate0": 0.5, "epoch_num": 3, "decay_rate": 1.0, "time_interval": 1000}
+    with pytest.raises(ResultShapeError, match=re.escape(fragment)):
+        PythonAdapter(namespace).call(op, args)
+    namespace = {"update_lr": lambda *a: ops.lr_inverse_time(*a[:3]), "schedule_lr_decay": lambda *a: np.float64(0.5)}
+    assert PythonAdapter(namespace).call(op, args)[0]["learning_rate"].shape == ()  # the bare number is right
+
+
+@pytest.mark.parametrize("op, name, value", [("momentum.init", "initialize_velocity", "v"),
+                                              ("rmsprop.init", "initialize_rmsprop", "s"),
+                                              ("gd.update", "update_parameters_with_gd", "parameters")])
+def test_a_single_tree_in_a_tuple_is_an_error(op, name, value):
+    from optconform.harness.target.adapter import PythonAdapter, ResultShapeError
+
+    tree = {"W1": np.zeros((2, 2)), "b1": np.zeros((2, 1))}
+    args = {"parameters": tree, "grads": {"dW1": np.zeros((2, 2)), "db1": np.zeros((2, 1))}, "learning_rate": 0.1}
+    with pytest.raises(ResultShapeError, match="returned a tuple of 1; expected one value, not a tuple"):
+        PythonAdapter({name: lambda *a, **k: (tree,)}).call(op, args)
+    assert set(PythonAdapter({name: lambda *a, **k: tree}).call(op, args)[0]) == {value}

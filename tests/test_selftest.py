@@ -112,3 +112,19 @@ def test_each_correct_variant_implements_every_op_it_claims(name):
     from optconform.harness.target.session import InProcessSession
 
     assert len(InProcessSession(namespace, name).info.ops) == 10
+
+
+def test_the_slips_people_make_are_mutants():
+    """An integer one less (``time_interval=999``), a name swapped for its twin (``beta1`` for ``beta2``), a
+    statement deleted: each is a mutant, and the vectors kill it."""
+    by_id = {m.id: m for m in mutants()}
+    wanted = ["lr_scheduled: 1000 [1000 -> 999] #1", "adam_update: beta2 [beta2 -> beta1] #1",
+              "adam_update: new_v[grad] = beta1 * v[grad] + (1.0 - beta1) * g [delete statement] #1",
+              "mini_batches: k [k -> m] #1"]
+    present = [mutant_id for mutant_id in wanted if mutant_id in by_id]
+    assert present == wanted[:3]  # one-letter locals (a loop counter, a count) are not twins
+    cases = load_suite()
+    for mutant_id in present:
+        result = run_mutant(by_id[mutant_id], cases)
+        assert result.status == "killed", mutant_id
+    assert run_mutant(by_id[wanted[0]], cases).killed_by == ["lr_decay.scheduled/default-interval-before-boundary"]

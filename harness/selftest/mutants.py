@@ -1,15 +1,17 @@
-"""Mutants of the reference: ``reference/ops.py`` with one small change each.
+"""Mutants of a module: ``reference/ops.py`` (or a harness module) with one small change each.
 
-A mutant is the specification with one operator, constant, call or argument order
-changed, the kinds of slip a person makes. Each has a stable id that does not
-depend on line numbers: ``function: source of the changed node [change] #k``
-(``#k`` counts equal changes in one function). The mutants are made by walking
-the module's syntax tree; why not mutmut or cosmic-ray is in ``docs/selftest.md``.
+A mutant is the code with one operator, constant, call, argument order or name
+changed, or one statement deleted: the kinds of slip a person makes. Each has a
+stable id that does not depend on line numbers: ``function: source of the changed
+node [change] #k`` (``#k`` counts equal changes in one function; a method is
+``Class.method``). The mutants are made by walking the module's syntax tree; why
+not mutmut or cosmic-ray is in ``docs/selftest.md``.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import types
 from dataclasses import dataclass
@@ -33,16 +35,18 @@ class Mutant:
     change: str
     source: str  # the whole mutated module
     default: bool = False  # the change is to a default argument's value
+    of: str = reference_ops.__name__  # the module mutated
 
     def module(self) -> types.ModuleType:
-        """The mutated module, executed as a sibling of ``reference.ops`` (its relative imports work)."""
-        module = types.ModuleType(f"{reference_ops.__package__}._mutant")
-        module.__package__ = reference_ops.__package__
+        """The mutated module, executed as a sibling of the original (its relative imports work)."""
+        package = importlib.import_module(self.of).__package__
+        module = types.ModuleType(f"{package}._mutant")
+        module.__package__ = package
         exec(compile(self.source, f"<mutant {self.id}>", "exec"), module.__dict__)  # noqa: S102 - our own source
         return module
 
 
-def _sites(node: ast.AST):
+def _sites(node: ast.AST, twins: dict):
     """``(node, change, apply)`` for every mutation of one node; ``apply()`` changes the node in place and
     returns an ``undo()``."""
     if isinstance(node, ast.BinOp) and type(node.op) in _SWAPPED_OPERATORS:
@@ -53,8 +57,13 @@ def _sites(node: ast.AST):
         yield f"{type(node.ops[0]).__name__} -> {type(new).__name__}", _setter(node, "ops", [new])
     elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         yield f"{node.value!r} -> {node.value + 1!r}", _setter(node, "value", node.value + 1)
+        if isinstance(node.value, int) and node.value != 1:
+            yield f"{node.value!r} -> {node.value - 1!r}", _setter(node, "value", node.value - 1)
         if node.value not in (0, 1):
             yield f"{node.value!r} -> 0", _setter(node, "value", type(node.value)(0))
+    elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in twins:
+        for twin in twins[node.id]:
+            yield f"{node.id} -> {twin}", _setter(node, "id", twin)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
         yield f"drop {type(node.op).__name__}", _replacer(node, node.operand)
     elif isinstance(node, ast.Call):
@@ -68,6 +77,29 @@ def _sites(node: ast.AST):
     elif isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple) and len(node.value.elts) >= 2:
         elts = node.value.elts
         yield "swap first two returned values", _setter(node.value, "elts", [elts[1], elts[0], *elts[2:]])
+    if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)) and _deletable(node):
+        yield "delete statement", _replacer(node, ast.Pass())
+
+
+def _deletable(statement) -> bool:
+    """A statement whose deletion is a slip, not a syntax error: it sits in a block, and is not a docstring."""
+    parent = getattr(statement, "_parent", None)
+    return parent is not None and parent[2] is not None and not _is_docstring(getattr(statement, "value", None))
+
+
+def _twins(function: ast.FunctionDef) -> dict[str, list[str]]:
+    """``{name: names one character away}`` among the function's parameters and locals: ``beta1``/``beta2``,
+    ``new_v``/``new_s``, the names a person swaps. One-letter names swap among the parameters only (``v``/``s``,
+    ``X``/``Y``), not with every loop counter."""
+    parameters = {a.arg for a in (*function.args.posonlyargs, *function.args.args, *function.args.kwonlyargs)}
+    names = parameters | {n.id for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+                          and len(n.id) > 1}
+
+    def near(a: str, b: str) -> bool:
+        return a != b and len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
+
+    return {name: sorted(other for other in names if near(name, other)) for name in names
+            if any(near(name, other) for other in names)}
 
 
 def _setter(node, field, value):
@@ -101,30 +133,41 @@ def _link_parents(tree: ast.AST) -> None:
                         item._parent = (parent, field, index)
 
 
-def _is_docstring(node: ast.AST) -> bool:
+def _is_docstring(node) -> bool:
     parent = getattr(node, "_parent", None)
     return isinstance(node, ast.Constant) and isinstance(node.value, str) and parent is not None \
         and isinstance(parent[0], ast.Expr)
 
 
-def mutants(module: types.ModuleType = reference_ops) -> list[Mutant]:
-    """Every mutant of ``module``'s top-level functions (but :data:`NOT_MUTATED`), in source order."""
+def functions_of(tree: ast.Module):
+    """``(qualified name, node)`` of every top-level function and every method of a top-level class."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef):
+            yield from ((f"{node.name}.{m.name}", m) for m in node.body if isinstance(m, ast.FunctionDef))
+
+
+def mutants(module: types.ModuleType = reference_ops, only: frozenset | None = None) -> list[Mutant]:
+    """Every mutant of ``module``'s functions and methods (those named in ``only``, else all but
+    :data:`NOT_MUTATED`), in source order."""
     source = inspect.getsource(module)
     tree = ast.parse(source)
     _link_parents(tree)
     unchanged = ast.unparse(tree)
     found, seen = [], {}
-    for function in tree.body:
-        if not isinstance(function, ast.FunctionDef) or function.name in NOT_MUTATED:
+    for name, function in functions_of(tree):
+        if name in NOT_MUTATED or (only is not None and name not in only):
             continue
+        twins = _twins(function)
         defaults = [d for d in (*function.args.defaults, *function.args.kw_defaults) if d is not None]
         for top in [*defaults, *function.body]:
             for node in ast.walk(top):
                 if _is_docstring(node) or isinstance(node, ast.JoinedStr) or _inside_fstring(node):
                     continue
-                for change, apply in _sites(node):
-                    text = ast.unparse(node)
-                    key = f"{function.name}: {text} [{change}]"
+                for change, apply in _sites(node, twins):
+                    text = ast.unparse(node).splitlines()[0]
+                    key = f"{name}: {text} [{change}]"
                     seen[key] = seen.get(key, 0) + 1
                     undo = apply()
                     try:
@@ -133,8 +176,8 @@ def mutants(module: types.ModuleType = reference_ops) -> list[Mutant]:
                         undo()
                     if mutated == unchanged:  # e.g. two equal returned values swapped: no change at all
                         continue
-                    found.append(Mutant(f"{key} #{seen[key]}", function.name, node.lineno, change, mutated,
-                                        default=any(top is d for d in defaults)))
+                    found.append(Mutant(f"{key} #{seen[key]}", name, node.lineno, change, mutated,
+                                        default=any(top is d for d in defaults), of=module.__name__))
     return found
 
 

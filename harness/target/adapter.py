@@ -91,8 +91,11 @@ def _as_tree(value, where: str) -> dict:
 
 
 def _returned(value, count: int, function: str) -> tuple:
-    """The first ``count`` values of a returned tuple (later ones are ignored)."""
-    if count == 1 and not isinstance(value, tuple):
+    """The first ``count`` values of a returned tuple (later ones are ignored); a function that returns one
+    value returns it alone, never in a tuple (``return v,`` is a slip the caller's ``v = f(...)`` would keep)."""
+    if count == 1:
+        if isinstance(value, tuple):
+            raise ResultShapeError(f"{function} returned a tuple of {len(value)}; expected one value, not a tuple")
         return (value,)
     if not isinstance(value, (tuple, list)) or len(value) < count:
         got = f"a {type(value).__name__}" + (f" of {len(value)}" if isinstance(value, (tuple, list)) else "")
@@ -220,6 +223,9 @@ class PythonAdapter:
             parameters, s = _returned(returned, 2, function)
             return {"parameters": _as_tree(parameters, "parameters"), "s": _as_tree(s, "s")}
         if op in ("lr_decay.inverse_time", "lr_decay.scheduled"):
+            if isinstance(returned, (tuple, list)):
+                raise ResultShapeError(f"{function} returned a {type(returned).__name__} of {len(returned)}; "
+                                       "expected one learning rate, not a sequence")
             value = _as_array(returned, "the learning rate")
             if value.size != 1:
                 raise ResultShapeError(f"{function} returned {value.size} numbers; expected one learning rate")

@@ -51,6 +51,13 @@ def lr_decay_scenarios():
         ("default-interval-boundary", dict(learning_rate0=0.5, epoch_num=1000, decay_rate=0.3, time_interval=1000),
          "schedule_lr_decay(lr0, 1000, 0.3): the first decay falls exactly on the default interval",
          "a default time_interval a little over 1000 (epoch 2500 cannot tell 1000 from 1001)", ("time_interval",)),
+        ("default-interval-before-boundary", dict(learning_rate0=0.5, epoch_num=999, decay_rate=0.3, time_interval=1000),
+         "schedule_lr_decay(lr0, 999, 0.3): one epoch before the first decay of the default interval",
+         "a default time_interval a little under 1000 (999 decays here already)", ("time_interval",)),
+        ("default-interval-after-boundary", dict(learning_rate0=0.5, epoch_num=1001, decay_rate=0.3, time_interval=1000),
+         "schedule_lr_decay(lr0, 1001, 0.3): one epoch after the first decay of the default interval",
+         "a default time_interval of 1002 or a little more (not decayed yet here; epoch 2500 decays it twice "
+         "either way)", ("time_interval",)),
         ("interval-on-rate", dict(learning_rate0=0.6, epoch_num=300, decay_rate=0.2, time_interval=100),
          "epoch 300, interval 100: three decays", "the interval applied to the learning rate instead of the epoch",
          ()),
