@@ -138,7 +138,7 @@ def _selftest(args) -> int:
     from optconform.harness.selftest.command import run_selftest
 
     return run_selftest(args.vectors, args.jobs, args.only, args.full, args.equivalents, args.format, args.output,
-                        args.verbose)
+                        args.verbose, args.harness)
 
 
 def _init(args) -> int:
@@ -290,9 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--jobs", type=int, help="worker processes (default: one per core)")
     selftest.add_argument("--only", metavar="REGEX", help="only the mutants whose id matches (skips the other checks)")
     selftest.add_argument("--full", action="store_true", help="every case that kills each mutant, not the first")
-    selftest.add_argument("--equivalents", metavar="FILE", help="the file of equivalent mutants (default: shipped)")
-    selftest.add_argument("--format", choices=("text", "json"), default="text")
-    selftest.add_argument("--output", metavar="FILE", help="write the report here")
+    selftest.add_argument("--equivalents", metavar="FILE", help="the file of equivalent mutants (default: the "
+                          "shipped one, equivalent_mutants.txt or, with --harness, equivalent_harness_mutants.txt)")
+    selftest.add_argument("--harness", action="store_true",
+                          help="mutate the harness's comparison, withholding and gradebook instead, killed by the "
+                          "checkout's tests (needs a checkout and the dev extras)")
+    selftest.add_argument("--format", choices=("text", "json"), default="text",
+                          help="text (default) or json: the whole kill matrix")
+    selftest.add_argument("--output", metavar="FILE", help="write the report here (default: standard output)")
     selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix")
     selftest.set_defaults(run=_selftest)
 

@@ -128,3 +128,23 @@ def test_the_slips_people_make_are_mutants():
         result = run_mutant(by_id[mutant_id], cases)
         assert result.status == "killed", mutant_id
     assert run_mutant(by_id[wanted[0]], cases).killed_by == ["lr_decay.scheduled/default-interval-before-boundary"]
+
+
+def test_the_harness_mutants_of_the_atomic_write_are_killed_by_its_tests(tmp_path):
+    done = _selftest("--harness", "--only", r"^atomic\.", "--format", "json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["ok"], done.stderr
+    assert len(report["mutants"]) >= 10 and {m["status"] for m in report["mutants"]} == {"killed"}
+    assert all(m["killed_by"][0].startswith("tests/test_atomic.py::") for m in report["mutants"])
+
+
+def test_a_harness_survivor_not_listed_fails_the_run(tmp_path):
+    from optconform.harness.selftest.harness_mutants import EQUIVALENTS as HARNESS_EQUIVALENTS
+
+    kept = [line for line in HARNESS_EQUIVALENTS.read_text().splitlines() if "summary_table" not in line]
+    equivalents = tmp_path / "equivalent.txt"
+    equivalents.write_text("\n".join(kept) + "\n")
+    done = _selftest("--harness", "--only", r"^gradebook\.summary_table", "--equivalents", str(equivalents))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SURVIVED  gradebook.summary_table: min(width, 40) [swap first two arguments] #1" in done.stdout
+    assert "no test kills it" in done.stdout

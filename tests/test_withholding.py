@@ -146,3 +146,23 @@ def test_a_hidden_error_keeps_only_the_graders_words(failure, kept, gone):
     assert kept in shown.message and shown.details == [] and shown.hidden
     if gone is not None:
         assert gone not in json.dumps(shown.to_json())
+
+
+def test_a_hidden_failure_keeps_no_error_size_no_series_and_only_the_references_key():
+    from optconform.harness.checking.compare import Comparison, Mismatch
+
+    result = CaseResult("adam.trajectory/x/y", "adam.trajectory", "fail", "parameters.W1[0,1]: expected 0.25, got 0.5",
+                        max_abs_err=0.25, max_rel_err=1.0, details=["steps[3]: 0.5"],
+                        series={"where": "parameters.W1[0,1]", "expected": [0.25], "got": [0.5], "first_wrong": 1})
+    comparison = Comparison([Mismatch("parameters.W1", "value", (0, 1), 0.25, 0.5, 3.0),
+                             Mismatch("0.123456", "unexpected key")])
+    shown = withheld(result, type("Outcome", (), {"withheld": "", "comparison": comparison})())
+    assert (shown.max_abs_err, shown.max_rel_err, shown.series, shown.details) == (None, None, None, [])
+    assert shown.message == "the result differs from the reference in parameters.W1 (hidden case: values withheld)"
+    alone = Comparison([Mismatch("0.123456", "unexpected key")])
+    shown = withheld(CaseResult("a/b/c", "adam.update", "fail", "0.123456"),
+                     type("Outcome", (), {"withheld": "", "comparison": alone})())
+    assert shown.message == "the result differs from the reference (the result holds a key the reference does not) " \
+                            "(hidden case: values withheld)"
+    passed = withheld(CaseResult("a/b/c", "adam.update", "pass", "", max_abs_err=1e-17), None)
+    assert passed.status == "pass" and passed.message == "" and passed.max_abs_err is None and passed.hidden

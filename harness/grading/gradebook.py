@@ -49,9 +49,8 @@ def make_row(graded: Graded, default_max: int) -> dict:
         "identity": sub.identity,
         "passed": counts[0], "failed": counts[1], "errors": counts[2], "not_implemented": counts[3],
         "status": graded.status, "diagnosis": headline(graded), "parts": _parts(graded.report),
-        "mistakes": "; ".join(sorted({mistake_names(part.mistake)[0] for part in
-                                      (build_story(graded.report).parts if graded.report else ())
-                                      if part.verdict == "mistake" and mistake_names(part.mistake)})),
+        "mistakes": "; ".join(sorted({name for part in (build_story(graded.report).parts if graded.report else ())
+                                      if part.verdict == "mistake" for name in mistake_names(part.mistake)})),
     }
 
 

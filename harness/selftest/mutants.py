@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import sys
 import types
 from dataclasses import dataclass
 
@@ -42,7 +43,11 @@ class Mutant:
         package = importlib.import_module(self.of).__package__
         module = types.ModuleType(f"{package}._mutant")
         module.__package__ = package
-        exec(compile(self.source, f"<mutant {self.id}>", "exec"), module.__dict__)  # noqa: S102 - our own source
+        sys.modules[module.__name__] = module  # a dataclass looks its module up while it is made
+        try:
+            exec(compile(self.source, f"<mutant {self.id}>", "exec"), module.__dict__)  # noqa: S102 - our own source
+        finally:
+            del sys.modules[module.__name__]
         return module
 
 
