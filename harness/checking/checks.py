@@ -20,6 +20,20 @@ from .compare import Comparison, compare_case_outputs
 
 #: Structural mini-batch checks on shuffling need enough columns to be sure by chance (8! > 40000).
 SHUFFLE_MIN_COLUMNS = 8
+#: How many seeds (the case's and the next ones) a structural case shuffles under, to see what never moves.
+SEEDS_COMPARED = 6
+#: A column that sits at one position under every seed is a biased shuffle only with this many columns: a fair
+#: one leaves some column in place under all 6 seeds with probability m**-4 (1.5e-5 at 16 columns).
+STUCK_MIN_COLUMNS = 16
+
+
+def shuffle_seeds(case) -> list[int]:
+    """The seeds a structural mini-batch case calls with after its own seed (twice): the next few, when it has
+    columns enough for a shuffle to be told from none."""
+    if case.inputs["X"].shape[1] < SHUFFLE_MIN_COLUMNS:
+        return []
+    seed = case.full_inputs["seed"]
+    return [seed + k for k in range(1, SEEDS_COMPARED)]
 
 
 @dataclass
@@ -118,20 +132,50 @@ def check_mini_batches(case, session, dtype, conventions) -> Outcome:
                            f"np.random.seed({seed}) (" + comparison.message() + ")",
                            comparison, got)
         return _from_comparison(comparison, got)
-    problems = structural_problems(case.inputs, case.expected["batch_sizes"], got["batches"])
+    sizes = case.expected["batch_sizes"]
+    problems = structural_problems(case.inputs, sizes, got["batches"])
     if not problems:
         again, _ = session.call("mini_batches", args, conventions)
         if not _same_batches(got["batches"], again["batches"]):
             problems.append(f"the same seed {seed} gave different batches on a second call")
-        m = case.inputs["X"].shape[1]
-        if m >= SHUFFLE_MIN_COLUMNS:
-            other, _ = session.call("mini_batches", {**args, "seed": seed + 1}, conventions)
-            if _same_batches(got["batches"], other["batches"]):
-                problems.append(f"seeds {seed} and {seed + 1} gave the same order: "
-                                "the seed is ignored")
+        orders = [column_order(case.inputs, got["batches"])]
+        for other_seed in shuffle_seeds(case):
+            other, _ = session.call("mini_batches", {**args, "seed": other_seed}, conventions)
+            if other_seed == seed + 1 and _same_batches(got["batches"], other["batches"]):
+                problems.append(f"seeds {seed} and {seed + 1} gave the same order: the seed is ignored")
+                break
+            trouble = structural_problems(case.inputs, sizes, other["batches"])
+            if trouble:
+                problems.append(f"seed {other_seed}: {trouble[0]}")
+                break
+            orders.append(column_order(case.inputs, other["batches"]))
+        else:
+            problems += _never_moved(orders, sizes, seed)
     if problems:
-        return Outcome("fail", problems[0], got=got, details=problems)
+        return Outcome("fail", problems[0], got=got, details=problems[1:])
     return Outcome("pass", got=got)
+
+
+def _never_moved(orders: list[list[int]], sizes: list[int], seed: int) -> list[str]:
+    """What a fair shuffle moves but these did not, across the seeds: the columns each batch holds (fixed
+    batches, shuffled only inside), or a column's position (a biased permutation)."""
+    if len(orders) < 2:
+        return []
+    seeds = f"seeds {seed} to {seed + len(orders) - 1}"
+    bounds = np.cumsum([0, *sizes])
+    if len(sizes) > 1 and max(sizes) > 1:
+        members = [[frozenset(order[a:b]) for a, b in zip(bounds, bounds[1:])] for order in orders]
+        if all(m == members[0] for m in members):
+            return [f"each batch holds the same columns under {seeds} (batch 0: columns "
+                    f"{sorted(members[0][0])[:6]}...): the examples never move from one batch to another "
+                    "(are they shuffled only inside fixed batches?)"]
+    if len(orders[0]) >= STUCK_MIN_COLUMNS:
+        stuck = [p for p in range(len(orders[0])) if len({order[p] for order in orders}) == 1]
+        if stuck:
+            p = stuck[0]
+            return [f"column {orders[0][p]} of X is at position {p} under every one of {seeds}: "
+                    "the shuffle never moves it"]
+    return []
 
 
 def _same_batches(first, second) -> bool:
@@ -142,6 +186,14 @@ def _same_batches(first, second) -> bool:
 def _same_structure_other_order(case, got) -> bool:
     sizes = [x.shape[1] for x, _ in case.expected["batches"]]
     return not structural_problems(case.inputs, sizes, got.get("batches", []), require_shuffle=False)
+
+
+def column_order(inputs, batches) -> list[int]:
+    """The columns of X the batches hold, in order (for batches that :func:`structural_problems` accepts)."""
+    X = inputs["X"]
+    column_of = {X[:, j].tobytes(): j for j in range(X.shape[1])}
+    return [column_of[column.tobytes()] for xb, _ in batches
+            for column in np.ascontiguousarray(np.asarray(xb, dtype=X.dtype).T)]
 
 
 def structural_problems(inputs, sizes, batches, require_shuffle=True) -> list[str]:

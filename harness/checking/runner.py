@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .checks import SHUFFLE_MIN_COLUMNS, case_inputs, check_case
+from .checks import case_inputs, check_case, shuffle_seeds
 from .compare import elementwise_errors
 from .results import CaseResult, RunReport, mistake_names
 
@@ -211,15 +211,12 @@ class _Prefetcher:
         self.pending = _Pending(self.session.call_stream(calls, self.conventions), owners)
 
     def _first_calls(self, case) -> list[dict]:
-        """The calls a case starts with: one, or for a structural mini-batch case the three it makes when the
-        batches are well formed (the same seed twice, then the next seed; see ``checks.check_mini_batches``)."""
+        """The calls a case starts with: one, or for a structural mini-batch case those it makes when the
+        batches are well formed (the same seed twice, then the next seeds; see ``checks.check_mini_batches``)."""
         args = case_inputs(case, self.dtype)
         if case.op != "mini_batches" or "batches" in case.expected:
             return [args]
-        calls = [args, args]
-        if case.inputs["X"].shape[1] >= SHUFFLE_MIN_COLUMNS:
-            calls.append({**args, "seed": case.full_inputs["seed"] + 1})
-        return calls
+        return [args, args, *({**args, "seed": seed} for seed in shuffle_seeds(case))]
 
 
 class _Pending:

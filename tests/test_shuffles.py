@@ -1,0 +1,100 @@
+"""Mini-batches by structure, across seeds: every fair shuffle passes; fixed batches and a biased permutation fail.
+
+Under ``mini_batches.rng=structural`` any RNG may shuffle, so a case calls the target with its seed and the next
+few, and looks at what never moved: the columns each batch holds, and each column's position.
+"""
+
+from __future__ import annotations
+
+import random
+import types
+
+import numpy as np
+import pytest
+from optional import require
+
+from optconform.harness.checking.runner import run_cases
+from optconform.harness.checking.selection import CaseIdList, select
+from optconform.harness.target.session import InProcessSession
+from optconform.reference.conventions import resolve
+from optconform.vectors import load_suite
+
+CONVENTIONS = resolve({"mini_batches.rng": "structural"})
+
+
+def _legacy(m, seed):
+    np.random.seed(seed)
+    return np.random.permutation(m)
+
+
+def _generator(m, seed):
+    return np.random.default_rng(seed).permutation(m)
+
+
+def _random_shuffle(m, seed):
+    order = list(range(m))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def _torch(m, seed):
+    torch = require("torch")
+    return torch.randperm(m, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def _fixed_batches(size):
+    def permutation(m, seed):  # each batch shuffled inside itself: batch k always holds columns k*size..
+        rng, order = np.random.default_rng(seed), []
+        for start in range(0, m, size):
+            block = list(range(start, min(start + size, m)))
+            rng.shuffle(block)
+            order += block
+        return order
+    return permutation
+
+
+def _last_stays_last(m, seed):
+    return [*np.random.default_rng(seed).permutation(m - 1), m - 1] if m > 1 else [0]
+
+
+def _target(shuffle) -> types.SimpleNamespace:
+    def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
+        m = X.shape[1]
+        order = list(shuffle(m, seed) if shuffle is not _fixed_batches else shuffle(mini_batch_size)(m, seed))
+        X, Y = X[:, order], Y[:, order]
+        return [(X[:, k:k + mini_batch_size], Y[:, k:k + mini_batch_size]) for k in range(0, m, mini_batch_size)]
+    return types.SimpleNamespace(random_mini_batches=random_mini_batches)
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return [case for case in load_suite() if case.op == "mini_batches"]
+
+
+def _run(cases, shuffle):
+    session = InProcessSession(_target(shuffle), "shuffle")
+    selection = select(cases, CONVENTIONS, "float64", ["mini_batches"], CaseIdList([]), CaseIdList([]),
+                       session.info.ops)
+    assert selection.run
+    return run_cases(session, selection, "float64", CONVENTIONS, "shuffle")
+
+
+@pytest.mark.parametrize("shuffle", [_legacy, _generator, _random_shuffle, _torch])
+def test_every_fair_shuffle_conforms(cases, shuffle):
+    report = _run(cases, shuffle)
+    assert report.conforms, [(r.id, r.message) for r in report.results if r.status != "pass"][:3]
+
+
+BATCHES_FIXED = "the examples never move from one batch to another (are they shuffled only inside fixed batches?)"
+COLUMN_STUCK = "the shuffle never moves it"
+
+
+@pytest.mark.parametrize("shuffle, said", [(_fixed_batches, BATCHES_FIXED), (_last_stays_last, COLUMN_STUCK)])
+def test_a_shuffle_that_leaves_something_in_place_fails(cases, shuffle, said):
+    report = _run(cases, shuffle)
+    failing = [r for r in report.results if r.status == "fail"]
+    # each failure says what never moved (with m = size + 1, the last column stuck is also a batch that never changes)
+    assert failing and all(BATCHES_FIXED in r.message or COLUMN_STUCK in r.message for r in failing)
+    assert all(r.status != "error" for r in report.results)
+    many = [r for r in report.results if r.id.startswith("mini_batches/structural/many-batches")]
+    assert many and many[0].status == "fail" and said in many[0].message  # ten batches of m = 300 tell it
