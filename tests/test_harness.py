@@ -682,3 +682,45 @@ def test_a_failing_trajectorys_plot_marks_the_step_the_report_names():
         named = int(re.search(r"first wrong step (\d+)", result.message).group(1))
         assert result.series is not None and result.series["first_wrong"] == named == 4, (result.id, result.series)
         assert len(result.series["got"]) == len(result.series["expected"]) == 12
+        series = result.series
+        assert series["error"] == [abs(g - e) for g, e in zip(series["got"], series["expected"])]
+        assert all(err <= allowed for err, allowed in zip(series["error"][:3], series["allowed"][:3]))
+        assert series["error"][3] > series["allowed"][3]
+
+
+def test_a_plot_shows_the_element_whose_error_is_largest_even_when_the_curves_overlap():
+    """Epsilon inside the root changes each value by about one part in 10^8: the values' curves overlap, so the
+    plot is of the error, on a log scale, at the element where it is largest for its tolerance."""
+
+    def inside(p, g, v, s, t, lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
+        return ops.adam_update(p, g, v, s, t, lr, b1, b2, eps, epsilon_placement="inside_sqrt")
+
+    report = run(with_changes(update_parameters_with_adam=inside), ops_wanted=["adam.trajectory"])
+    failing = [r for r in report.results if r.status == "fail" and r.series]
+    assert failing
+    for result in failing:
+        series = result.series
+        ratios = [e / a for e, a in zip(series["error"], series["allowed"])]
+        assert max(ratios) > 1 and series["first_wrong"] is not None
+        assert 0 < max(series["error"]) < 1e-2 * max(map(abs, series["expected"]))  # the curves would overlap
+        case = next(c for c in load_suite() if c.id == result.id)
+        assert max(ratios) == _largest_excess(case, inside)  # no element of the free run is further past its bound
+
+
+def _largest_excess(case, update) -> float:
+    """The largest error / allowed error over every element of every step of ``update``'s free run."""
+    import numpy as np
+
+    inputs, tolerance = case.inputs, case.tolerance["float64"]
+    parameters = inputs["parameters"]
+    v, s = ops.adam_init(parameters)
+    largest = 0.0
+    for step, (grads, expected, scale) in enumerate(zip(inputs["grads"], case.expected["steps"],
+                                                        case.tolerance["scale"]["steps"])):
+        parameters, v, s = update(parameters, grads, v, s, step + 1, inputs["learning_rate"], inputs["beta1"],
+                                  inputs["beta2"], inputs["epsilon"])
+        for tree, arrays in {"parameters": parameters, "v": v, "s": s}.items():
+            for key, got in arrays.items():
+                allowed = tolerance["rtol"] * np.abs(np.asarray(scale[tree][key])) + tolerance["atol"]
+                largest = max(largest, float(np.max(np.abs(got - expected[tree][key]) / allowed)))
+    return largest

@@ -63,28 +63,47 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
 
 
 def _series(case, outcome, dtype: str) -> dict | None:
-    """For a failing trajectory, the worst element's values over the steps: the student's free run and the
-    reference, and the first step where they part (outside the case's tolerance)."""
-    if not case.op.endswith(".trajectory") or outcome.status != "fail" or not outcome.comparison:
+    """For a failing trajectory, what its plot shows: the element whose error against the reference is largest
+    (for its tolerance) over the student's free run, that element's values and error at every step, the error
+    allowed there, and the first step where the run leaves the reference (any element, by the comparison's
+    own rule, the case's scale included)."""
+    if not case.op.endswith(".trajectory") or outcome.status != "fail":
         return None
-    worst = outcome.comparison.worst()
     got_steps = (outcome.got or {}).get("steps") or []
-    if worst is None or worst.index is None or "." not in worst.where or not got_steps:
-        return None
-    tree, key = worst.where.split(".", 1)
-    scales = case.tolerance.get("scale", {}).get("steps")
+    tolerance = case.tolerance[dtype]
+    scales = case.tolerance.get("scale", {}).get("steps") or [None] * len(got_steps)
+    worst, first_wrong, errors = None, None, {}
     try:
-        expected = [float(step[tree][key][worst.index]) for step in case.expected["steps"]]
-        got = [float(step[tree][key][worst.index]) for step in got_steps]
-        scale = None if scales is None else [float(step[tree][key][worst.index]) for step in scales][:len(got)]
+        for step, (expected, got) in enumerate(zip(case.expected["steps"], got_steps)):
+            for tree, arrays in expected.items():
+                for key, reference in arrays.items():
+                    scale = None if scales[step] is None else scales[step][tree][key]
+                    values = np.asarray(got[tree][key], dtype=np.float64)
+                    if values.shape != np.shape(reference):
+                        return None
+                    apart, error, allowed = elementwise_errors(np.asarray(reference, dtype=np.float64), values,
+                                                               tolerance["rtol"], tolerance["atol"], scale)
+                    errors[(step, tree, key)] = (error, allowed)
+                    with np.errstate(all="ignore"):
+                        excess = np.where(apart, np.inf, error / np.where(allowed > 0, allowed, np.inf))
+                    if first_wrong is None and (apart | (error > allowed)).any():
+                        first_wrong = step + 1
+                    flat = int(np.argmax(excess))
+                    if worst is None or excess.flat[flat] > worst[0]:
+                        worst = (float(excess.flat[flat]), tree, key, np.unravel_index(flat, excess.shape))
     except (KeyError, IndexError, TypeError, ValueError):
         return None
-    tolerance = case.tolerance[dtype]
-    finiteness, error, allowed = elementwise_errors(np.array(expected[:len(got)]), np.array(got), tolerance["rtol"],
-                                                    tolerance["atol"], scale)  # the rule the comparison applied
-    apart = np.flatnonzero(finiteness | (error > allowed))
-    return {"where": f"{worst.where}[{','.join(map(str, worst.index))}]", "expected": expected, "got": got,
-            "first_wrong": int(apart[0]) + 1 if apart.size else None}
+    if worst is None or first_wrong is None:
+        return None
+    _, tree, key, index = worst
+    index = tuple(int(i) for i in index)
+    count = min(len(case.expected["steps"]), len(got_steps))
+    return {"where": f"{tree}.{key}[{','.join(map(str, index))}]",
+            "expected": [float(step[tree][key][index]) for step in case.expected["steps"]],
+            "got": [float(np.asarray(step[tree][key])[index]) for step in got_steps[:count]],
+            "error": [float(errors[(k, tree, key)][0][index]) for k in range(count)],
+            "allowed": [float(errors[(k, tree, key)][1][index]) for k in range(count)],
+            "first_wrong": first_wrong}
 
 
 def withheld(result: CaseResult, outcome) -> CaseResult:

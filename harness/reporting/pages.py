@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
 import statistics
 from collections import Counter
@@ -148,7 +149,9 @@ def _error_kind(message: str) -> str:
 
 
 def _plot(series: dict) -> str | None:
-    """An inline SVG of the student's values against the reference, or None without matplotlib."""
+    """An inline SVG of the error of one element against the reference, per step, on a log scale: the error
+    allowed beside it and the first wrong step marked, so a mistake of one part in 10^8 shows as plainly as one
+    of 10. None without matplotlib."""
     try:
         import matplotlib
 
@@ -156,15 +159,17 @@ def _plot(series: dict) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    steps = list(range(1, len(series["expected"]) + 1))
+    steps = list(range(1, len(series["error"]) + 1))
+    drawn = [e if e > 0 and math.isfinite(e) else math.nan for e in series["error"]]  # log scale: no zero
     figure, axes = plt.subplots(figsize=(6, 3))
-    axes.plot(steps, series["expected"], "o-", label="reference")
-    axes.plot(steps[:len(series["got"])], series["got"], "s--", label="your code")
+    axes.plot(steps, drawn, "s-", color="crimson", label="|your value - reference|")
+    axes.plot(steps, series["allowed"], ":", color="grey", label="error allowed")
     if series.get("first_wrong"):
-        axes.axvline(series["first_wrong"], color="crimson", linestyle=":", label="first wrong step")
+        axes.axvline(series["first_wrong"], color="black", linestyle="--", label="first wrong step")
+    axes.set_yscale("log")
     axes.set_xlabel("step")
-    axes.set_ylabel("value")  # the element's name is in the caption (escaped there)
-    axes.legend()
+    axes.set_ylabel("error")  # the element's name is in the caption (escaped there)
+    axes.legend(fontsize="small")
     figure.tight_layout()
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg")
@@ -176,8 +181,13 @@ def _plot(series: dict) -> str | None:
 def draw_plots(report) -> None:
     """Draw the plots a student's page will show, where the report is made (a grading worker, in parallel),
     not where the pages are written; kept in each case's ``series["svg"]`` (None without matplotlib)."""
-    for case in [c for c in report.results if c.series][:PLOTS_PER_PAGE]:
+    for case in _plotted(report):
         case.series["svg"] = _plot(case.series)
+
+
+def _plotted(report) -> list:
+    """The failing trajectories a page plots (a series kept by an older version, without errors, is not)."""
+    return [c for c in report.results if c.series and "error" in c.series][:PLOTS_PER_PAGE]
 
 
 def student_blocks(graded, row: dict) -> list[tuple]:
@@ -207,16 +217,17 @@ def student_blocks(graded, row: dict) -> list[tuple]:
             blocks.append(("pre", "For example, " + _example(example)))
     if story.load_notes:
         blocks += [("h2", "Parts of your file could not be loaded"), ("p", "; ".join(story.load_notes[:5]))]
-    plotted = [c for c in report.results if c.series][:PLOTS_PER_PAGE]
+    plotted = _plotted(report)
     if plotted:
-        blocks.append(("h2", "Your parameters over the steps"))
+        blocks.append(("h2", "How far your values are from the reference, step by step"))
         for case in plotted:
             series = case.series
-            rows = [(i + 1, e, g) for i, (e, g) in enumerate(zip(series["expected"], series["got"]))]
+            rows = [(i + 1, e, g, err) for i, (e, g, err) in
+                    enumerate(zip(series["expected"], series["got"], series["error"]))]
             first = f", first wrong at step {series['first_wrong']}" if series.get("first_wrong") else ""
             svg = series["svg"] if "svg" in series else _plot(series)
-            blocks.append(("figure", f"{case.id}: {series['where']}{first}", svg, ("step", "reference",
-                                                                                   "your code"), rows))
+            blocks.append(("figure", f"{case.id}: {series['where']}, where your error is largest{first}", svg,
+                           ("step", "reference", "your code", "error"), rows))
     return blocks
 
 
