@@ -122,6 +122,26 @@ def differs_from_reference(case, got) -> bool:
 # ---------------------------------------------------------------- every mistake is named
 
 
+def _named_alone_once_settled(mistake, suite) -> bool:
+    """Whether a run of the mistake, as a target, names it alone once settled: a mistake that agrees with another
+    wherever it is wrong (``round`` and ``ceil`` for ``floor``) is told by the checks it passes."""
+    from optconform.harness.checking.runner import run_cases
+    from optconform.harness.checking.selection import Selection
+    from optconform.harness.diagnosis import Diagnoser
+    from optconform.harness.selftest import OP_FUNCTIONS, course_namespace, reference_functions
+    from optconform.harness.target.session import InProcessSession
+
+    conventions = resolve(dict(mistake.when))
+    functions = {**reference_functions(), OP_FUNCTIONS[mistake.op][0]: mistake.fn}
+    selection = Selection()
+    selection.run = [c for c in suite if c.op == mistake.op and mistake.applies(c.conventions, "float64")
+                     and (c.op != "mini_batches" or legacy(c))]
+    report = run_cases(InProcessSession(course_namespace(functions, conventions), mistake.name), selection,
+                       "float64", conventions, mistake.name, diagnoser=Diagnoser())
+    said = {tuple(mistake_names(r.diagnosis)) for r in report.results if r.status == "fail"}
+    return said == {(mistake.name,)}
+
+
 @pytest.mark.parametrize("mistake", MISTAKES, ids=KEY)
 def test_each_mistake_is_named(mistake, suite):
     """On the cases where the mistake changes the output, the diagnosis names it, and alone on some case."""
@@ -150,6 +170,7 @@ def test_each_mistake_is_named(mistake, suite):
         alone = alone or mistake_names(diagnosis) == [mistake.name]
         trajectory_checked = trajectory_checked or is_trajectory
     assert named, f"{KEY(mistake)}: no shipped case where it changes the output"
+    alone = alone or _named_alone_once_settled(mistake, suite)
     assert alone, f"{KEY(mistake)}: always named together with another mistake"
     # trajectories hold no subnormal numbers, so flushing them to zero changes nothing there
     # (nor do default arguments: a trajectory passes every hyperparameter)

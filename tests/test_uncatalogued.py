@@ -1,8 +1,8 @@
 """Bugs the catalogue has no name for get no wrong name.
 
 The corpus is generated: every mutant of the reference (the self-test's) of the learning-rate decays, gradient
-descent and momentum, and the decays students really get wrong that the issue tracker lists (``ceil`` for
-``floor``, ``epoch_num + 1``, floor division, a function left returning its input). Each runs as a target with
+descent and momentum, and decays written wrong in ways the catalogue has no name for (a squared epoch, a linear
+decay, a function left returning its input). Each runs as a target with
 the diagnosis and the run's settling, as a grading run does; a function is then told either that a mistake
 explains all its failing checks, or that none is known, never a name that fits only some of them.
 """
@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from optconform.harness.checking.results import mistake_names
 from optconform.harness.checking.runner import run_cases
 from optconform.harness.checking.selection import Selection
 from optconform.harness.diagnosis import Diagnoser
@@ -70,14 +71,38 @@ def _decays(update_lr=None, schedule_lr_decay=None) -> dict:
 
 
 UNCATALOGUED = {
-    "ceil for floor": dict(schedule_lr_decay=lambda learning_rate0, epoch_num, decay_rate, time_interval=1000:
-                           learning_rate0 / (1 + decay_rate * math.ceil(epoch_num / time_interval))),
-    "epoch + 1": dict(update_lr=lambda learning_rate0, epoch_num, decay_rate:
-                      learning_rate0 / (1 + decay_rate * (epoch_num + 1))),
-    "floor division of the rate": dict(update_lr=lambda learning_rate0, epoch_num, decay_rate:
-                                       learning_rate0 // (1 + decay_rate * epoch_num)),
+    "epoch squared": dict(update_lr=lambda learning_rate0, epoch_num, decay_rate:
+                          learning_rate0 / (1 + decay_rate * epoch_num ** 2)),
+    "linear decay": dict(update_lr=lambda learning_rate0, epoch_num, decay_rate:
+                         learning_rate0 * (1 - decay_rate * epoch_num)),
+    "decay divided by the interval": dict(
+        schedule_lr_decay=lambda learning_rate0, epoch_num, decay_rate, time_interval=1000:
+        learning_rate0 / (1 + decay_rate / time_interval * math.floor(epoch_num / time_interval))),
     "returns its input": dict(update_lr=lambda learning_rate0, epoch_num, decay_rate: 0.5),
 }
+
+#: Bugs real code has that the catalogue names (they were uncatalogued once), and the name each must get.
+NAMED = {
+    "ceil-for-floor": dict(schedule_lr_decay=lambda learning_rate0, epoch_num, decay_rate, time_interval=1000:
+                           learning_rate0 / (1 + decay_rate * math.ceil(epoch_num / time_interval))),
+    "round-for-floor": dict(schedule_lr_decay=lambda learning_rate0, epoch_num, decay_rate, time_interval=1000:
+                            learning_rate0 / (1 + decay_rate * round(epoch_num / time_interval))),
+    "epoch-plus-one": dict(update_lr=lambda learning_rate0, epoch_num, decay_rate:
+                           learning_rate0 / (1 + decay_rate * (epoch_num + 1))),
+    "floor-division": dict(update_lr=lambda learning_rate0, epoch_num, decay_rate:
+                           learning_rate0 // (1 + decay_rate * epoch_num)),
+    "intervals-in-float32": dict(schedule_lr_decay=lambda learning_rate0, epoch_num, decay_rate, time_interval=1000:
+                                 learning_rate0 / (1 + decay_rate * float(np.floor(np.float32(epoch_num)
+                                                                                   / np.float32(time_interval))))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_learning_rate_bugs_the_catalogue_knows_get_their_name_and_only_it(cases, name):
+    story = _story(_decays(**NAMED[name]), {"lr_decay.inverse_time", "lr_decay.scheduled"}, cases, name)
+    wrong = [p for p in story.parts if p.verdict != "right"]
+    assert len(wrong) == 1 and wrong[0].verdict == "mistake", [(p.function, p.verdict, p.mistake) for p in wrong]
+    assert mistake_names(wrong[0].mistake) == [name] and not wrong[0].unexplained
 
 
 @pytest.mark.parametrize("bug", sorted(UNCATALOGUED))

@@ -28,7 +28,7 @@ class Diagnoser(Protocol):
 
     def summary(self, results) -> list[str]: ...
 
-    def settle(self, results) -> None: ...
+    def settle(self, results, cases=None, dtype: str = "float64") -> None: ...
 
 
 def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, pairs_seen=None,
@@ -167,7 +167,7 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str,
     try:
         failed = diagnoser is not None and any(result.status == "fail" for result in report.results)
         if failed:  # a mistake is named for a function only where every failing check of it fits
-            diagnoser.settle(report.results)
+            diagnoser.settle(report.results, selection.run[:len(report.results)], dtype)
         report.diagnosis_summary = (list(diagnoser.summary(report.results)) if failed else []) \
             + summarize_errors(report.results)
     except Exception as error:  # noqa: BLE001 - a summary must never cost the results

@@ -41,7 +41,7 @@ class Diagnoser:
 
         return summarize(results)
 
-    def settle(self, results) -> None:
+    def settle(self, results, cases=None, dtype: str = "float64") -> None:
         from .settle import settle
 
-        settle(results)
+        settle(results, cases, dtype)

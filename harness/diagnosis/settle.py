@@ -7,7 +7,10 @@ once a run is over, :func:`settle` looks at each function's failing checks toget
 mistake is named only where every failing check that any mistake explains is explained
 by it (no other name competes) and it explains at least :data:`MOST` of them (the rest
 may fail in a way its variant does not model, as float32 arithmetic overflows where the
-reference does not). Otherwise, or where the function gives one value whatever its
+reference does not). The checks the function passed are evidence too: a mistake that
+would have failed one of them is not the student's (``ceil`` for ``floor`` agrees with
+``round`` wherever ``round`` is wrong, but not one epoch after a boundary, where
+``round`` is right). Otherwise, or where the function gives one value whatever its
 inputs, no check names any, and the feedback says so
 (:mod:`optconform.harness.reporting.story`) with the first wrong value instead.
 """
@@ -60,12 +63,53 @@ def constant_value(cases) -> str | None:
     return "" if any(case.hidden for case in cases) else pairs[0].group(2)
 
 
-def settle(results) -> None:
-    """Name each function's mistake on its failing checks only where all of them fit it (see the docstring)."""
+def settle(results, cases=None, dtype: str = "float64") -> None:
+    """Name each function's mistake on its failing checks only where all of them fit it (see the docstring).
+    ``cases``: the case of each result, in order, so that the checks a function passed can rule a name out."""
     by_function: dict[str, list] = {}
-    for case in failing(results):
-        by_function.setdefault(function_of(case.op), []).append(case)
-    for cases in by_function.values():
-        common = None if constant_value(cases) is not None else common_mistake(cases)
-        for case in cases:  # the checks it explains say it; the others, nothing
+    for result in failing(results):
+        by_function.setdefault(function_of(result.op), []).append(result)
+    passed: dict[str, list] = {}
+    for result, case in zip(results, cases or ()):
+        if result.status == "pass" and result.op != "mini_batches":
+            passed.setdefault(function_of(result.op), []).append(case)
+    for function, cases_failing in by_function.items():
+        common = None if constant_value(cases_failing) is not None else common_mistake(cases_failing)
+        if common and passed.get(function):
+            common = _not_ruled_out(common, cases_failing, passed[function], dtype)
+        for case in cases_failing:  # the checks it explains say it; the others, nothing
             case.diagnosis = common if common and mistake_names(case.diagnosis) else None
+
+
+def _not_ruled_out(diagnosis: str, failing_cases, passed_cases, dtype: str) -> str | None:
+    """``diagnosis`` with only the mistakes every failing check names and no passed case rules out: its text
+    rebuilt from the catalogue for those left, None when none is."""
+    from optconform.harness.checking.compare import compare_case_outputs
+    from optconform.reference import mistakes
+
+    from .matching import match_text
+    from .variants import variant_output
+
+    said = [mistake_names(case.diagnosis) for case in failing_cases if mistake_names(case.diagnosis)]
+    names = [name for name in mistake_names(diagnosis) if all(name in names for names in said)]
+    try:
+        candidates = [mistakes.get(passed_cases[0].op, name) for name in names]
+    except KeyError:  # a pair of mistakes at once is not in the catalogue by name: kept as it was said
+        return diagnosis
+    kept = []
+    for mistake in candidates:
+        ruled_out = False
+        for case in passed_cases:
+            if not mistake.applies(case.conventions, dtype):
+                continue
+            try:
+                ruled_out = not compare_case_outputs(case, variant_output(case, mistake), dtype).ok
+            except Exception:  # noqa: BLE001 - a variant that cannot run on a case says nothing about it
+                continue
+            if ruled_out:
+                break
+        if not ruled_out:
+            kept.append(mistake)
+    if len(kept) == len(mistake_names(diagnosis)):
+        return diagnosis
+    return match_text(kept) if kept else None

@@ -25,6 +25,8 @@ def lr_decay_scenarios():
          "an overflow or a sign flip at large epoch numbers"),
         ("float-epoch", dict(learning_rate0=0.25, epoch_num=2.5, decay_rate=0.4), "a float epoch number 2.5",
          "the epoch number truncated to an integer"),
+        ("rate-above-one", dict(learning_rate0=5.0, epoch_num=1, decay_rate=0.5), "lr0 5, epoch 1, decay 0.5",
+         "floor division (//) of the rate, which only a rate above the denominator shows as other than 0"),
     ]
     scenarios = [Scenario("lr_decay.inverse_time", name, description, why, ("lr_decay", "inverse-time"),
                           _decay(**arguments)) for name, arguments, description, why in inverse]
@@ -60,6 +62,12 @@ def lr_decay_scenarios():
          "either way)", ("time_interval",)),
         ("interval-on-rate", dict(learning_rate0=0.6, epoch_num=300, decay_rate=0.2, time_interval=100),
          "epoch 300, interval 100: three decays", "the interval applied to the learning rate instead of the epoch",
+         ()),
+        ("mid-interval", dict(learning_rate0=0.5, epoch_num=1600, decay_rate=0.5, time_interval=1000),
+         "epoch 1600, interval 1000: one decay, 0.6 of the way to the next",
+         "round() for floor (1.6 rounds to 2), told apart from epochs counted from 1 (1601 // 1000 is 1)", ()),
+        ("rate-above-one", dict(learning_rate0=5.0, epoch_num=1000, decay_rate=0.5, time_interval=1000),
+         "lr0 5 at the first boundary", "floor division (//) of the rate, 0 for any rate below the denominator",
          ()),
     ]
     scenarios += [Scenario("lr_decay.scheduled", name, description, why, ("lr_decay", "scheduled"),

@@ -27,7 +27,7 @@ def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999
           epsilon_placement="outside_sqrt", *, step=None, swap_moment_betas=False, corrections=None,
           square=None, denominator=None, sign=1.0, skip=None, aliased=False, keep_state=False, placement=None,
           fixed=None, v_without_beta=False, epsilon_on_step=False, amsgrad=False, weight_decay=0.0,
-          nesterov=False, clip=None):
+          nesterov=False, clip=None, s_with_beta1=False, epsilon_hat=False):
     """Adam with knobs: each knob is one way of getting it wrong (see ``ops.adam_update``)."""
     if fixed:
         learning_rate, beta1, beta2, epsilon = (fixed.get(k, given) for k, given in (
@@ -46,6 +46,8 @@ def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999
             g = np.clip(grads[grad], -clip, clip) if clip else grads[grad]
             v1 = (1.0 if v_without_beta else b1) * v[grad] + (1.0 - b1) * g
             squared = square(g, v1) if square else np.square(g)
+            if s_with_beta1:
+                b2 = beta1
             s1 = b2 * (v1 if aliased else s[grad]) + (1.0 - b2) * squared
             if amsgrad:
                 s1 = np.maximum(s[grad], s1)
@@ -61,6 +63,8 @@ def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999
             else:
                 if denominator:
                     den = denominator(s_hat, epsilon)
+                elif epsilon_hat:  # Keras: lr * sqrt(c2) / c1 * v / (sqrt(s) + eps) = lr * v_hat / (sqrt(s_hat) + eps/sqrt(c2))
+                    den = np.sqrt(s_hat) + epsilon / math.sqrt(c2)
                 elif epsilon_placement == "outside_sqrt":
                     den = np.sqrt(s_hat) + epsilon
                 else:
@@ -157,6 +161,26 @@ def _build() -> list[Mistake]:
                 "v is divided by (1 - beta2**t) and s by (1 - beta1**t).",
                 "v_hat = v/(1 - beta1**t) and s_hat = s/(1 - beta2**t).",
                 _adam_variant(corrections=lambda b1, b2, t: (1.0 - math.pow(b2, t), 1.0 - math.pow(b1, t)))))
+    add(Mistake("beta1-in-second-correction", op, "beta1 in the second bias correction",
+                "s is divided by (1 - beta1**t) instead of (1 - beta2**t).",
+                "s_hat = s/(1 - beta2**t); beta1 belongs to v alone.",
+                _adam_variant(corrections=lambda b1, b2, t: (1.0 - math.pow(b1, t), 1.0 - math.pow(b1, t)))))
+    add(Mistake("s-decayed-with-beta1", op, "s averaged with beta1",
+                "s = beta1*s + (1-beta1)*g**2: the second moment decays with the first moment's beta.",
+                "s = beta2*s + (1-beta2)*g**2.", _adam_variant(s_with_beta1=True)))
+    add(Mistake("epsilon-hat", op, "Keras's epsilon hat",
+                "epsilon is added before the second bias correction, as Keras and TensorFlow do (lr_t = "
+                "lr*sqrt(1-beta2**t)/(1-beta1**t), then v/(sqrt(s) + epsilon)), so it acts as "
+                "epsilon/sqrt(1-beta2**t) against sqrt(s_hat).",
+                "divide by sqrt(s_hat) + epsilon, with s_hat = s/(1 - beta2**t).",
+                _adam_variant(epsilon_hat=True), when=(("adam.epsilon", "outside_sqrt"),)))
+    add(Mistake("bias-correction-float32", op, "bias corrections computed in float32",
+                "beta1**t and beta2**t are float32 numbers (as with float32 scalars or tensors) in an otherwise "
+                "float64 update, so the corrections are off in the 8th digit.",
+                "compute beta**t in float64 (Python floats or math.pow).",
+                _adam_variant(corrections=lambda b1, b2, t: (
+                    float(np.float32(1.0) - np.float32(b1) ** np.float32(t)),
+                    float(np.float32(1.0) - np.float32(b2) ** np.float32(t))))))
     add(Mistake("one-minus-beta-power", op, "(1-beta)**t instead of 1-beta**t",
                 "the corrections divide by (1 - beta)**t; the power belongs to beta alone.",
                 "write 1 - beta1**t and 1 - beta2**t.",
@@ -244,6 +268,11 @@ def _build() -> list[Mistake]:
                 "called without hyperparameters, your function uses epsilon 1e-7 (Keras' default); the "
                 "course's default is 1e-8.",
                 "declare epsilon=1e-8 in the signature.", _adam_variant(defaults=(0.01, 0.9, 0.999, 1e-7))))
+    add(Mistake("keras-defaults", op, "default learning rate 0.001 and epsilon 1e-7",
+                "called without hyperparameters, your function uses Keras's defaults, learning_rate 0.001 and "
+                "epsilon 1e-7; the course's are 0.01 and 1e-8.",
+                "declare learning_rate=0.01 and epsilon=1e-8 in the signature.",
+                _adam_variant(defaults=(0.001, 0.9, 0.999, 1e-7))))
     add(Mistake("float32", op, "computed in float32 although float64 was declared",
                 "the results agree with the reference only to float32 precision (about 7 digits).",
                 "compute in float64 (no float32 casts or tensors), or check with --dtype float32.",

@@ -35,11 +35,37 @@ def _build() -> list[Mistake]:
                 "the rate is learning_rate0 * decay_rate**epoch_num.",
                 "use the inverse-time form learning_rate0 / (1 + decay_rate * epoch_num).",
                 lambda learning_rate0, epoch_num, decay_rate: learning_rate0 * decay_rate**epoch_num))
+    add(Mistake("epoch-plus-one", op, "epoch_num + 1 instead of epoch_num",
+                "the denominator is 1 + decay_rate * (epoch_num + 1), as if epochs were counted from 1.",
+                "use epoch_num as given: 1 + decay_rate * epoch_num.",
+                lambda learning_rate0, epoch_num, decay_rate: learning_rate0 / (1 + decay_rate * (epoch_num + 1))))
+    add(Mistake("floor-division", op, "floor division instead of division",
+                "learning_rate0 // (1 + decay_rate * epoch_num) rounds the rate down to a whole number, 0 for "
+                "any rate below the denominator.", "divide with /, not //.",
+                lambda learning_rate0, epoch_num, decay_rate: learning_rate0 // (1 + decay_rate * epoch_num)))
     op = "lr_decay.scheduled"
     add(Mistake("round-for-floor", op, "round instead of floor",
                 "the number of intervals is round(epoch_num / time_interval), so the decay starts half an "
                 "interval early.", "use np.floor(epoch_num / time_interval).",
                 _scheduled(lambda e, t: float(np.round(e / t)))))
+    add(Mistake("ceil-for-floor", op, "ceil instead of floor",
+                "the number of intervals is ceil(epoch_num / time_interval), so the rate decays on the first "
+                "epoch after each boundary instead of at the boundary's end.",
+                "use np.floor(epoch_num / time_interval).", _scheduled(lambda e, t: math.ceil(e / t))))
+    add(Mistake("epoch-plus-one", op, "epoch_num + 1 in the intervals",
+                "the number of intervals is floor((epoch_num + 1) / time_interval), as if epochs were counted "
+                "from 1, so each decay comes one epoch early.",
+                "use floor(epoch_num / time_interval) with epoch_num as given.",
+                _scheduled(lambda e, t: math.floor((e + 1) / t))))
+    add(Mistake("intervals-in-float32", op, "the intervals counted in float32",
+                "floor(epoch_num / time_interval) is computed in float32 (as Keras does), so on large epochs "
+                "the count is off by one.", "compute the number of intervals in float64, or with integers.",
+                _scheduled(lambda e, t: float(np.floor(np.float32(e) / np.float32(t))))))
+    add(Mistake("floor-division", op, "floor division of the rate",
+                "learning_rate0 // (1 + ...) rounds the rate down to a whole number, 0 for any rate below the "
+                "denominator.", "divide with /, not //.",
+                lambda learning_rate0, epoch_num, decay_rate, time_interval=1000:
+                learning_rate0 // (1 + decay_rate * math.floor(epoch_num / time_interval))))
     add(Mistake("no-floor", op, "plain division instead of floor",
                 "the number of intervals is epoch_num / time_interval, so the rate decays a little every epoch.",
                 "use np.floor(epoch_num / time_interval).", _scheduled(lambda e, t: e / t)))
@@ -64,9 +90,6 @@ def _build() -> list[Mistake]:
                 "declare time_interval=1000 in the signature.",
                 lambda learning_rate0, epoch_num, decay_rate, time_interval=100:
                 ops.lr_scheduled(learning_rate0, epoch_num, decay_rate, time_interval)))
-    return mistakes
-
-
     return mistakes
 
 
