@@ -117,3 +117,14 @@ def test_learning_rate_bugs_with_no_name_are_never_given_one(cases, bug):
 def test_the_reference_decays_pass(cases):
     story = _story(_decays(), {"lr_decay.inverse_time", "lr_decay.scheduled"}, cases, "reference")
     assert all(p.verdict == "right" for p in story.parts) and ops.lr_inverse_time(1.0, 0, 1.0) == 1.0
+
+
+def test_flushed_subnormals_are_named_as_such_never_nothing_updated(cases):
+    """On the all-subnormal case a flushing Adam returns the parameters and zero moments as they came, exactly as
+    one that updates nothing would; the checks it passes (every ordinary one) rule "nothing updated" out."""
+    from optconform.reference.mistakes.model import flushing
+
+    namespace = course_namespace({**reference_functions(), "adam_update": flushing(ops.adam_update)}, CONFIGS[0])
+    story = _story(namespace, {"adam.update"}, cases, "flushing")
+    (part,) = [p for p in story.parts if p.verdict != "right"]
+    assert part.verdict == "mistake" and mistake_names(part.mistake) == ["subnormals-flushed"], part.mistake
