@@ -301,3 +301,20 @@ def test_only_what_the_graded_functions_reach_runs(tmp_path):
     assert module.update_lr(1.0, 0, 1.0) == 0.5 and callable(module.model)
     assert marks["helper"].exists() and not marks["plot"].exists() and not marks["guarded"].exists()
     assert warnings == []
+
+
+def test_a_file_saved_as_latin_1_is_read_as_windows_1252_with_a_warning(tmp_path):
+    from optconform.harness.target.loader import load_source
+
+    path = tmp_path / "latin.py"
+    path.write_bytes("# résumé\ndef update_lr(learning_rate0, epoch_num, decay_rate):\n    'café'\n"
+                     "    return learning_rate0 / (1 + decay_rate * epoch_num)\n".encode("latin-1"))
+    module, warnings = load_source(path)
+    assert module.update_lr(1.0, 1, 1.0) == 0.5 and module.update_lr.__doc__ == "café"
+    assert warnings == ["latin.py is not UTF-8 and declares no encoding: read as Windows-1252 (Latin-1); "
+                        "save it as UTF-8"]
+    declared = tmp_path / "declared.py"  # a coding line is honoured as Python honours it: no warning
+    declared.write_bytes("# -*- coding: latin-1 -*-\ndef update_lr(learning_rate0, epoch_num, decay_rate):\n"
+                         "    'café'\n".encode("latin-1"))
+    module, warnings = load_source(declared)
+    assert module.update_lr.__doc__ == "café" and warnings == []

@@ -368,6 +368,23 @@ def _prelude_warnings(trees: list[ast.Module], label: str) -> list[str]:
             for name in missing]
 
 
+def _python_text(path: Path, warnings: list[str]) -> str:
+    """A ``.py`` file's text in the encoding Python itself would read it in (UTF-8, a BOM, or a ``# coding:``
+    line); a file that is none of these, most often one saved as Latin-1 or Windows-1252 by an editor (an accented
+    letter in a comment), is read as Windows-1252, with a warning, rather than lost."""
+    import io
+    import tokenize
+
+    data = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        warnings.append(f"{path.name} is not UTF-8 and declares no encoding: read as Windows-1252 (Latin-1); "
+                        "save it as UTF-8")
+        return data.decode("cp1252", errors="replace")
+
+
 def load_source(path: Path) -> tuple[types.ModuleType, list[str]]:
     """A ``.py`` file or ``.ipynb`` notebook -> (namespace of its definitions, warnings)."""
     if not path.exists():
@@ -382,9 +399,9 @@ def load_source(path: Path) -> tuple[types.ModuleType, list[str]]:
         sources = [(f"{path.name} cell {number}", source) for number, source in enumerate(notebook_cells(path), 1)]
     else:
         try:
-            sources = [(path.name, path.read_text(encoding="utf-8"))]
-        except (OSError, UnicodeDecodeError) as error:
-            raise LoadError(f"{path.name}: cannot read ({error})") from None
+            sources = [(path.name, _python_text(path, warnings))]
+        except OSError as error:
+            raise LoadError(f"{path.name}: cannot read ({error.strerror or error})") from None
     trees = [(label, _parse_blocks(_strip_magics(source), label, warnings)) for label, source in sources]
     warnings += _prelude_warnings([tree for _, tree in trees], path.name)
     filename = str(path)
