@@ -772,3 +772,11 @@ def test_a_single_tree_in_a_tuple_is_an_error(op, name, value):
     with pytest.raises(ResultShapeError, match="returned a tuple of 1; expected one value, not a tuple"):
         PythonAdapter({name: lambda *a, **k: (tree,)}).call(op, args)
     assert set(PythonAdapter({name: lambda *a, **k: tree}).call(op, args)[0]) == {value}
+
+
+def test_doctor_says_what_running_as_root_costs_under_bubblewrap():
+    from optconform.harness.target.sandbox import root_note
+
+    note = root_note("bubblewrap", euid=0)
+    assert "runs as root" in note and "process limit (nproc)" in note and "OPTCONFORM_SANDBOX=uid" in note
+    assert root_note("bubblewrap", euid=1000) == "" and root_note("uid", euid=0) == ""  # the uid engine: it holds

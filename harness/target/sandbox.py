@@ -74,4 +74,17 @@ def describe() -> str:
     name, reason = engine()
     if name is None:
         return f"sandbox: NOT AVAILABLE: {reason}"
-    return f"sandbox: {ENGINES[name].describe()}"
+    return f"sandbox: {ENGINES[name].describe()}" + root_note(name)
+
+
+def root_note(name: str, euid: int | None = None) -> str:
+    """What running the grader as root changes: with bubblewrap the child keeps uid 0 outside its namespace, and
+    the kernel does not enforce ``RLIMIT_NPROC`` for root, so a fork bomb is not stopped at 512 processes (only
+    when the call times out and the sandbox is killed)."""
+    if (os.geteuid() if euid is None else euid) != 0 or name != "bubblewrap":
+        return ""
+    return ("\nnote: the grader runs as root, and bubblewrap's child keeps uid 0 outside its namespace, where the "
+            "kernel does not enforce the process limit (nproc): a fork bomb runs until the call's time is up and the "
+            "sandbox is killed. "
+            "Run the grader as an ordinary user, or pin the uid engine (OPTCONFORM_SANDBOX=uid), under which it "
+            "holds (docs/security.md)")
