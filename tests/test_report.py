@@ -507,3 +507,24 @@ def test_markdown_pages_carry_student_text_as_text():
                         ("table", ("part", "note"), [(hostile, "a|b")]), ("figure", hostile, None, ("s",), [(1,)])])
     assert "<" not in page and "](" not in page and "![" not in page and "**" not in page
     assert page.count("&lt;img src=x onerror=alert\\(1\\)&gt;") == 4
+
+
+def test_a_float32_run_says_which_cases_float32_cannot_hold_and_what_it_cannot_tell_apart(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "examples/course/course_2021.py",
+                           "--dtype", "float32", "--no-sandbox", "--ops", "adam,momentum", "-v"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Skipped (--skip)" not in done.stdout  # nobody asked for these to be skipped
+    assert "Not run at float32 (float64 only: values float32 cannot hold): 5 cases" in done.stdout
+    assert "  adam.update/outside_sqrt/subnormal: run at float64 only:" in done.stdout
+    assert "cannot tell them apart" in done.stdout and "check at float64" in done.stdout
+    skip = tmp_path / "skip.txt"
+    skip.write_text("adam.update/outside_sqrt/t-1\n")
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "check", "examples/course/course_2021.py",
+                           "--no-sandbox", "--ops", "adam", "--skip", str(skip)], capture_output=True, text=True,
+                          timeout=300)
+    assert "Skipped (--skip): 1 case" in done.stdout and "Not run at float32" not in done.stdout
+    assert "cannot tell them apart" not in done.stdout  # float64 tells them apart

@@ -136,6 +136,27 @@ def summary_line(report: RunReport) -> str:
 # --------------------------------------------------------------------------- text
 
 
+#: Why cases were not run, as the text report heads each group.
+SKIPPED_BY_USER = "Skipped (--skip)"
+SKIPPED_AT_FLOAT32 = "Not run at float32 (float64 only: values float32 cannot hold)"
+SKIPPED_BY_MAX_FAILURES = "Not run (--max-failures reached)"
+
+
+def skipped_groups(skipped: list[str]) -> dict[str, list[str]]:
+    """The entries of ``report.skipped`` by why they were not run: the user's --skip file, a float64-only case in
+    a float32 run, or --max-failures (each entry is ``case id: reason``, as the selection and runner write it)."""
+    groups: dict[str, list[str]] = {SKIPPED_BY_USER: [], SKIPPED_AT_FLOAT32: [], SKIPPED_BY_MAX_FAILURES: []}
+    for entry in skipped:
+        reason = entry.split(": ", 1)[1] if ": " in entry else ""
+        if reason.startswith("run at float64 only"):
+            groups[SKIPPED_AT_FLOAT32].append(entry)
+        elif reason.startswith("not run: --max-failures"):
+            groups[SKIPPED_BY_MAX_FAILURES].append(entry)
+        else:
+            groups[SKIPPED_BY_USER].append(entry)
+    return groups
+
+
 def text_summary(report: RunReport) -> str:
     """The at-a-glance part of the text report: header, counts, per-op table, diagnosis, warnings."""
     counts = status_counts(report.results)
@@ -252,10 +273,11 @@ def render_text(report: RunReport, verbose: bool = False) -> str:
         for case in xpassed:
             lines.append(f"  XPASS {case.id}: passes although listed as an expected failure")
 
-    if report.skipped:
-        lines += ["", f"Skipped (--skip): {len(report.skipped)} case{'' if len(report.skipped) == 1 else 's'}"]
-        if verbose:
-            lines += [f"  {case_id}" for case_id in report.skipped]
+    for heading, entries in skipped_groups(report.skipped).items():
+        if entries:
+            lines += ["", f"{heading}: {len(entries)} case{'' if len(entries) == 1 else 's'}"]
+            if verbose:
+                lines += [f"  {entry}" for entry in entries]
 
     if verbose:
         passed = [case for case in report.results if case.status == "pass"]
