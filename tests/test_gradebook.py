@@ -186,3 +186,14 @@ def test_a_long_name_is_cut_to_forty_columns_in_the_summary_table(graded):
     lines = summary_table(rows).splitlines()
     assert lines[1].startswith("x" * 40 + "  ") and "x" * 41 not in lines[1]
     assert lines[0].startswith("student" + " " * 33 + "  ")
+
+
+def test_scores_are_said_alike_whole_or_with_one_decimal(graded):
+    from optconform.harness.reporting.text import points_text
+
+    assert [points_text(x) for x in (0, 0.0, 30.01, 30.5, 6.86, 40)] == ["0", "0", "30", "30.5", "6.9", "40"]
+    rows = [make_row(g, default_max=19) for g in graded]
+    rows[0] = {**rows[0], "score": 30.01, "max_score": 100.0}
+    rows[1] = {**rows[1], "score": 0.0, "max_score": 100}
+    lines = summary_table(rows).splitlines()
+    assert "30/100" in lines[1] and "0/100" in lines[2] and "0.0/" not in lines[2]

@@ -14,7 +14,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 from optconform.harness.checking.results import CaseResult, RunReport
 from optconform.harness.reporting import FORMATS, render
 from optconform.harness.reporting.jsonsafe import to_json_safe
-from optconform.harness.reporting.text import summary_line
+from optconform.harness.reporting.text import mistake_said, summary_line
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "gradescope_results.schema.json"
 
@@ -195,8 +195,10 @@ def test_text_lists_failures_with_message_and_diagnosis(report):
             assert case.id in failures
             assert _first(case.message) in failures
             if case.diagnosis:
-                assert f"likely mistake: {case.diagnosis}" in failures
-            assert case.why in failures
+                assert f"likely mistake: {mistake_said(case.diagnosis)}" in failures
+            # a case's purpose is said only where no mistake is named and the values were wrong: beside a named
+            # mistake it would contradict it, and an error's cause is the error
+            assert (case.why in failures) == (case.status == "fail" and not case.diagnosis), case.id
     # the diagnosis has a line of its own, after the message
     lines = text.splitlines()
     i = lines.index("FAIL  momentum.update/ema/beta-zero")
@@ -239,13 +241,13 @@ def test_text_is_concise_by_default_and_verbose_lists_every_failure():
                           details=[f"parameters.W1[0,0]: expected 1.0, got {k}.5"]) for k in range(10)]
     report = RunReport(target="t.py", dtype="float64", conventions={}, results=results)
     text = render(report, "text")
-    assert text.count(same) == 1  # the mistake said once ...
+    assert text.count(mistake_said(same)) == 1 and "matches no bias" not in text  # the mistake said once ...
     assert text.count("likely mistake: as above [no-bias-correction]") == 2  # ... then named, for the others shown
     assert "case-2" in text and "case-3" not in text
     assert "... and 7 more failing adam.update cases" in text
     assert "-v lists every one" in text
     verbose = render(report, "text", verbose=True)
-    assert all(f"case-{k}" in verbose for k in range(10)) and verbose.count(same) == 10
+    assert all(f"case-{k}" in verbose for k in range(10)) and verbose.count(mistake_said(same)) == 10
 
 
 def test_text_all_passing():
@@ -337,12 +339,12 @@ def test_junit_parses_and_counts_match(report):
         "v['dW1'][0,0]: expected 0.5, got 5.0 — likely mistake: heavy-ball momentum (v = beta*v + g)"
     )
     assert "parameters['W1'] max abs err 0.045" in failure.text
-    assert "the EMA form confused with heavy-ball" in failure.text
+    assert "the EMA form confused with heavy-ball" not in failure.text  # a named mistake is not contradicted
 
     odd = by_id["adam.update/inside_sqrt/odd"].result[0]
     assert isinstance(odd, Failure)
     assert odd.message == f"{ODD_MESSAGE} — likely mistake: {ODD_DIAGNOSIS}"
-    assert "eps on the wrong side of sqrt" in odd.text
+    assert "eps on the wrong side of sqrt" not in odd.text  # beside a named mistake, not said
 
     error = by_id["adam.update/outside_sqrt/t-1"].result[0]
     assert isinstance(error, Error)
@@ -405,7 +407,7 @@ def test_gradescope_validates_and_scores_add_up(report):
         assert test["score"] == (1 if case.status == "pass" else 0)
         if case.status == "fail":
             assert case.message in test["output"]
-            assert case.why in test["output"]
+            assert (case.why in test["output"]) == (not case.diagnosis), case.id
             if case.diagnosis:
                 assert f"Likely mistake: {case.diagnosis}" in test["output"]
     beta_zero = next(t for t in data["tests"] if t["name"] == "momentum.update/ema/beta-zero")

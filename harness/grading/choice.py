@@ -1,7 +1,7 @@
 """Which of a student's files is graded: the one that defines the most of the assignment's functions.
 
 A file is read, never run: a ``.py`` through ``ast``, a notebook's code cells through the
-notebook reader the child uses (:func:`optconform.harness.target.loader.notebook_cells`),
+notebook reader the child uses (:func:`optconform.harness.target.sources.notebook_cells`),
 and the top-level definitions counted whose names are the course's functions or their
 aliases. On a tie, a file named like the assignment comes first, then a notebook, then
 the shorter path. A file that does not parse is read line by line for ``def NAME(``.
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from optconform.harness.target.adapter import FUNCTION_NAMES
-from optconform.harness.target.loader import LoadError, notebook_cells
+from optconform.harness.target.sources import LoadError, notebook_cells, python_text
 
 #: The files a submission is made of.
 SUFFIXES = (".py", ".ipynb")
@@ -32,7 +32,7 @@ _DEF = re.compile(r"^\s*def\s+(\w+)\s*\(", re.MULTILINE)
 def _sources(path: Path) -> list[str]:
     if path.suffix == ".ipynb":
         return notebook_cells(path)
-    return [path.read_text(encoding="utf-8", errors="replace")]
+    return [python_text(path, [])]
 
 
 def defined_functions(path: Path) -> set[str]:

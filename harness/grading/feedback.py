@@ -11,6 +11,7 @@ from optconform.harness.checking.selection import required_functions
 from optconform.harness.reporting import pages, render
 from optconform.harness.reporting.jsonsafe import to_json_safe
 from optconform.harness.reporting.story import build_story, story_lines
+from optconform.harness.reporting.text import score_text
 
 from .atomic import write_atomically
 from .graded import Graded, one_line
@@ -45,7 +46,7 @@ def feedback_header(graded: Graded, row: dict) -> str:
     """A short, friendly note for the student, naming the main mistakes before the full report."""
     sub = graded.submission
     lines = [f"Feedback for {sub.student} ({_printable(sub.path.name)})",
-             f"Score: {row['score']}/{row['max_score']} ({row['percent']:.1f}%)"]
+             f"Score: {score_text(row['score'], row['max_score'])} ({row['percent']:.1f}%)"]
     if graded.report is not None:
         lines.append("This assignment checks: " + ", ".join(required_functions(c.op for c in graded.report.results)))
     if sub.note:

@@ -11,6 +11,7 @@ from pathlib import Path
 from optconform.harness.checking.results import RunReport, mistake_names
 from optconform.harness.reporting.jsonsafe import to_json_safe
 from optconform.harness.reporting.story import build_story
+from optconform.harness.reporting.text import score_text
 
 from .atomic import replace_atomically, write_atomically
 from .feedback import headline
@@ -118,7 +119,7 @@ def summary_table(rows: list[dict]) -> str:
     width = min(width, 40)
     lines = [f"{'student':<{width}}  {'score':>9}  {'%':>6}  {'status':<12}  diagnosis"]
     for row in rows:
-        score = f"{row['score']}/{row['max_score']}"
+        score = score_text(row["score"], row["max_score"])
         lines.append(f"{row['student'][:width]:<{width}}  {score:>9}  {row['percent']:>6.1f}  {row['status']:<12}  "
                      f"{one_line(row['diagnosis'], 100)}")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from optconform.harness.checking.selection import course_functions
 from .jsonsafe import to_json_safe
 from .story import Part, build_story
 from .story import with_story as _with_story
-from .text import fmt_num, indent, is_xfailed, is_xpassed, text_summary
+from .text import fmt_num, indent, is_xfailed, is_xpassed, mistake_said, text_summary, why_shown
 
 
 def _student_output(case: CaseResult, part: Part | None = None) -> str:
@@ -55,8 +55,8 @@ def _student_output(case: CaseResult, part: Part | None = None) -> str:
         label = {"fail": "What differs", "error": "What went wrong"}.get(case.status, "Grader message")
         lines.append(f"{label}: {case.message}")
     if case.diagnosis:
-        lines.append(f"Likely mistake: {case.diagnosis}")
-    if case.why and case.status != "not_implemented":
+        lines.append(f"Likely mistake: {mistake_said(case.diagnosis)}")
+    if why_shown(case):
         lines.append(f"This test is there to catch: {case.why}")
     if case.status == "fail" and case.max_abs_err is not None:
         size = f"Largest difference from the expected values: {fmt_num(case.max_abs_err)}"

@@ -7,7 +7,16 @@ import re
 
 from optconform.harness.checking.results import CaseResult, RunReport
 
-from .text import conventions_text, errors_text, first_line, is_xfailed, is_xpassed, ops_in_order
+from .text import (
+    conventions_text,
+    errors_text,
+    first_line,
+    is_xfailed,
+    is_xpassed,
+    mistake_said,
+    ops_in_order,
+    why_shown,
+)
 
 # Characters XML 1.0 cannot carry at all (control characters, lone surrogates, U+FFFE/U+FFFF).
 _XML_INVALID = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -28,7 +37,7 @@ def _junit_body(case: CaseResult) -> str:
         parts.append(errors)
     if case.details:
         parts.append("\n".join(case.details))
-    if case.why:
+    if why_shown(case):
         parts.append(f"why this case exists: {case.why}")
     return _xml_text("\n".join(parts))
 
@@ -36,7 +45,7 @@ def _junit_body(case: CaseResult) -> str:
 def _junit_message(case: CaseResult) -> str:
     message = first_line(case.message) or ("error" if case.status == "error" else "does not match the reference")
     if case.diagnosis:
-        message += f" — likely mistake: {case.diagnosis}"
+        message += f" — likely mistake: {mistake_said(case.diagnosis)}"
     return _xml_text(message)
 
 

@@ -19,6 +19,7 @@ import statistics
 from collections import Counter
 
 from .story import build_story
+from .text import points_text
 
 _NAME = re.compile(r"\[([\w+-]+)\]")
 #: Trajectory plots on a student's page (each costs matplotlib about a tenth of a second).
@@ -193,7 +194,7 @@ def _plotted(report) -> list:
 def student_blocks(graded, row: dict) -> list[tuple]:
     """The blocks of one student's page: the story every format tells (:mod:`.story`), with examples and plots."""
     blocks = [("h1", f"Feedback for {row['student']}"),
-              ("p", f"Score: {row['score']} of {row['max_score']} ({row['percent']}%). "
+              ("p", f"Score: {points_text(row['score'])} of {points_text(row['max_score'])} ({row['percent']}%). "
                     f"File: {graded.submission.path.name}.")]
     report = graded.report
     if graded.status != "ok" or report is None:

@@ -14,7 +14,7 @@ from optconform.harness.checking.results import RunReport
 from .jsonsafe import to_json_safe
 from .story import build_story
 from .story import with_story as _with_story
-from .text import text_summary
+from .text import mistake_said, points_text, text_summary
 
 
 def _group_output(cases) -> str:
@@ -24,7 +24,7 @@ def _group_output(cases) -> str:
     first = failing[0]
     lines = [f"{len(failing)} of {len(cases)} checks fail; the first: {first.id}: {first.message}"]
     if first.diagnosis:
-        lines.append(f"likely mistake: {first.diagnosis}")
+        lines.append(f"likely mistake: {mistake_said(first.diagnosis)}")
     return "\n".join(lines)
 
 
@@ -47,6 +47,6 @@ def prairielearn_results(report: RunReport) -> dict:
                           "output": _group_output(cases)})
     most = summary["max_score"]
     return to_json_safe({"gradable": True, "score": round(summary["score"] / most, 6) if most else 0.0,
-                         "message": f"score {summary['score']} of {most}",
+                         "message": f"score {points_text(summary['score'])} of {points_text(most)}",
                          "output": _with_story(text_summary(report), build_story(report)),
                          "tests": tests})

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from optconform.harness.checking.results import CaseResult, RunReport, mistake_names
 from optconform.harness.diagnosis.settle import common_mistake, constant_value, failing, function_of
-from optconform.harness.reporting.text import one_line
+from optconform.harness.reporting.text import mistake_said, one_line
 
 _DEFINES = re.compile(r" \[defines ([\w, ]+)\]$")
 
@@ -83,9 +83,10 @@ class Part:
             if self.constant:
                 said.append(f"{head}: it {self.constant}.")
             elif self.mistake and self.unexplained:
-                said.append(f"{head}; most of them match a known mistake: {self.mistake} {self.unexplained}")
+                said.append(f"{head}; most of them match a known mistake: {mistake_said(self.mistake)} "
+                            f"{self.unexplained}")
             elif self.mistake:
-                said.append(f"{head}, and they all match a known mistake: {self.mistake}")
+                said.append(f"{head}, and they all match a known mistake: {mistake_said(self.mistake)}")
             else:
                 said.append(f"{head}. {self.unexplained}")
         if errors:

@@ -129,11 +129,35 @@ def summary_line(report: RunReport) -> str:
         parts.append(f"{len(report.skipped)} skipped")
     return (
         f"optconform: {target} at {report.dtype}: {', '.join(parts)} "
-        f"(score {summary['score']}/{summary['max_score']})"
+        f"(score {score_text(summary['score'], summary['max_score'])})"
     )
 
 
 # --------------------------------------------------------------------------- text
+
+
+def points_text(value) -> str:
+    """Points as a person reads them: whole numbers whole, else one decimal (``30``, ``30.5``; never ``30.01`` beside
+    ``0.0``); the gradebook's files keep the exact number."""
+    value = round(float(value), 1)
+    return str(int(value)) if value.is_integer() else f"{value:.1f}"
+
+
+def score_text(score, max_score) -> str:
+    return f"{points_text(score)}/{points_text(max_score)}"
+
+
+def why_shown(case) -> bool:
+    """Whether a failing case's ``why`` (the bug class it exists to catch) is worth saying: only where no mistake is
+    named (a named one would be contradicted by another case's purpose) and the case failed on its values (an
+    error's cause is the error, not the case's purpose)."""
+    return bool(case.why) and case.status == "fail" and not case.diagnosis
+
+
+def mistake_said(diagnosis: str | None) -> str:
+    """A named mistake as a report says it: its title first (``no bias correction [no-bias-correction]: ...``),
+    not "matches no bias correction", which reads as matching nothing."""
+    return re.sub(r"^matches ", "", diagnosis or "")
 
 
 #: Why cases were not run, as the text report heads each group.
@@ -214,8 +238,8 @@ def _case_block(case: CaseResult, label: str, said: set | None = None) -> list[s
     repeated = said is not None and case.diagnosis in said
     if case.diagnosis:
         names = " ".join(f"[{name}]" for name in re.findall(r"\[([\w+-]+)\]", case.diagnosis))
-        lines.append(f"  likely mistake: {'as above ' + names if repeated and names else case.diagnosis}")
-    if case.why and not repeated:
+        lines.append(f"  likely mistake: {'as above ' + names if repeated and names else mistake_said(case.diagnosis)}")
+    if why_shown(case) and not repeated:
         lines.append(f"  why this case exists: {case.why}")
     errors = errors_text(case)
     if errors and not repeated:
@@ -268,7 +292,7 @@ def render_text(report: RunReport, verbose: bool = False) -> str:
             if case.message:
                 line += f": {first_line(case.message)}"
             if case.diagnosis:
-                line += f" (likely mistake: {case.diagnosis})"
+                line += f" (likely mistake: {mistake_said(case.diagnosis)})"
             lines.append(line)
         for case in xpassed:
             lines.append(f"  XPASS {case.id}: passes although listed as an expected failure")

@@ -26,6 +26,7 @@ from typing import Callable
 #: The child server and what it imports, relative to the ``optconform`` package (nothing else is copied).
 CHILD_FILES = ("__init__.py", "harness/__init__.py", "harness/target/__init__.py", "harness/target/child.py",
                "harness/target/protocol.py", "harness/target/adapter.py", "harness/target/loader.py",
+               "harness/target/sources.py",
                "harness/target/schema/wire.schema.json", "vectors/__init__.py", "vectors/codec.py")
 
 #: The address space a child may use unless the instructor gives more (``--memory``, ``memory`` in the
