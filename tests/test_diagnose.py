@@ -641,3 +641,56 @@ def test_end_to_end_x_and_y_shuffled_apart(tmp_path):
     report = _check(tmp_path, "apart", source, "--ops", "mini_batches",
                     "--convention", "mini_batches.rng=numpy_legacy")
     _assert_named(report, "mini_batches", "xy-different-permutations", at_least=10)
+
+
+# ---------------------------------------------------------------- bounded work
+
+
+def test_a_run_stops_searching_a_function_the_settling_can_no_longer_name(monkeypatch):
+    """Once more than a quarter of a function's cases went unexplained, no mistake can be named for it (the
+    settling needs three in four of its failing cases explained): its later cases are not searched."""
+    from optconform.harness import diagnosis
+    from optconform.harness.diagnosis import cases as diagnosis_cases
+
+    suite = [c for c in load_suite() if c.op == "gd.update"][:8]
+    calls = []
+
+    def unexplained(case, got, dtype, pairs_seen, search_pairs):
+        calls.append((case.id, search_pairs))
+        return None
+
+    monkeypatch.setattr(diagnosis_cases, "diagnose_case", unexplained)
+    diagnoser = diagnosis.Diagnoser()
+    diagnoser.plan(suite)
+    said = [diagnoser.case(case, {"parameters": {"W1": np.full((2, 2), float(k))}}, "float64", [])
+            for k, case in enumerate(suite)]
+    assert said == [None] * 8
+    assert len(calls) == 3  # 3 > 8 / 4: the fourth on is beyond naming
+    assert [search for _, search in calls] == [True, True, True]
+
+
+def test_the_pair_search_stops_after_a_few_fruitless_tries_and_an_answer_is_diagnosed_once(monkeypatch):
+    from optconform.harness import diagnosis
+    from optconform.harness.diagnosis import cases as diagnosis_cases
+    from optconform.harness.diagnosis.matching import Diagnosis
+
+    suite = [c for c in load_suite() if c.op == "adam.update"]
+    calls = []
+
+    def partial(case, got, dtype, pairs_seen, search_pairs):
+        calls.append(search_pairs)
+        return Diagnosis("partial", [], "parameters.W1 only match something [x]")
+
+    monkeypatch.setattr(diagnosis_cases, "diagnose_case", partial)
+    diagnosis._remembered.clear()
+    diagnoser = diagnosis.Diagnoser()
+    diagnoser.plan(suite)
+    for k, case in enumerate(suite[:6]):
+        diagnoser.case(case, {"parameters": {"W1": np.full((2, 2), float(k))}}, "float64", [])
+    assert calls == [True] * diagnosis.PAIR_SEARCHES + [False] * (6 - diagnosis.PAIR_SEARCHES)
+    again = diagnosis.Diagnoser()
+    again.plan(suite)
+    again.case(suite[0], {"parameters": {"W1": np.full((2, 2), 0.0)}}, "float64", [])
+    assert len(calls) == 6  # the same answer to the same case: remembered
+    again.case(suite[0], {"parameters": {"W1": np.full((2, 2), 0.5)}}, "float64", [])
+    assert len(calls) == 7  # another answer: diagnosed

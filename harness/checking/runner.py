@@ -30,6 +30,8 @@ class Diagnoser(Protocol):
 
     def settle(self, results, cases=None, dtype: str = "float64") -> None: ...
 
+    def plan(self, cases) -> None: ...
+
 
 def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, pairs_seen=None,
              diagnoser: Diagnoser | None = None) -> CaseResult:
@@ -148,6 +150,8 @@ def run_cases(session, selection, dtype: str, conventions: dict, target: str,
                        skipped=list(selection.skipped), warnings=list(selection.warnings))
     pairs_seen: set[str] = set()
     failures = 0
+    if diagnoser is not None:
+        diagnoser.plan(selection.run)
     prefetched = _Prefetcher(session, selection.run, dtype, conventions)
     for index, case in enumerate(selection.run):
         if max_failures is not None and failures >= max_failures:

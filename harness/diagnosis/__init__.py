@@ -8,28 +8,81 @@ them.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
+
+import numpy as np
 
 #: Advice a graded student cannot follow: the conventions are the instructor's (``or declare adam.epsilon=...``).
 _DECLARE = re.compile(r",? or declare [\w.]+=\w+[^.]*")
+
+
+#: After this many failing cases of one function that no pair of mistakes explained, later ones try only the pairs
+#: already named (a pair shows on every case where both of its mistakes matter, so it shows early).
+PAIR_SEARCHES = 3
+#: Diagnoses remembered per process, by case and answer: copies of one submission are diagnosed once.
+MEMORY = 4096
+_remembered: dict = {}
 
 
 class Diagnoser:
     """The runner's view of the diagnosis (:class:`optconform.harness.checking.runner.Diagnoser`).
 
     ``graded``: the conventions are the instructor's, so a fix never advises declaring one.
+
+    One diagnoser serves one run, and bounds its work (:meth:`plan`): once so many of a function's
+    cases went unexplained that the run's settling (:mod:`.settle`) can no longer name any mistake
+    for it, its later cases are not searched at all; and the search for two mistakes at once stops
+    after :data:`PAIR_SEARCHES` fruitless tries. The same answer to the same case is diagnosed once
+    per process.
     """
 
     def __init__(self, graded: bool = False):
         self.graded = graded
+        self.total: Counter = Counter()        # the run's cases per function (plan)
+        self.unexplained: Counter = Counter()  # failing cases no mistake explains, per function
+        self.pairless: Counter = Counter()     # failing cases where no pair was found, per function
 
     def _said(self, text: str | None) -> str | None:
         return _DECLARE.sub("", text) if text and self.graded else text
 
-    def case(self, case, got, dtype: str, pairs_seen: list[str]) -> str | None:
-        from .cases import diagnose
+    def plan(self, cases) -> None:
+        """The cases the run will check: how many each function has bounds its diagnosis."""
+        from .settle import function_of
 
-        return self._said(diagnose(case, got, dtype, pairs_seen))
+        self.total = Counter(function_of(case.op) for case in cases)
+
+    def _beyond_naming(self, function: str) -> bool:
+        """Whether the settling can no longer name a mistake for ``function``: it needs :data:`~.settle.MOST` of
+        its failing cases explained, and more than the rest of its cases are unexplained already."""
+        from .settle import MOST
+
+        total = self.total.get(function)
+        return total is not None and self.unexplained[function] > (1 - MOST) * total
+
+    def case(self, case, got, dtype: str, pairs_seen: list[str]) -> str | None:
+        from .cases import diagnose_case
+        from .settle import function_of
+
+        function = function_of(case.op)
+        if self._beyond_naming(function):
+            return None
+        search = self.pairless[function] < PAIR_SEARCHES
+        key = _answer_key(case, got, dtype, pairs_seen, search)
+        if key is not None and key in _remembered:
+            found = _remembered[key]
+        else:
+            found = diagnose_case(case, got, dtype, pairs_seen, search)
+            if key is not None:
+                if len(_remembered) >= MEMORY:
+                    _remembered.pop(next(iter(_remembered)))
+                _remembered[key] = found
+        if found is None or found.kind != "match":
+            self.pairless[function] += 1
+        if found is None:
+            self.unexplained[function] += 1
+        return self._said(found.text if found else None)
 
     def error(self, case, message: str) -> str | None:
         from .errors import diagnose_error
@@ -45,3 +98,32 @@ class Diagnoser:
         from .settle import settle
 
         settle(results, cases, dtype)
+
+
+def _answer_key(case, got, dtype: str, pairs_seen, search: bool):
+    """What a diagnosis depends on: the case, the dtype, the pairs tried first, and every number of the answer
+    (its structure and bytes); None for an answer that cannot be read so (it is diagnosed afresh)."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        _feed(digest, got)
+    except (TypeError, ValueError):
+        return None
+    return case.id, id(case), dtype, tuple(pairs_seen), search, digest.digest()
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, dict):
+        for key in value:
+            digest.update(repr(key).encode() + b"{")
+            _feed(digest, value[key])
+        digest.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[")
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    else:
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise TypeError("not numbers")
+        digest.update(f"{array.dtype.str}{array.shape}".encode() + np.ascontiguousarray(array).tobytes())

@@ -80,8 +80,10 @@ def _layer_count(case) -> int:
 
 
 
-def diagnose_update(case, got, dtype: str, conventions: dict, pairs_seen=()) -> Diagnosis | None:
-    """The diagnosis of an update's (a trajectory's, a schedule's) output ``got`` on ``case``, or None."""
+def diagnose_update(case, got, dtype: str, conventions: dict, pairs_seen=(), search_pairs: bool = True
+                    ) -> Diagnosis | None:
+    """The diagnosis of an update's (a trajectory's, a schedule's) output ``got`` on ``case``, or None.
+    ``search_pairs``: False tries only the pairs in ``pairs_seen`` (a run that found none on earlier cases)."""
     try:
         reference = compare_case_outputs(case, got, dtype)
     except Exception:  # a target's output too malformed to compare is not ours to diagnose
@@ -103,7 +105,7 @@ def diagnose_update(case, got, dtype: str, conventions: dict, pairs_seen=()) -> 
     failing = failing_leaves(case, flat, dtype)
     if not failing:  # a structural problem the leaves do not show
         return None
-    pair = _pair(case, got, flat, dtype, candidates, outputs, pairs_seen)
+    pair = _pair(case, got, flat, dtype, candidates, outputs, pairs_seen, search_pairs)
     if pair:
         return pair
     return _partial(case, flat, dtype, candidates, outputs, failing)
@@ -132,7 +134,7 @@ def _float32_arithmetic(case, got) -> bool:
 PAIR_LEADS = 2
 
 
-def _pair(case, got, flat, dtype, candidates, outputs, pairs_seen=()) -> Diagnosis | None:
+def _pair(case, got, flat, dtype, candidates, outputs, pairs_seen=(), search: bool = True) -> Diagnosis | None:
     """Two known mistakes at once (epsilon inside the root and an uncorrected s, say) that explain everything.
 
     Pairs already seen on the target's other cases come first. Then the nearest single mistake, usually
@@ -145,9 +147,10 @@ def _pair(case, got, flat, dtype, candidates, outputs, pairs_seen=()) -> Diagnos
         return None
     by_name = {m.name: m for m in composable}
     seen = [tuple(by_name.get(part) for part in name.split("+")) for name in pairs_seen]
-    ranked = sorted(composable, key=lambda m: min(relative_distance(got, out) for out in outputs[m.name]))
-    tries = [pair for pair in seen if None not in pair] + [
-        (lead, other) for lead in ranked[:PAIR_LEADS] for other in ranked if other is not lead]
+    tries = [pair for pair in seen if None not in pair]
+    if search:
+        ranked = sorted(composable, key=lambda m: min(relative_distance(flat, out) for out in outputs[m.name]))
+        tries += [(lead, other) for lead in ranked[:PAIR_LEADS] for other in ranked if other is not lead]
     for first, second in tries:
         both = combined(first, second)
         if both and any(not failing_against(case, flat, dtype, out) for out in variant_outputs(case, both)):
