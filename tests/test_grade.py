@@ -11,6 +11,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -271,3 +273,10 @@ def test_workers_grade_with_the_graders_vectors_and_a_conforming_class_needs_no_
     with open(tmp_path / "out" / "gradebook.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 4 and all(row["score"] == row["max_score"] != "0" for row in rows), rows
+
+
+def test_a_path_that_does_not_exist_is_said_once(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "grade", str(tmp_path / "no_such_dir"), "--out",
+                           str(tmp_path / "grades"), "--no-sandbox"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.count("optconform: error:") == 1 and "no_such_dir: no such file or directory" in done.stderr

@@ -34,11 +34,14 @@ def _grade(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+    scratch = tmp_path_factory.mktemp("dask")  # the workers' scratch space, in pytest's temporary folder
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      local_directory=str(scratch)) as local:
         yield local.scheduler_address
+    assert not (Path.cwd() / "dask-scratch-space").exists()
 
 
 def test_dask_grades_a_folder_to_the_same_gradebook_as_the_local_pool(tmp_path, cluster):

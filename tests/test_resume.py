@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
-def grade(folder: Path, out: Path, *extra: str) -> tuple[dict, str]:
+def grade(folder: Path, out: Path, *extra: str, stdout: list | None = None) -> tuple[dict, str]:
     done = subprocess.run([sys.executable, "-m", "optconform.cli", "grade", str(folder), "--out", str(out),
                            "--no-sandbox", "--ops", "momentum,adam", *extra], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
+    if stdout is not None:
+        stdout.append(done.stdout)
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
     return rows, done.stderr
@@ -32,15 +34,19 @@ def test_a_rerun_grades_only_what_changed_and_removes_who_left(tmp_path):
     assert "unchanged" not in said and sorted(p.name for p in (out / "results").iterdir()) == [
         "alice.json", "bob.json", "carol.json"]
 
-    again, said = grade(folder, out)
+    printed = []
+    again, said = grade(folder, out, stdout=printed)
     assert "3 submission(s) unchanged since the last run" in said
+    assert "nothing changed since the last run: 3 submissions kept: 3 ok" in printed[0]  # not "graded 3"
+    assert "graded 3" not in printed[0]
     strip = lambda rows: {s: {k: v for k, v in r.items() if k != "seconds"} for s, r in rows.items()}  # noqa: E731
     assert strip(again) == strip(first)
 
     shutil.copy(EXAMPLES / "course" / "course_2021.py", folder / "bob.py")  # bob fixes his code
     (folder / "carol.py").unlink()  # carol withdraws
-    fixed, said = grade(folder, out)
+    fixed, said = grade(folder, out, stdout=printed)
     assert "1 submission(s) unchanged" in said  # alice only
+    assert "graded 1 submission (1 kept from the last run): 2 ok" in printed[1]
     assert fixed["bob"]["score"] == fixed["bob"]["max_score"] != first["bob"]["score"]
     assert set(fixed) == {"alice", "bob"}
     assert "removed the feedback of 1 student(s) no longer among the submissions: carol" in said

@@ -82,6 +82,8 @@ def run_grade(settings: Settings, plan: GradePlan) -> int:
     jobs = plan.jobs if plan.jobs is not None else (os.cpu_count() or 1)
     out = plan.out
     submissions, path_errors = expand_submissions(list(plan.submissions), exclude=out)
+    if not submissions and len(path_errors) == 1:  # one error, said once
+        raise UsageError(path_errors[0])
     for line in path_errors:
         print(f"optconform: error: {line}", file=sys.stderr)
     if not submissions:
@@ -179,7 +181,7 @@ def run_grade(settings: Settings, plan: GradePlan) -> int:
     print(summary_table(rows))
     statuses = Counter(row["status"] for row in rows)
     mean = sum(row["percent"] for row in rows) / len(rows)
-    print(f"\ngraded {len(rows)} submission{'' if len(rows) == 1 else 's'}: {statuses['ok']} ok, "
+    print(f"\n{_what_was_graded(len(fresh), len(rows) - len(fresh))}: {statuses['ok']} ok, "
           f"{statuses['load_error']} load error{'' if statuses['load_error'] == 1 else 's'}"
           + (f", {statuses['grader_error']} grader error(s)" if statuses["grader_error"] else "")
           + f"; mean {mean:.1f}%; gradebook and feedback in {out}")
@@ -189,3 +191,14 @@ def run_grade(settings: Settings, plan: GradePlan) -> int:
     if statuses["grader_error"] or write_errors:
         return EXIT_NONCONFORMING
     return EXIT_OK
+
+
+def _what_was_graded(fresh: int, kept: int) -> str:
+    """``graded 3 submissions``, ``graded 1 submission (9 kept from the last run)``, or, when nothing changed,
+    ``nothing changed since the last run: 10 submissions kept``."""
+    def count(n: int) -> str:
+        return f"{n} submission{'' if n == 1 else 's'}"
+
+    if not fresh:
+        return f"nothing changed since the last run: {count(kept)} kept"
+    return f"graded {count(fresh)}" + (f" ({kept} kept from the last run)" if kept else "")
