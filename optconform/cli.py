@@ -198,31 +198,40 @@ def _grade(args) -> int:
     return run_grade(settings, plan)
 
 
-def add_check_options(parser: argparse.ArgumentParser) -> None:
-    """The selection and run options shared by ``check`` and ``grade``."""
+def add_check_options(parser: argparse.ArgumentParser, grading: bool = False) -> None:
+    """The selection and run options shared by ``check`` and ``grade`` (``grading``: the conventions are the
+    instructor's, a submission's own declaration is ignored)."""
     parser.add_argument("--config", metavar="FILE",
                         help="the assignment file (default: optconform.toml, or [tool.optconform] in pyproject.toml, "
                              "in the current directory); options given here win")
-    parser.add_argument("--ops", help="comma-separated ops or families to run (e.g. adam, momentum.update)")
+    parser.add_argument("--ops", help="comma-separated ops or families to run (e.g. adam, momentum.update; default: "
+                                      "the course version's ops)")
     parser.add_argument("--course", choices=("2017", "2018", "2021"),
                         help="the version of the course assignment, which names the ops: 2017 and 2018 have "
                              "mini-batches, momentum and Adam; 2021 (and later) adds gradient descent and the "
-                             "learning-rate decays (--ops wins)")
+                             "learning-rate decays (--ops wins; default 2021)")
     parser.add_argument("--convention", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a convention the target declares (repeatable)")
+                        help=("the convention the class is graded under; a submission's own declaration is "
+                              "ignored (repeatable; default: the assignment file's, else each convention's default)")
+                        if grading else ("override a convention the target declares (repeatable; default: the "
+                                         "target's own, else each convention's default; see optconform list)"))
     parser.add_argument("--dtype", choices=("float64", "float32"),
                         help="the precision the implementation computes in; picks the tolerances (default float64)")
-    parser.add_argument("--vectors", metavar="DIR", help="another vector set (e.g. from generate --seed)")
+    parser.add_argument("--vectors", metavar="DIR", help="another vector set (e.g. from generate --seed; default: "
+                                                         "the shipped set)")
     parser.add_argument("--skip", metavar="FILE",
-                        help="case ids to skip, one a line (exact, or a glob such as adam.update/*/t-*), # comments")
-    parser.add_argument("--xfail", metavar="FILE", help="case ids expected to fail, one a line (exact, or a glob)")
+                        help="case ids to skip, one a line (exact, or a glob such as adam.update/*/t-*), # comments "
+                             "(default: none)")
+    parser.add_argument("--xfail", metavar="FILE", help="case ids expected to fail, one a line (exact, or a glob; "
+                                                        "default: none)")
     parser.add_argument("--memory", type=int, metavar="MB",
                         help="the address space a submission's process may use (default 2048; a 4096 x 4096 "
                              "layer through the child needs about 8192)")
     parser.add_argument("--timeout", type=float, metavar="SECONDS",
                         help="per-call time limit for a child process (default 10)")
     parser.add_argument("--allow-modified", action="store_true",
-                        help="use a --vectors set whose files no longer match its manifest (each is then validated)")
+                        help="use a --vectors set whose files no longer match its manifest (each is then validated; "
+                             "by default such a set is refused)")
     parser.add_argument("--visibility", choices=("visible", "hidden"),
                         help="override the vector set's visibility: hidden cases never show inputs, expected "
                              "or returned values (default: the set's manifest; the shipped set is visible)")
@@ -237,23 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="run the vectors against a target")
     check.add_argument("target", nargs="?", help="module, module:object, file.py or notebook.ipynb")
-    check.add_argument("--cmd", help="a program speaking the wire protocol")
+    check.add_argument("--cmd", help="a program speaking the wire protocol, instead of a TARGET (see docs/ports.md; "
+                                     "by default the TARGET is checked)")
     check.add_argument("--module", action="store_true",
                        help="TARGET is a module to import (trusted code) even though its name has no dot; "
                             "by default a bare NAME is the file NAME.py (or NAME.ipynb), run in the sandbox")
     check.add_argument("--isolate", action="store_true",
-                       help="run a module target in a sandboxed child process (with --timeout), as files are")
+                       help="run a module target in a sandboxed child process (with --timeout), as files are "
+                            "(by default a module runs in this process)")
     add_check_options(check)
-    check.add_argument("--format", choices=("text", "json", "junit", "gradescope", "prairielearn"), default="text")
-    check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints)")
+    check.add_argument("--format", choices=("text", "json", "junit", "gradescope", "prairielearn"), default="text",
+                       help="the report's format (default text): json (the whole report), junit (CI), gradescope or "
+                            "prairielearn (their results files)")
+    check.add_argument("--output", metavar="FILE", help="write the report here (the summary still prints; default: "
+                                                        "standard output)")
     check.add_argument("--verbose", "-v", action="store_true",
                        help="every failing case in full (by default: each mistake once, at most 3 cases per op), "
                             "and the passing ones")
-    check.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line")
+    check.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line (default: the report)")
     check.add_argument("--max-failures", type=int, metavar="N",
-                       help="stop after N failing cases (the rest are listed as not run)")
+                       help="stop after N failing cases (the rest are listed as not run; default: no limit)")
     check.add_argument("--strict-xfail", action="store_true",
-                       help="a case listed in --xfail that passes fails the run (as pytest's xfail_strict)")
+                       help="a case listed in --xfail that passes fails the run (as pytest's xfail_strict; by "
+                            "default it is only reported)")
     check.add_argument("--no-sandbox", action="store_true",
                        help="run a .py or .ipynb target unconfined (by default it runs in a sandbox where this "
                             "machine has one, with a warning where it does not; with --format gradescope or "
@@ -261,44 +276,57 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     generate = sub.add_parser("generate", help="write the golden vectors from the reference")
-    generate.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on differences")
-    generate.add_argument("--seed", type=int, help="a private set: same catalogue, fresh numbers")
+    generate.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on differences "
+                          "(default: write)")
+    generate.add_argument("--seed", type=int, help="a private set: same catalogue, fresh numbers (default: the "
+                                                   "shipped set's seed)")
     generate.add_argument("--out", metavar="DIR", help="where to write (default: the shipped vectors)")
     generate.add_argument("--visibility", choices=("visible", "hidden"),
                           help="whether feedback may show the set's values (default: hidden for --seed, "
                                "visible for the shipped set; --check reads it from the manifest)")
     generate.set_defaults(run=_generate)
 
-    grade = sub.add_parser("grade", help="grade many submissions into a gradebook and feedback")
-    grade.add_argument("submissions", nargs="+", help=".py files, .ipynb notebooks or directories of them")
-    add_check_options(grade)
-    grade.add_argument("--out", metavar="DIR", default="grades", help="where the gradebook and feedback go")
-    grade.add_argument("--jobs", type=int, default=None, help="submissions graded at once (local executor)")
+    grade = sub.add_parser("grade", help="grade many submissions into a gradebook and feedback",
+                           description="Grade many submissions into a gradebook, per-student feedback and the file "
+                                       "each LMS imports grades from. Give .py files, .ipynb notebooks, folders of "
+                                       "them, or an LMS's export zip (Gradescope, Canvas, Moodle): students are "
+                                       "named from it.")
+    grade.add_argument("submissions", nargs="+", help=".py files, .ipynb notebooks, directories of them, or an LMS's "
+                                                      "export zip (Gradescope, Canvas, Moodle)")
+    add_check_options(grade, grading=True)
+    grade.add_argument("--out", metavar="DIR", default="grades",
+                       help="where the gradebook and feedback go (default: grades)")
+    grade.add_argument("--jobs", type=int, default=None,
+                       help="submissions graded at once, by the local executor (default: one per core)")
     grade.add_argument("--force", action="store_true",
                        help="grade every submission again (by default a file unchanged since the last run into "
                             "the same --out, under the same set-up, keeps its result)")
     grade.add_argument("--executor", choices=("local", "dask"), default="local",
                        help="local: worker processes here (default); dask: tasks on a Dask cluster")
-    grade.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    grade.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                                                              "(required with --executor dask; no default)")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="grade without the sandbox (refused by default where none can be set up)")
     grade.set_defaults(run=_grade)
 
     selftest = sub.add_parser("selftest", help="mutation-test the reference against the vectors: every mutant "
                               "killed or listed as equivalent, every known mistake caught, correct variants pass")
-    selftest.add_argument("--vectors", metavar="DIR", help="another vector set")
+    selftest.add_argument("--vectors", metavar="DIR", help="another vector set (default: the shipped set)")
     selftest.add_argument("--jobs", type=int, help="worker processes (default: one per core)")
-    selftest.add_argument("--only", metavar="REGEX", help="only the mutants whose id matches (skips the other checks)")
-    selftest.add_argument("--full", action="store_true", help="every case that kills each mutant, not the first")
+    selftest.add_argument("--only", metavar="REGEX", help="only the mutants whose id matches (skips the other checks; "
+                                                         "default: every mutant)")
+    selftest.add_argument("--full", action="store_true", help="every case that kills each mutant (default: the "
+                                                              "first)")
     selftest.add_argument("--equivalents", metavar="FILE", help="the file of equivalent mutants (default: the "
                           "shipped one, equivalent_mutants.txt or, with --harness, equivalent_harness_mutants.txt)")
     selftest.add_argument("--harness", action="store_true",
                           help="mutate the harness's comparison, withholding and gradebook instead, killed by the "
-                          "checkout's tests (needs a checkout and the dev extras)")
+                          "checkout's tests (needs a checkout and the dev extras; default: the reference)")
     selftest.add_argument("--format", choices=("text", "json"), default="text",
                           help="text (default) or json: the whole kill matrix")
     selftest.add_argument("--output", metavar="FILE", help="write the report here (default: standard output)")
-    selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix")
+    selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix (default: the "
+                                                                          "survivors)")
     selftest.set_defaults(run=_selftest)
 
     autograder = sub.add_parser("autograder", help="build the autograder of the assignment: Gradescope's zip, or the "
@@ -314,18 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
     autograder.set_defaults(run=_autograder)
 
     init = sub.add_parser("init", help="write a commented optconform.toml (the assignment file)")
-    init.add_argument("--out", default="optconform.toml", metavar="FILE")
-    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.add_argument("--out", default="optconform.toml", metavar="FILE",
+                      help="where to write it (default: optconform.toml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file (default: refuse to)")
     init.set_defaults(run=_init)
 
     doctor = sub.add_parser("doctor", help="what isolation this machine gives untrusted submissions")
     doctor.set_defaults(run=_doctor)
 
     listing = sub.add_parser("list", help="the ops, conventions, tags and cases")
-    listing.add_argument("--ops", help="comma-separated ops or families to list")
-    listing.add_argument("--vectors", metavar="DIR", help="another vector set")
-    listing.add_argument("--allow-modified", action="store_true", help="list a set that no longer matches its manifest")
-    listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.add_argument("--ops", help="comma-separated ops or families to list (default: all)")
+    listing.add_argument("--vectors", metavar="DIR", help="another vector set (default: the shipped set)")
+    listing.add_argument("--allow-modified", action="store_true", help="list a set that no longer matches its "
+                                                                       "manifest (by default it is refused)")
+    listing.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     listing.set_defaults(run=_list)
     return parser
 

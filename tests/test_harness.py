@@ -724,3 +724,35 @@ def _largest_excess(case, update) -> float:
                 allowed = tolerance["rtol"] * np.abs(np.asarray(scale[tree][key])) + tolerance["atol"]
                 largest = max(largest, float(np.max(np.abs(got - expected[tree][key]) / allowed)))
     return largest
+
+
+def test_every_option_of_every_command_says_what_it_does_and_its_default():
+    """``--help`` of each command: every option has help, and that help names its default (or says it has none)."""
+    import argparse
+
+    from optconform.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    unsaid = []
+    for name, command in commands.items():
+        for action in command._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            said = (action.help or "").lower()
+            if not said or not any(word in said for word in ("default", "by default", "required")):
+                unsaid.append(f"{name} {action.option_strings[0]}: {action.help!r}")
+    assert not unsaid, unsaid
+    grade_help = " ".join(commands["grade"].format_help().split())
+    assert "export zip" in grade_help and "(default: grades)" in grade_help and "one per core" in grade_help
+    assert "a submission's own declaration is ignored" in grade_help
+
+
+def test_list_names_the_function_each_op_calls():
+    from optconform.harness.checking.selection import list_suite
+
+    text = list_suite()
+    assert any(line.split()[:1] == ["adam.trajectory"] and line.rstrip().endswith(
+        "update_parameters_with_adam, initialize_adam") for line in text.splitlines())
+    assert any(line.split()[:1] == ["lr_decay.scheduled"] and line.rstrip().endswith("schedule_lr_decay")
+               for line in text.splitlines())

@@ -212,7 +212,7 @@ def list_suite(vectors: str | None = None, ops: str | None = None, fmt: str = "t
         }, indent=2)
     lines = ["ops:"]
     per_op = Counter(case.op for case in cases)
-    lines += [f"  {op:<22} {per_op[op]:>4} cases" for op in CASE_OPS if per_op[op]]
+    lines += [f"  {op:<22} {per_op[op]:>4} cases  {', '.join(course_functions(op))}" for op in CASE_OPS if per_op[op]]
     lines.append("conventions (first value is the default):")
     lines += [f"  {name}={'|'.join(spec['values'])}\n      {spec['help']}" for name, spec in CONVENTIONS.items()]
     tags = Counter(tag for case in cases for tag in case.tags)
