@@ -132,6 +132,7 @@ class CaseItem(pytest.Item):
     def runtest(self):
         from optconform.harness.checking.runner import run_case
         from optconform.harness.diagnosis import Diagnoser
+        from optconform.harness.reporting.text import mistake_said, why_shown
 
         result = run_case(self.case, self.run.session, self.run.dtype, self.run.conventions,
                           pairs_seen=self.run.pairs_seen, diagnoser=Diagnoser())
@@ -140,8 +141,9 @@ class CaseItem(pytest.Item):
         if result.status != "pass":
             lines = [f"{result.status}: {result.message}"]
             if result.diagnosis:
-                lines.append(f"likely mistake: {result.diagnosis}")
-            lines.append(f"this case exists to catch: {result.why}")
+                lines.append(f"likely mistake: {mistake_said(result.diagnosis)}")
+            if why_shown(result):
+                lines.append(f"this case exists to catch: {result.why}")
             lines += [f"  {detail}" for detail in result.details[1:]]
             raise CaseFailure("\n".join(lines))
 
@@ -175,6 +177,8 @@ def pytest_collection_modifyitems(session, config, items):
             raise pytest.UsageError(f"optconform: no selected case has the node id {unknown[0]!r}")
         ours = [item for item in ours if any(_selected_by(item, w) for w in wanted)]
     items.extend(ours)
+    # the items are made after the collectors ran: reported as collected, so "collected N items" counts them
+    config.hook.pytest_collectreport(report=pytest.CollectReport(ROOT, "passed", None, ours))
 
 
 def pytest_unconfigure(config):

@@ -16,6 +16,7 @@ def test_each_case_is_an_item_and_the_reference_passes(pytester):
                                            "--optconform-ops=momentum.init,adam.init", "-v")
     result.assert_outcomes(passed=2 * INIT_CASES)
     result.stdout.fnmatch_lines(["optconform::momentum.init::one-layer-1x1 PASSED*"])
+    result.stdout.fnmatch_lines([f"*collected {2 * INIT_CASES} items"])  # never "collected 0 items", then a run
 
 
 def test_a_buggy_port_fails_with_message_diagnosis_and_why(pytester):
@@ -33,7 +34,8 @@ def test_a_buggy_port_fails_with_message_diagnosis_and_why(pytester):
     assert outcomes["failed"] >= 30 and "passed" not in outcomes or outcomes.get("passed", 0) <= 2
     text = result.stdout.str()
     assert "fail: v.dW1[" in text or "fail: parameters." in text
-    assert "this case exists to catch:" in text
+    assert "likely mistake: heavy-ball momentum" in text  # the mistake's title, not "matches heavy-ball"
+    assert "this case exists to catch:" not in text  # beside a named mistake, a case's purpose would contradict it
     assert result.ret == 1
 
 
