@@ -290,7 +290,7 @@ def test_private_step_counter_fails_teacher_forced_at_a_named_step():
 
     report = run(with_changes(update_parameters_with_adam=private_counter), ops_wanted=["adam.trajectory"])
     assert report.results and all(r.status == "fail" for r in report.results)
-    assert any("first wrong step" in r.message for r in report.results)
+    assert any("is the first wrong one (each step given the reference's state)" in r.message for r in report.results)
 
 
 def test_aliased_v_and_s_fail():
@@ -308,7 +308,8 @@ def test_stale_velocity_fails_free_running_only():
 
     report = run(with_changes(initialize_velocity=nonzero_init), ops_wanted=["momentum.trajectory"])
     assert report.results and all(r.status == "fail" for r in report.results)
-    assert all("free-running" in r.message and "state is carried wrongly" in r.message for r in report.results)
+    assert all("your steps in a row, from your own init" in r.message and "the state is carried wrongly" in r.message
+               for r in report.results)
 
 
 def test_missing_op_is_not_implemented_and_fails_the_run():
@@ -641,7 +642,7 @@ def test_a_free_run_goes_in_one_chain_and_still_catches_state_carried_wrongly(tm
     """))
     report, sent = _trajectory_report(path)
     first = report.results[0]
-    assert first.status == "fail" and "state is carried wrongly between calls" in first.message
+    assert first.status == "fail" and "the state is carried wrongly from one call to the next" in first.message
     assert "chain" in sent and "adam.update" not in sent  # the free run in one request, no single call
 
 
@@ -679,7 +680,7 @@ def test_a_failing_trajectorys_plot_marks_the_step_the_report_names():
     failing = [r for r in report.results if r.status == "fail"]
     assert failing
     for result in failing:
-        named = int(re.search(r"first wrong step (\d+)", result.message).group(1))
+        named = int(re.search(r"step (\d+) of \d+ is the first wrong one", result.message).group(1))
         assert result.series is not None and result.series["first_wrong"] == named == 4, (result.id, result.series)
         assert len(result.series["got"]) == len(result.series["expected"]) == 12
         series = result.series

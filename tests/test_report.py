@@ -12,6 +12,7 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from optconform.harness.checking.results import CaseResult, RunReport
+from optconform.harness.diagnosis.settle import function_of
 from optconform.harness.reporting import FORMATS, render
 from optconform.harness.reporting.jsonsafe import to_json_safe
 from optconform.harness.reporting.text import mistake_said, summary_line
@@ -396,24 +397,28 @@ def test_gradescope_validates_and_scores_add_up(report):
     _validate_gradescope(data)
     assert data["visibility"] == "visible"
     assert data["output"].splitlines()[0] == summary_line(report)
-    assert len(data["tests"]) == len(report.results)
+    # one test per function the student wrote, a point per check
+    by_function: dict = {}
+    for case in report.results:
+        by_function.setdefault(function_of(case.op), []).append(case)
+    assert [t["name"] for t in data["tests"]] == list(by_function)
     assert sum(t["score"] for t in data["tests"]) == data["score"] == report.summary()["score"] == 3
     assert sum(t["max_score"] for t in data["tests"]) == data["max_score"] == len(report.results)
-    for test, case in zip(data["tests"], report.results):
-        assert test["name"] == case.id
-        assert test["max_score"] == 1
+    for test in data["tests"]:
+        cases = by_function[test["name"]]
         assert test["name_format"] == "text" and test["output_format"] == "text"
-        assert test["status"] == ("passed" if case.status == "pass" else "failed")
-        assert test["score"] == (1 if case.status == "pass" else 0)
-        if case.status == "fail":
-            assert case.message in test["output"]
-            assert (case.why in test["output"]) == (not case.diagnosis), case.id
-            if case.diagnosis:
-                assert f"Likely mistake: {case.diagnosis}" in test["output"]
-    beta_zero = next(t for t in data["tests"] if t["name"] == "momentum.update/ema/beta-zero")
-    assert "update_parameters_with_momentum" in beta_zero["output"]
-    missing = next(t for t in data["tests"] if t["name"] == "adam.init/one-layer-1x1")
-    assert "initialize_adam" in missing["output"] and missing["score"] == 0
+        assert test["max_score"] == len(cases) and test["score"] == sum(c.status == "pass" for c in cases)
+        assert test["status"] == ("passed" if test["score"] == test["max_score"] else "failed")
+        assert [c["id"] for c in test["extra_data"]["cases"]] == [c.id for c in cases]
+        for case in [c for c in cases if c.status != "pass"][:3]:
+            assert f"Check {case.id}:" in test["output"]
+            if case.status == "fail":
+                assert case.message in test["output"]
+                assert (case.why in test["output"]) == (not case.diagnosis), case.id
+    momentum = next(t for t in data["tests"] if t["name"] == "update_parameters_with_momentum")
+    assert "Check momentum.update/ema/beta-zero:" in momentum["output"]
+    missing = next(t for t in data["tests"] if t["name"] == "initialize_adam")
+    assert "could not find initialize_adam" in missing["output"] and missing["score"] == 0
 
 
 def test_gradescope_schema_rejects_bad_results():

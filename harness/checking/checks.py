@@ -250,6 +250,12 @@ def _step_args(case, state, grads, step):
     return args
 
 
+#: How a trajectory's failure says which run found it, in words a student follows (the teacher-forced run,
+#: and the free run from the target's own init).
+STEP_BY_STEP = "each step given the reference's state"
+IN_A_ROW = "your steps in a row, from your own init"
+
+
 def check_trajectory(case, session, dtype, conventions) -> Outcome:
     """Teacher-forced (golden state in at every step) and free-running (the target's own state carried).
 
@@ -291,15 +297,15 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
                 else:
                     comparison = compare_case_outputs(case, got, dtype, steps[step], scales[step])
                     if not comparison.ok:
-                        failure = _from_comparison(comparison, None, f"{mode}, first wrong step {step + 1} "
-                                                   f"of {len(steps)}: ")
+                        failure = _from_comparison(comparison, None, f"step {step + 1} of {len(steps)} is the "
+                                                   f"first wrong one ({mode}): ")
             state = feed(step, got, state)
         return failure, returned
 
     golden = lambda step, got, state: _golden_state(case, step, tuple(state), dtype)  # noqa: E731
     own = lambda step, got, state: {k: got[k] for k in state}  # noqa: E731
     batched = hasattr(session, "call_many") and update in session.info.ops
-    forced_failure, _ = first_wrong(golden_start, "teacher-forced", golden,
+    forced_failure, _ = first_wrong(golden_start, STEP_BY_STEP, golden,
                                     teacher_forced_answers() if batched else None)
     chain = _free_run_in_one_request(case, session, inputs, golden_start, update, init, conventions)
     try:
@@ -314,13 +320,14 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
         free_start = {"parameters": inputs["parameters"], **{k: start[k] for k in golden_start if k != "parameters"}}
     except NotImplementedOp:
         free_start = golden_start
-    free_failure, free_steps = first_wrong(free_start, "free-running from the target's own init", own,
+    free_failure, free_steps = first_wrong(free_start, IN_A_ROW, own,
                                            iter(chain) if chain is not None else None)
     if forced_failure is None and free_failure is None:
         return Outcome("pass")
     outcome = forced_failure or free_failure
     if forced_failure is None:
-        outcome.message += " (every teacher-forced step passes: state is carried wrongly between calls)"
+        outcome.message += (" (each step is right from the reference's state: the state is carried wrongly from "
+                            "one call to the next)")
     outcome.got = {"steps": free_steps}
     return outcome
 

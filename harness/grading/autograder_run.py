@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from optconform.errors import UsageError
-from optconform.harness.checking.run import LoadFailure, run_target
+from optconform.harness.checking.run import LoadFailure, load_error_report, prepare, run_target
 from optconform.harness.diagnosis import Diagnoser
 from optconform.harness.reporting import render
 from optconform.harness.target import sandbox
@@ -79,7 +79,7 @@ def run(layout: Layout) -> int:
         else:
             submission, note = find_submission(layout.submission)
             if submission is None:
-                document, note = _score_zero(fmt, note), ""
+                document, note = _nothing_submitted(layout, note), ""
             else:
                 document = _check(layout, submission)
     except BaseException as error:  # noqa: BLE001 - whatever happens, the student gets a results file
@@ -94,11 +94,8 @@ def run(layout: Layout) -> int:
 def _check(layout: Layout, submission: Path) -> dict:
     """Check ``submission`` as ``check --format gradescope|prairielearn`` does, under the assignment file and the
     private vectors the autograder carries; a file that does not load is graded too (every case an error)."""
-    source = layout.source
-    config = source / "optconform.toml"
-    given = {"vectors": str(source / "vectors")} if (source / "vectors" / "manifest.json").is_file() else {}
     try:
-        settings = build_settings(given, str(config) if config.is_file() else None, graded=True, sandbox="required")
+        settings = _settings(layout)
         try:
             report = run_target(settings, str(submission), None, diagnoser=Diagnoser(graded=True), quiet=True,
                                 display=submission.relative_to(layout.submission).as_posix())
@@ -107,6 +104,31 @@ def _check(layout: Layout, submission: Path) -> dict:
     except (UsageError, AssignmentError) as error:
         return _score_zero(layout.format, str(error))
     return json.loads(render(report, layout.format))
+
+
+def _settings(layout: Layout):
+    """The assignment's settings, from the file and the private vectors the autograder carries."""
+    source = layout.source
+    config = source / "optconform.toml"
+    given = {"vectors": str(source / "vectors")} if (source / "vectors" / "manifest.json").is_file() else {}
+    return build_settings(given, str(config) if config.is_file() else None, graded=True, sandbox="required")
+
+
+def _nothing_submitted(layout: Layout, why: str) -> dict:
+    """No file to grade: every check of the assignment scores 0, under its own test, with its full maximum, so the
+    student sees what the assignment asks for (and the LMS the right total). PrairieLearn's "not gradable" stays:
+    there an empty submission charges no attempt."""
+    if layout.format == "prairielearn":
+        return _score_zero(layout.format, why)
+    try:
+        settings = _settings(layout)
+        report = load_error_report("(no file)", why, prepare(settings), settings.dtype)
+    except (UsageError, AssignmentError) as error:
+        return _score_zero(layout.format, f"{why} ({error})")
+    report.points = settings.points
+    document = json.loads(render(report, layout.format))
+    document["output"] = f"Score 0: {why}.\n\n{document.get('output', '')}".strip()
+    return document
 
 
 def _score_zero(fmt: str, message: str) -> dict:

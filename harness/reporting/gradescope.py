@@ -1,9 +1,12 @@
 """Gradescope's ``results.json`` (``check --format gradescope``, and the autograder's ``run_autograder``).
 
-One test per case, worth a point, with what a student reads under it: the verdict,
-what was checked, what differs, the likely mistake and why the case exists. With the
-assignment file's points, the score is in those points, and each points group is a
-test of its own. Hidden cases are shown after publication.
+One test per function the student wrote (the story's parts), as Gradescope's autograders
+usually have a handful of named tests: its score is its passing checks (a point each), and
+under it the student reads the story's sentence for that function, then each failing check
+in full (what was checked, what differs, the likely mistake) up to a few, and the rest by
+name. With the assignment file's points, the score is in those points: each points group is
+a test that carries them, and the functions' tests carry no score. A function's hidden
+checks are a test of their own, shown after publication.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from .story import with_story as _with_story
 from .text import fmt_num, indent, is_xfailed, is_xpassed, mistake_said, text_summary, why_shown
 
 
-def _student_output(case: CaseResult, part: Part | None = None) -> str:
+def _student_output(case: CaseResult, part: Part | None = None, said: str | None = None) -> str:
     """What a student reads under one test: the verdict, then what was checked and what differs."""
     func = " and ".join(course_functions(case.op))
     several = " and " in func
@@ -54,7 +57,7 @@ def _student_output(case: CaseResult, part: Part | None = None) -> str:
     if case.message:
         label = {"fail": "What differs", "error": "What went wrong"}.get(case.status, "Grader message")
         lines.append(f"{label}: {case.message}")
-    if case.diagnosis:
+    if case.diagnosis and case.diagnosis != said:  # the function's settled mistake is said once, above
         lines.append(f"Likely mistake: {mistake_said(case.diagnosis)}")
     if why_shown(case):
         lines.append(f"This test is there to catch: {case.why}")
@@ -71,37 +74,54 @@ def _student_output(case: CaseResult, part: Part | None = None) -> str:
     return "\n".join(lines)
 
 
-def gradescope_results(report: RunReport) -> dict:
-    """The Gradescope ``results.json`` object: one test worth 1 point per case."""
-    story = build_story(report)
-    part_of = {case.id: part for part in story.parts for case in part.cases}
+#: Failing checks shown in full under a function's test; the rest are listed by name.
+SHOWN_IN_FULL = 3
+
+
+def _function_output(part: Part, cases: list[CaseResult]) -> str:
+    """What a student reads under one function's test: the story's sentence, then its failing checks."""
+    passed = sum(case.status == "pass" for case in cases)
+    lines = [part.sentence(), "", f"{passed} of {len(cases)} checks pass."]
+    wrong = [case for case in cases if case.status != "pass"]
+    for case in wrong[:SHOWN_IN_FULL]:
+        lines += ["", f"Check {case.id}:", indent(_student_output(case, part, said=part.mistake), "  ")]
+    if len(wrong) > SHOWN_IN_FULL:
+        lines += ["", f"Also not passing: {', '.join(case.id for case in wrong[SHOWN_IN_FULL:])}"]
+    return "\n".join(lines)
+
+
+def _function_tests(story) -> list[dict]:
     tests = []
-    for case in report.results:
-        passed = case.status == "pass"
-        tests.append(
-            {
-                "name": case.id,
+    for part in story.parts:
+        for hidden in (False, True):
+            cases = [case for case in part.cases if case.hidden == hidden]
+            if not cases:
+                continue
+            passed = sum(case.status == "pass" for case in cases)
+            tests.append({
+                "name": part.function + (" (hidden checks)" if hidden else ""),
                 "name_format": "text",
-                "score": 1 if passed else 0,
-                "max_score": 1,
-                "status": "passed" if passed else "failed",
-                "output": _student_output(case, part_of.get(case.id)),
+                "score": passed,
+                "max_score": len(cases),
+                "status": "passed" if passed == len(cases) else "failed",
+                "output": _function_output(part, cases),
                 "output_format": "text",
-                "tags": [case.op],
-                # a hidden case shows no value anyway; students see its verdict once grades are published
-                "visibility": "after_published" if case.hidden else "visible",
-                "extra_data": to_json_safe(
-                    {
-                        "op": case.op,
-                        "status": case.status,
-                        "xfail": case.xfail,
-                        "max_abs_err": case.max_abs_err,
-                        "max_rel_err": case.max_rel_err,
-                        "diagnosis": case.diagnosis,
-                    }
-                ),
-            }
-        )
+                "tags": sorted({case.op for case in cases}),
+                # a hidden check shows no value anyway; students see its verdict once grades are published
+                "visibility": "after_published" if hidden else "visible",
+                "extra_data": to_json_safe({"cases": [
+                    {"id": case.id, "op": case.op, "status": case.status, "xfail": case.xfail,
+                     "max_abs_err": case.max_abs_err, "max_rel_err": case.max_rel_err, "diagnosis": case.diagnosis}
+                    for case in cases]}),
+            })
+    return tests
+
+
+def gradescope_results(report: RunReport) -> dict:
+    """The Gradescope ``results.json`` object: one test per function, a point per check (or the assignment's
+    points, one test per points group)."""
+    story = build_story(report)
+    tests = _function_tests(story)
     summary = report.summary()
     if report.points is not None:  # the assignment's points: one test per group carries them, cases none
         for test in tests:
@@ -112,7 +132,7 @@ def gradescope_results(report: RunReport) -> dict:
                  for group in summary["points"]] + tests
     return {
         "score": summary["score"] if report.points is not None else sum(test["score"] for test in tests),
-        "max_score": summary["max_score"] if report.points is not None else len(tests),
+        "max_score": summary["max_score"] if report.points is not None else sum(test["max_score"] for test in tests),
         "output": _with_story(text_summary(report), story),
         "output_format": "text",
         "test_output_format": "text",
