@@ -57,7 +57,7 @@ def _student_output(case: CaseResult, part: Part | None = None, said: str | None
     if case.message:
         label = {"fail": "What differs", "error": "What went wrong"}.get(case.status, "Grader message")
         lines.append(f"{label}: {case.message}")
-    if case.diagnosis and case.diagnosis != said:  # the function's settled mistake is said once, above
+    if case.diagnosis and mistake_said(case.diagnosis) != mistake_said(said):  # the function's mistake: said above
         lines.append(f"Likely mistake: {mistake_said(case.diagnosis)}")
     if why_shown(case):
         lines.append(f"This test is there to catch: {case.why}")
