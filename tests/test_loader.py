@@ -107,6 +107,10 @@ def test_a_failed_import_is_shown_only_beside_the_errors_that_needed_it():
     kept = warnings_that_matter([warning], [unrelated, needed])
     assert kept == [warning.rsplit(" [binds", 1)[0]]
     assert "No module named 'matplotlib'" in needed.message and "matplotlib" not in unrelated.message
+    again = [CaseResult(k, "adam.update", "error", "NameError: name 'plt' is not defined (at sub.py:9)")
+             for k in "cde"]
+    warnings_that_matter([warning], again)
+    assert [("matplotlib" in r.message) for r in again] == [True, False, False]  # said once, not on every case
 
 
 def test_course_helper_imports_do_not_reach_the_report_of_a_correct_submission():

@@ -289,8 +289,8 @@ def warnings_that_matter(load_warnings, results) -> list[str]:
 
     A statement that failed at load time (``import matplotlib``, the course's
     helper modules) matters only where a checked function needed a name it would
-    have bound: the warning is then added to those errors (``NameError: name
-    'plt' is not defined``) and kept. A failed star import (``from testCases
+    have bound: the warning is then added to the first of those errors (``NameError:
+    name 'plt' is not defined``), which the error summary quotes, and kept. A failed star import (``from testCases
     import *``) is named only for an undefined name no other failed statement
     explains. Other warnings (syntax errors, names provided without an import)
     always matter.
@@ -309,8 +309,9 @@ def warnings_that_matter(load_warnings, results) -> list[str]:
         for name in _UNDEFINED.findall(result.message):
             culprits = [text for text, names in failed if name in names] or [
                 text for text, names in failed if "*" in names]
-            for text in culprits:
-                result.message += f" (at load time, {text})"
+            for text in culprits:  # said on the first case it explains (and so in the summary), not on every one
+                if text not in used:
+                    result.message += f" (at load time, {text})"
             used.update(culprits)
     return kept + [text for text, _ in failed if text in used]
 
