@@ -280,3 +280,15 @@ def test_a_path_that_does_not_exist_is_said_once(tmp_path):
                            str(tmp_path / "grades"), "--no-sandbox"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.count("optconform: error:") == 1 and "no_such_dir: no such file or directory" in done.stderr
+
+
+def test_a_students_feedback_never_shows_where_the_grader_keeps_the_file(tmp_path):
+    folder = tmp_path / "instructor_private_folder"
+    folder.mkdir()
+    shutil.copy(ROOT / "examples" / "buggy_submission.py", folder / "ada.py")
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "grade", str(folder), "--out", str(tmp_path / "g"),
+                           "--no-sandbox", "--ops", "adam"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for page in (tmp_path / "g" / "feedback").iterdir():
+        assert "instructor_private_folder" not in page.read_text(encoding="utf-8"), page.name
+    assert "instructor_private_folder" in (tmp_path / "g" / "gradebook.csv").read_text()  # the grader's own file

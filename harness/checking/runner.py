@@ -316,14 +316,20 @@ def warnings_that_matter(load_warnings, results) -> list[str]:
     return kept + [text for text, _ in failed if text in used]
 
 
+_LOAD_NOTE = re.compile(r" \(at load time, .*\)$")
+
+
 def summarize_errors(results) -> list[str]:
     """One line per kind of error an op raised: "mini_batches: 22 cases error: ValueError: ...".
 
     Messages that differ only in their numbers (sizes, shapes, ids) are one kind.
     """
-    kinds = Counter((r.op, re.sub(r"\d+", "#", r.message)) for r in results if r.status == "error" and not r.xfail)
+    def kind(message: str) -> str:  # the load note said on the first of them only does not make another kind
+        return re.sub(r"\d+", "#", _LOAD_NOTE.sub("", message))
+
+    kinds = Counter((r.op, kind(r.message)) for r in results if r.status == "error" and not r.xfail)
     example = {}
     for r in results:
-        example.setdefault((r.op, re.sub(r"\d+", "#", r.message)), r.message)
+        example.setdefault((r.op, kind(r.message)), r.message)
     return [f"{op}: {count} case{'s' if count != 1 else ''} error: {example[(op, kind)]}"
             for (op, kind), count in kinds.most_common()]

@@ -78,7 +78,9 @@ def grade_one(submission: Submission, settings: Settings, prepared: Prepared, st
             conventions = resolve({}, prepared.overrides)
             selection = select(prepared.cases, conventions, settings.dtype, prepared.ops, prepared.skip,
                                prepared.xfail, session.info.ops, NOT_IN_ASSIGNMENT)
-            report = run_cases(guarded, selection, settings.dtype, conventions, submission.display,
+            # the report (and so the student's feedback) names the student's own file, never where the grader
+            # keeps it; the gradebook has the whole path
+            report = run_cases(guarded, selection, settings.dtype, conventions, submission.path.name,
                                diagnoser=Diagnoser(graded=True))
             report.points = settings.points
             pages.draw_plots(report)  # here, in the worker: the pages are written by the parent, later
