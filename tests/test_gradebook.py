@@ -197,3 +197,35 @@ def test_scores_are_said_alike_whole_or_with_one_decimal(graded):
     rows[1] = {**rows[1], "score": 0.0, "max_score": 100}
     lines = summary_table(rows).splitlines()
     assert "30/100" in lines[1] and "0/100" in lines[2] and "0.0/" not in lines[2]
+
+
+def test_credit_by_mistake_where_it_is_all_a_part_gets_wrong(cases):
+    wrong_sign = next(m for m in mistakes.MISTAKES if m.op == "gd.update" and m.name == "wrong-sign")
+    points = Points(ops={"gd.update": 30, "lr_decay.inverse_time": 10}, mistakes={"wrong-sign": 0.5})
+    report = _report(cases, {"gd_update": wrong_sign.fn}, points)
+    groups = {g["group"]: g for g in report.summary()["points"]}
+    gd = groups["gd.update"]
+    assert gd["passed"] < gd["cases"] and gd["points"] == 15.0 and "wrong-sign" in gd["credit"]
+    assert "credit" not in groups["lr_decay.inverse_time"] and groups["lr_decay.inverse_time"]["points"] == 10
+    # without the credit, the share of checks that pass; and a mistake the assignment does not credit earns none
+    plain = _report(cases, {"gd_update": wrong_sign.fn}, Points(ops={"gd.update": 30}))
+    assert plain.summary()["points"][0]["points"] < 15 and "credit" not in plain.summary()["points"][0]
+    other = _report(cases, {"gd_update": wrong_sign.fn}, Points(ops={"gd.update": 30}, mistakes={"float32": 0.9}))
+    assert "credit" not in other.summary()["points"][0]
+    from optconform.harness.reporting.text import group_said
+
+    assert group_said(gd).endswith("credit for a known mistake, wrong-sign: the one mistake here, worth 50% of these "
+                                   "points: 15 of 30 points")
+
+
+@pytest.mark.parametrize("table, said", [
+    ('[points.mistakes]\n"no-such-mistake" = 0.5\n', "no known mistake is named 'no-such-mistake'"),
+    ('[points.mistakes]\n"wrong-sign" = 1.5\n', "must be a share of the points, 0 to 1"),
+])
+def test_the_assignment_file_refuses_credit_for_an_unknown_mistake_or_share(tmp_path, table, said):
+    from optconform.harness.grading.assignment import AssignmentError, load
+
+    path = tmp_path / "optconform.toml"
+    path.write_text("[points.ops]\ngd = 10\n" + table, encoding="utf-8")
+    with pytest.raises(AssignmentError, match=said):
+        load(path)

@@ -21,6 +21,7 @@ from pathlib import Path
 from optconform.harness.checking.points import PARTIAL_CREDIT, Points
 from optconform.harness.checking.selection import COURSE_VERSIONS, parse_ops
 from optconform.harness.checking.settings import DEFAULTS, Settings
+from optconform.reference.mistakes import MISTAKES
 
 #: Settings and their types; each is also a command-line option of check and grade.
 SETTINGS = {"course": (str, int), "ops": (str, list), "conventions": (dict,), "dtype": (str,), "vectors": (str,),
@@ -87,10 +88,17 @@ def load(path: Path) -> Assignment:
 
 
 def _points(path: Path, table) -> Points:
-    if not isinstance(table, dict) or set(table) - {"ops", "tags", "partial_credit"}:
-        raise AssignmentError(f"{path}: [points] holds ops, tags and partial_credit only")
+    if not isinstance(table, dict) or set(table) - {"ops", "tags", "partial_credit", "mistakes"}:
+        raise AssignmentError(f"{path}: [points] holds ops, tags, partial_credit and mistakes only")
     points = Points(dict(table.get("ops", {})), dict(table.get("tags", {})),
-                    table.get("partial_credit", "proportional"))
+                    table.get("partial_credit", "proportional"), dict(table.get("mistakes", {})))
+    known = {mistake.name for mistake in MISTAKES}
+    for name, share in points.mistakes.items():
+        if name not in known:
+            raise AssignmentError(f"{path}: points.mistakes: no known mistake is named {name!r} "
+                                  "(optconform list --format json names them)")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise AssignmentError(f"{path}: points.mistakes.{name} must be a share of the points, 0 to 1")
     if points.partial_credit not in PARTIAL_CREDIT:
         raise AssignmentError(f"{path}: points.partial_credit must be one of {', '.join(PARTIAL_CREDIT)}")
     for kind, group in (("ops", points.ops), ("tags", points.tags)):
@@ -176,6 +184,11 @@ momentum = 20
 adam = 40
 gd = 5
 lr_decay = 15
+
+# Credit by mistake: a part whose every failing check is this one known mistake earns this share of its
+# points instead of the share of its checks that pass (which for epsilon inside the root is about 12%).
+# [points.mistakes]
+# "epsilon-inside-sqrt" = 0.9
 
 # Extra points for the cases that carry a tag (optconform list shows the tags).
 [points.tags]

@@ -11,7 +11,7 @@ from optconform.harness.checking.selection import required_functions
 from optconform.harness.reporting import pages, render
 from optconform.harness.reporting.jsonsafe import to_json_safe
 from optconform.harness.reporting.story import build_story, story_lines
-from optconform.harness.reporting.text import score_text
+from optconform.harness.reporting.text import group_said, score_text
 
 from .atomic import write_atomically
 from .graded import Graded, one_line
@@ -51,6 +51,9 @@ def feedback_header(graded: Graded, row: dict) -> str:
         lines.append("This assignment checks: " + ", ".join(required_functions(c.op for c in graded.report.results)))
     if sub.note:
         lines.append(sub.note)
+    for group in (graded.report.summary().get("points") or []) if graded.report is not None else []:
+        if group.get("credit"):  # the rest of this part is right: said, with what it earned
+            lines.append(f"Part {group['group']}: {group_said(group)}.")
     lines.append("")
     if graded.status != "ok":
         lines += ["Your submission could not be graded, so nothing was checked and the score is 0:",

@@ -17,7 +17,7 @@ from optconform.harness.checking.selection import course_functions
 from .jsonsafe import to_json_safe
 from .story import Part, build_story
 from .story import with_story as _with_story
-from .text import fmt_num, indent, is_xfailed, is_xpassed, mistake_said, text_summary, why_shown
+from .text import fmt_num, group_said, indent, is_xfailed, is_xpassed, mistake_said, text_summary, why_shown
 
 
 def _student_output(case: CaseResult, part: Part | None = None, said: str | None = None) -> str:
@@ -128,7 +128,7 @@ def gradescope_results(report: RunReport) -> dict:
             del test["score"], test["max_score"]
         tests = [{"name": f"points: {group['kind']} {group['group']}", "score": group["points"],
                   "max_score": group["max"], "status": "passed" if group["passed"] == group["cases"] else "failed",
-                  "output": f"{group['passed']} of {group['cases']} checks pass", "visibility": "visible"}
+                  "output": group_said(group), "visibility": "visible"}
                  for group in summary["points"]] + tests
     return {
         "score": summary["score"] if report.points is not None else sum(test["score"] for test in tests),

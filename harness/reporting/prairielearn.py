@@ -14,7 +14,7 @@ from optconform.harness.checking.results import RunReport
 from .jsonsafe import to_json_safe
 from .story import build_story
 from .story import with_story as _with_story
-from .text import mistake_said, points_text, text_summary
+from .text import group_said, mistake_said, points_text, text_summary
 
 
 def _group_output(cases) -> str:
@@ -36,7 +36,7 @@ def prairielearn_results(report: RunReport) -> dict:
             members = group_members(report.results, group["kind"], group["group"])
             tests.append({"name": f"{group['kind']} {group['group']}", "description": f"{group['cases']} checks",
                           "points": group["points"], "max_points": group["max"],
-                          "message": f"{group['passed']} of {group['cases']} checks pass",
+                          "message": group_said(group),
                           "output": _group_output(members)})
     else:
         for op in dict.fromkeys(c.op for c in report.results):

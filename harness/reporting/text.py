@@ -143,6 +143,15 @@ def points_text(value) -> str:
     return str(int(value)) if value.is_integer() else f"{value:.1f}"
 
 
+def group_said(group: dict) -> str:
+    """A points group's line: its checks, and the credit its one mistake earned where the assignment gives some."""
+    said = f"{group['passed']} of {group['cases']} checks pass"
+    if group.get("credit"):
+        said += f"; credit for a known mistake, {group['credit']}: {points_text(group['points'])} of " \
+                f"{points_text(group['max'])} points"
+    return said
+
+
 def score_text(score, max_score) -> str:
     return f"{points_text(score)}/{points_text(max_score)}"
 
