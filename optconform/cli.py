@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--verbose", "-v", action="store_true",
                        help="every failing case in full (by default: each mistake once, at most 3 cases per op), "
                             "and the passing ones")
-    check.add_argument("--quiet", "-q", action="store_true", help="print only the verdict line (default: the report)")
+    check.add_argument("--quiet", "-q", action="store_true", help="only the verdict line (default: the report)")
     check.add_argument("--max-failures", type=int, metavar="N",
                        help="stop after N failing cases (the rest are listed as not run; default: no limit)")
     check.add_argument("--strict-xfail", action="store_true",
@@ -313,10 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "killed or listed as equivalent, every known mistake caught, correct variants pass")
     selftest.add_argument("--vectors", metavar="DIR", help="another vector set (default: the shipped set)")
     selftest.add_argument("--jobs", type=int, help="worker processes (default: one per core)")
-    selftest.add_argument("--only", metavar="REGEX", help="only the mutants whose id matches (skips the other checks; "
-                                                         "default: every mutant)")
-    selftest.add_argument("--full", action="store_true", help="every case that kills each mutant (default: the "
-                                                              "first)")
+    selftest.add_argument("--only", metavar="REGEX", help="only matching mutants, no other check (default: all)")
+    selftest.add_argument("--full", action="store_true", help="every case that kills a mutant (default: the first)")
     selftest.add_argument("--equivalents", metavar="FILE", help="the file of equivalent mutants (default: the "
                           "shipped one, equivalent_mutants.txt or, with --harness, equivalent_harness_mutants.txt)")
     selftest.add_argument("--harness", action="store_true",
@@ -325,8 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--format", choices=("text", "json"), default="text",
                           help="text (default) or json: the whole kill matrix")
     selftest.add_argument("--output", metavar="FILE", help="write the report here (default: standard output)")
-    selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix (default: the "
-                                                                          "survivors)")
+    selftest.add_argument("--verbose", "-v", action="store_true", help="the whole kill matrix (default: survivors)")
     selftest.set_defaults(run=_selftest)
 
     autograder = sub.add_parser("autograder", help="build the autograder of the assignment: Gradescope's zip, or the "
@@ -353,8 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="the ops, conventions, tags and cases")
     listing.add_argument("--ops", help="comma-separated ops or families to list (default: all)")
     listing.add_argument("--vectors", metavar="DIR", help="another vector set (default: the shipped set)")
-    listing.add_argument("--allow-modified", action="store_true", help="list a set that no longer matches its "
-                                                                       "manifest (by default it is refused)")
+    listing.add_argument("--allow-modified", action="store_true", help="list a modified set (default: refused)")
     listing.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
     listing.set_defaults(run=_list)
     return parser

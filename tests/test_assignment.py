@@ -77,7 +77,7 @@ def test_all_or_nothing_and_tag_points_and_the_command_line_wins(course):
 def test_check_reads_the_file_and_scores_in_points(course):
     (course / "optconform.toml").write_text('ops = "lr_decay"\n[points.ops]\nlr_decay = 7\n')
     done = run(course, "check", str(EXAMPLES / "course" / "course_2021.py"), "--no-sandbox", "-q")
-    assert done.returncode == 0 and done.stdout.strip().endswith("(score 7.0/7)")
+    assert done.returncode == 0 and done.stdout.strip().endswith("(score 7/7)")  # whole points said whole
 
 
 def test_pyproject_table_is_read(course):
