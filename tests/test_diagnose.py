@@ -694,3 +694,34 @@ def test_the_pair_search_stops_after_a_few_fruitless_tries_and_an_answer_is_diag
     assert len(calls) == 6  # the same answer to the same case: remembered
     again.case(suite[0], {"parameters": {"W1": np.full((2, 2), 0.5)}}, "float64", [])
     assert len(calls) == 7  # another answer: diagnosed
+
+
+def test_a_failing_trajectory_is_diagnosed_after_its_steps_cases_and_not_when_none_was_explained(monkeypatch):
+    from optconform.harness import diagnosis
+    from optconform.harness.diagnosis import cases as diagnosis_cases
+    from optconform.harness.diagnosis.matching import Diagnosis
+
+    suite = load_suite()
+    updates = [c for c in suite if c.op == "adam.update"][:4]
+    trajectory = next(c for c in suite if c.op == "adam.trajectory")
+    calls = []
+
+    def named_or_not(explain):
+        def diagnose_case(case, got, dtype, pairs_seen, search_pairs):
+            calls.append(case.op)
+            return Diagnosis("match", [], "matches x [no-bias-correction]: y. Fix: z.") if explain else None
+        return diagnose_case
+
+    for explain in (True, False):
+        calls.clear()
+        diagnosis._remembered.clear()
+        monkeypatch.setattr(diagnosis_cases, "diagnose_case", named_or_not(explain))
+        diagnoser = diagnosis.Diagnoser()
+        diagnoser.plan([*updates, trajectory] * 10)
+        assert diagnoser.case(trajectory, {"steps": []}, "float64", []) is None  # first in the run: deferred
+        said = [diagnoser.case(case, {"parameters": {"W1": np.full((1, 1), float(k))}}, "float64", [])
+                for k, case in enumerate(updates)]
+        results = [CaseResult(c.id, c.op, "fail", diagnosis=d) for c, d in zip([*updates, trajectory], [*said, None])]
+        diagnoser.settle(results, [*updates, trajectory])
+        assert calls.count("adam.trajectory") == (1 if explain else 0)
+        assert (results[-1].diagnosis is not None) == explain

@@ -34,8 +34,10 @@ class Diagnoser:
     One diagnoser serves one run, and bounds its work (:meth:`plan`): once so many of a function's
     cases went unexplained that the run's settling (:mod:`.settle`) can no longer name any mistake
     for it, its later cases are not searched at all; and the search for two mistakes at once stops
-    after :data:`PAIR_SEARCHES` fruitless tries. The same answer to the same case is diagnosed once
-    per process.
+    after :data:`PAIR_SEARCHES` fruitless tries. A failing trajectory (the costliest search: every
+    mistake over every step) is diagnosed when the run is settled, after its step function's own
+    cases, and not at all where none of those was explained. The same answer to the same case is
+    diagnosed once per process.
     """
 
     def __init__(self, graded: bool = False):
@@ -43,6 +45,8 @@ class Diagnoser:
         self.total: Counter = Counter()        # the run's cases per function (plan)
         self.unexplained: Counter = Counter()  # failing cases no mistake explains, per function
         self.pairless: Counter = Counter()     # failing cases where no pair was found, per function
+        self.explained: Counter = Counter()    # failing cases a mistake explains whole, per function
+        self.deferred: list = []               # failing trajectories, diagnosed after the run's other cases
 
     def _said(self, text: str | None) -> str | None:
         return _DECLARE.sub("", text) if text and self.graded else text
@@ -62,11 +66,18 @@ class Diagnoser:
         return total is not None and self.unexplained[function] > (1 - MOST) * total
 
     def case(self, case, got, dtype: str, pairs_seen: list[str]) -> str | None:
-        from .cases import diagnose_case
         from .settle import function_of
 
-        function = function_of(case.op)
-        if self._beyond_naming(function):
+        if self.total and case.op.endswith(".trajectory"):  # decided once the step's own cases are in: settle
+            self.deferred.append((case, got, dtype, list(pairs_seen)))
+            return None
+        return self._diagnosed(case, got, dtype, pairs_seen, function_of(case.op))
+
+    def _diagnosed(self, case, got, dtype: str, pairs_seen, function: str) -> str | None:
+        from .cases import diagnose_case
+
+        if self._beyond_naming(function) or self._compounds_the_unknown(case, function):
+            self.unexplained[function] += 1
             return None
         search = self.pairless[function] < PAIR_SEARCHES
         key = _answer_key(case, got, dtype, pairs_seen, search)
@@ -82,7 +93,16 @@ class Diagnoser:
             self.pairless[function] += 1
         if found is None:
             self.unexplained[function] += 1
+        elif found.kind == "match":
+            self.explained[function] += 1
         return self._said(found.text if found else None)
+
+    def _compounds_the_unknown(self, case, function: str) -> bool:
+        """A trajectory whose step function's own failing cases (diagnosed before it) no mistake explained whole: its
+        steps compound that unknown mistake, and the costliest search of all (every mistake over every step)
+        would find none."""
+        return case.op.endswith(".trajectory") and not self.explained[function] \
+            and self.pairless[function] >= PAIR_SEARCHES
 
     def error(self, case, message: str) -> str | None:
         from .errors import diagnose_error
@@ -95,8 +115,14 @@ class Diagnoser:
         return summarize(results)
 
     def settle(self, results, cases=None, dtype: str = "float64") -> None:
-        from .settle import settle
+        from .settle import function_of, settle
 
+        by_id = {result.id: result for result in results}
+        for case, got, case_dtype, pairs_seen in self.deferred:
+            result = by_id.get(case.id)
+            if result is not None and result.status == "fail":
+                result.diagnosis = self._diagnosed(case, got, case_dtype, pairs_seen, function_of(case.op))
+        self.deferred.clear()
         settle(results, cases, dtype)
 
 
