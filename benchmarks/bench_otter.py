@@ -97,8 +97,8 @@ def record_calls(path: Path) -> int:
     """Every call optconform's check of the course example makes of its functions: ``{function: [(args, kwargs,
     returned)]}``, pickled at ``path``; how many cases passed (all must)."""
     from optconform.harness.checking.runner import run_cases
-    from optconform.harness.diagnosis import Diagnoser
     from optconform.harness.checking.selection import NOT_IN_ASSIGNMENT, parse_ops, select
+    from optconform.harness.diagnosis import Diagnoser
     from optconform.harness.target.loader import load_source
     from optconform.harness.target.session import InProcessSession
     from optconform.reference.conventions import resolve

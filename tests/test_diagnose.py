@@ -655,7 +655,7 @@ def test_a_run_stops_searching_a_function_the_settling_can_no_longer_name(monkey
     suite = [c for c in load_suite() if c.op == "gd.update"][:8]
     calls = []
 
-    def unexplained(case, got, dtype, pairs_seen, search_pairs):
+    def unexplained(case, got, dtype, pairs_seen, search_pairs, only=None):
         calls.append((case.id, search_pairs))
         return None
 
@@ -677,7 +677,7 @@ def test_the_pair_search_stops_after_a_few_fruitless_tries_and_an_answer_is_diag
     suite = [c for c in load_suite() if c.op == "adam.update"]
     calls = []
 
-    def partial(case, got, dtype, pairs_seen, search_pairs):
+    def partial(case, got, dtype, pairs_seen, search_pairs, only=None):
         calls.append(search_pairs)
         return Diagnosis("partial", [], "parameters.W1 only match something [x]")
 
@@ -707,7 +707,7 @@ def test_a_failing_trajectory_is_diagnosed_after_its_steps_cases_and_not_when_no
     calls = []
 
     def named_or_not(explain):
-        def diagnose_case(case, got, dtype, pairs_seen, search_pairs):
+        def diagnose_case(case, got, dtype, pairs_seen, search_pairs, only=None):
             calls.append(case.op)
             return Diagnosis("match", [], "matches x [no-bias-correction]: y. Fix: z.") if explain else None
         return diagnose_case
@@ -725,3 +725,29 @@ def test_a_failing_trajectory_is_diagnosed_after_its_steps_cases_and_not_when_no
         diagnoser.settle(results, [*updates, trajectory])
         assert calls.count("adam.trajectory") == (1 if explain else 0)
         assert (results[-1].diagnosis is not None) == explain
+
+
+def test_once_a_function_matched_mistakes_whole_later_cases_try_those_first(monkeypatch):
+    from optconform.harness import diagnosis
+    from optconform.harness.diagnosis import cases as diagnosis_cases
+
+    suite = [c for c in load_suite() if c.op == "adam.update"][:5]
+    wrong = get("adam.update", "no-bias-correction")
+    tried = []
+    real = diagnosis_cases.diagnose_case
+
+    def watched(case, got, dtype, pairs_seen, search_pairs, only=None):
+        tried.append(only)
+        return real(case, got, dtype, pairs_seen, search_pairs, only)
+
+    monkeypatch.setattr(diagnosis_cases, "diagnose_case", watched)
+    diagnosis._remembered.clear()
+    diagnoser = diagnosis.Diagnoser()
+    diagnoser.plan(suite)
+    said = [diagnoser.case(case, output(case, wrong.fn), "float64", []) for case in suite]
+    assert tried[0] is None and all(only for only in tried[1:])  # the first searched everything
+    assert all(mistake_names(text)[0] == "no-bias-correction" for text in said)
+    # the shortcut names exactly what the full search names: the intersection is the same
+    full = [mistake_names(real(case, output(case, wrong.fn), "float64").text) for case in suite]
+    common = set.intersection(*(set(names) for names in full))
+    assert set(diagnoser.common["update_parameters_with_adam"]) == common

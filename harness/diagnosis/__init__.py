@@ -36,8 +36,10 @@ class Diagnoser:
     for it, its later cases are not searched at all; and the search for two mistakes at once stops
     after :data:`PAIR_SEARCHES` fruitless tries. A failing trajectory (the costliest search: every
     mistake over every step) is diagnosed when the run is settled, after its step function's own
-    cases, and not at all where none of those was explained. The same answer to the same case is
-    diagnosed once per process.
+    cases, and not at all where none of those was explained. Once a function's cases matched
+    known mistakes whole, a later case tries those first: where all of them match it, no other
+    mistake could be named for the function when the run is settled, so none is tried. The same
+    answer to the same case is diagnosed once per process.
     """
 
     def __init__(self, graded: bool = False):
@@ -47,6 +49,7 @@ class Diagnoser:
         self.pairless: Counter = Counter()     # failing cases where no pair was found, per function
         self.explained: Counter = Counter()    # failing cases a mistake explains whole, per function
         self.deferred: list = []               # failing trajectories, diagnosed after the run's other cases
+        self.common: dict = {}                 # the names every whole match of a function so far gave, in order
 
     def _said(self, text: str | None) -> str | None:
         return _DECLARE.sub("", text) if text and self.graded else text
@@ -80,11 +83,12 @@ class Diagnoser:
             self.unexplained[function] += 1
             return None
         search = self.pairless[function] < PAIR_SEARCHES
-        key = _answer_key(case, got, dtype, pairs_seen, search)
+        only = self.common.get(function) if case.op != "mini_batches" else None
+        key = _answer_key(case, got, dtype, pairs_seen, (search, tuple(only or ())))
         if key is not None and key in _remembered:
             found = _remembered[key]
         else:
-            found = diagnose_case(case, got, dtype, pairs_seen, search)
+            found = diagnose_case(case, got, dtype, pairs_seen, search, only)
             if key is not None:
                 if len(_remembered) >= MEMORY:
                     _remembered.pop(next(iter(_remembered)))
@@ -95,6 +99,9 @@ class Diagnoser:
             self.unexplained[function] += 1
         elif found.kind == "match":
             self.explained[function] += 1
+            names = [mistake.name for mistake in found.mistakes]
+            before = self.common.get(function)
+            self.common[function] = names if before is None else [name for name in before if name in names]
         return self._said(found.text if found else None)
 
     def _compounds_the_unknown(self, case, function: str) -> bool:

@@ -47,7 +47,8 @@ from .matching import Diagnosis
 from .updates import diagnose_update
 
 
-def diagnose_case(case, got, dtype: str = "float64", pairs_seen=(), search_pairs: bool = True) -> Diagnosis | None:
+def diagnose_case(case, got, dtype: str = "float64", pairs_seen=(), search_pairs: bool = True,
+                  only: list[str] | None = None) -> Diagnosis | None:
     """The structured diagnosis of ``got`` on ``case`` (see the module's docstring), or None.
 
     ``pairs_seen`` names pairs of mistakes (``a+b``) already found on the target's other cases: they are
@@ -58,7 +59,7 @@ def diagnose_case(case, got, dtype: str = "float64", pairs_seen=(), search_pairs
     conventions = resolve(case.conventions)
     if case.op == "mini_batches":
         return _diagnose_batches(case, got, dtype, conventions)
-    return diagnose_update(case, got, dtype, conventions, pairs_seen, search_pairs)
+    return diagnose_update(case, got, dtype, conventions, pairs_seen, search_pairs, only)
 
 
 def diagnose(case, got, dtype: str = "float64", pairs_seen=()) -> str | None:

@@ -80,10 +80,12 @@ def _layer_count(case) -> int:
 
 
 
-def diagnose_update(case, got, dtype: str, conventions: dict, pairs_seen=(), search_pairs: bool = True
-                    ) -> Diagnosis | None:
+def diagnose_update(case, got, dtype: str, conventions: dict, pairs_seen=(), search_pairs: bool = True,
+                    only: list[str] | None = None) -> Diagnosis | None:
     """The diagnosis of an update's (a trajectory's, a schedule's) output ``got`` on ``case``, or None.
-    ``search_pairs``: False tries only the pairs in ``pairs_seen`` (a run that found none on earlier cases)."""
+    ``search_pairs``: False tries only the pairs in ``pairs_seen`` (a run that found none on earlier cases).
+    ``only``: the names the run's earlier cases of this function all matched; where each of them matches this
+    case too, that is its diagnosis (no other mistake can be in the run's common set), else the full search."""
     try:
         reference = compare_case_outputs(case, got, dtype)
     except Exception:  # a target's output too malformed to compare is not ours to diagnose
@@ -91,6 +93,12 @@ def diagnose_update(case, got, dtype: str, conventions: dict, pairs_seen=(), sea
     if reference.ok:
         return None
     candidates = [m for m in mistakes_for(case.op, conventions, dtype) if not m.float64_declared]
+    if only:
+        flat = Flat(got, case.expected)
+        kept = [m for m in candidates if m.name in only]
+        if len(kept) == len(only) and all(any(not failing_against(case, flat, dtype, out)
+                                               for out in variant_outputs(case, m)) for m in kept):
+            return Diagnosis("match", kept, match_text(kept))
     outputs = {m.name: variant_outputs(case, m) for m in candidates}
     flat = Flat(got, case.expected)
 
