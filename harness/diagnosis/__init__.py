@@ -133,15 +133,16 @@ class Diagnoser:
         settle(results, cases, dtype)
 
 
-def _answer_key(case, got, dtype: str, pairs_seen, search: bool):
-    """What a diagnosis depends on: the case, the dtype, the pairs tried first, and every number of the answer
-    (its structure and bytes); None for an answer that cannot be read so (it is diagnosed afresh)."""
+def _answer_key(case, got, dtype: str, pairs_seen, how: tuple):
+    """What a diagnosis depends on: the case, the dtype, the pairs tried first, how far it searches (``how``: the
+    pair search on or off, the names tried first), and every number of the answer (its structure and bytes);
+    None for an answer that cannot be read so (it is diagnosed afresh)."""
     digest = hashlib.blake2b(digest_size=16)
     try:
         _feed(digest, got)
     except (TypeError, ValueError):
         return None
-    return case.id, id(case), dtype, tuple(pairs_seen), search, digest.digest()
+    return case.id, id(case), dtype, tuple(pairs_seen), how, digest.digest()
 
 
 def _feed(digest, value) -> None:
