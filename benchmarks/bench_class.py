@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -91,7 +90,8 @@ def _notebook(version: str) -> dict:
         return json.loads((COURSE / "course_2018.ipynb").read_text(encoding="utf-8"))
     source = (COURSE / f"course_{version}.py").read_text(encoding="utf-8")
     cells = [_cell(f"# Optimization methods ({version})", "markdown")]
-    cells += [_cell(chunk if chunk.endswith("\n") else chunk + "\n") for chunk in source.split("\n\n\n") if chunk.strip()]
+    chunks = [chunk for chunk in source.split("\n\n\n") if chunk.strip()]  # a cell per top-level block
+    cells += [_cell(chunk if chunk.endswith("\n") else chunk + "\n") for chunk in chunks]
     return {"nbformat": 4, "nbformat_minor": 5, "cells": cells,
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
 
@@ -130,20 +130,11 @@ def optconform_class(folder: Path, out: Path, jobs: int) -> tuple[float, list[fl
 
 
 def otter_class(python: Path, autograder: Path, folder: Path, out: Path, jobs: int) -> float:
-    notebooks = sorted(folder.glob("*.ipynb"))
-
-    def run(notebook: Path) -> str:
-        target = out / notebook.stem
-        target.mkdir(parents=True)
-        return subprocess.run([str(python), "-m", "otter", "run", "-a", str(autograder), "-o", str(target),
-                               str(notebook)], capture_output=True, text=True, timeout=600).stdout
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(jobs) as pool:
-        outputs = list(pool.map(run, notebooks))
+    """Seconds for otter-grader to grade the class, each notebook scored whatever its score."""
+    wall, outputs = bench_otter.otter_run(python, autograder, folder, out, jobs)
     if not all(" / " in output for output in outputs):  # a score line for each, right or wrong
         raise SystemExit(f"otter-grader gave no score for a notebook: {outputs[0][-600:]}")
-    return time.perf_counter() - started
+    return wall
 
 
 def main(argv=None) -> int:
