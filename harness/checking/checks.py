@@ -133,22 +133,22 @@ def check_mini_batches(case, session, dtype, conventions) -> Outcome:
                            comparison, got)
         return _from_comparison(comparison, got)
     sizes = case.expected["batch_sizes"]
-    problems = structural_problems(case.inputs, sizes, got["batches"])
+    order, problems = read_batches(case.inputs, sizes, got["batches"])
     if not problems:
         again, _ = session.call("mini_batches", args, conventions)
         if not _same_batches(got["batches"], again["batches"]):
             problems.append(f"the same seed {seed} gave different batches on a second call")
-        orders = [column_order(case.inputs, got["batches"])]
+        orders = [order]
         for other_seed in shuffle_seeds(case):
             other, _ = session.call("mini_batches", {**args, "seed": other_seed}, conventions)
             if other_seed == seed + 1 and _same_batches(got["batches"], other["batches"]):
                 problems.append(f"seeds {seed} and {seed + 1} gave the same order: the seed is ignored")
                 break
-            trouble = structural_problems(case.inputs, sizes, other["batches"])
+            order, trouble = read_batches(case.inputs, sizes, other["batches"])
             if trouble:
                 problems.append(f"seed {other_seed}: {trouble[0]}")
                 break
-            orders.append(column_order(case.inputs, other["batches"]))
+            orders.append(order)
         else:
             problems += _never_moved(orders, sizes, seed)
     if problems:
@@ -188,16 +188,14 @@ def _same_structure_other_order(case, got) -> bool:
     return not structural_problems(case.inputs, sizes, got.get("batches", []), require_shuffle=False)
 
 
-def column_order(inputs, batches) -> list[int]:
-    """The columns of X the batches hold, in order (for batches that :func:`structural_problems` accepts)."""
-    X = inputs["X"]
-    column_of = {X[:, j].tobytes(): j for j in range(X.shape[1])}
-    return [column_of[column.tobytes()] for xb, _ in batches
-            for column in np.ascontiguousarray(np.asarray(xb, dtype=X.dtype).T)]
-
-
 def structural_problems(inputs, sizes, batches, require_shuffle=True) -> list[str]:
-    """What is wrong with ``batches`` as a shuffled partition of the columns of X and Y.
+    """What is wrong with ``batches`` as a shuffled partition of the columns of X and Y (see :func:`read_batches`)."""
+    return read_batches(inputs, sizes, batches, require_shuffle)[1]
+
+
+def read_batches(inputs, sizes, batches, require_shuffle=True) -> tuple[list[int], list[str]]:
+    """``(the columns of X the batches hold, in order; what is wrong with them as a shuffled partition of the
+    columns of X and Y)``.
 
     Each column of the case's X is distinct, so every returned column is looked
     up to recover the permutation: the batches must use each column once, keep
@@ -209,24 +207,25 @@ def structural_problems(inputs, sizes, batches, require_shuffle=True) -> list[st
     column_of = {X[:, j].tobytes(): j for j in range(m)}
     if len(batches) != len(sizes):
         hint = " (is the last, partial batch dropped?)" if len(batches) == len(sizes) - 1 else ""
-        return [f"{len(batches)} batches, expected {len(sizes)} of sizes {sizes}{hint}"]
+        return [], [f"{len(batches)} batches, expected {len(sizes)} of sizes {sizes}{hint}"]
     order, problems = [], []
     for index, ((xb, yb), size) in enumerate(zip(batches, sizes)):
         xb, yb = np.asarray(xb, dtype=X.dtype), np.asarray(yb, dtype=Y.dtype)
         if xb.shape != (X.shape[0], size) or yb.shape != (Y.shape[0], size):
-            return [f"batch {index}: X shape {xb.shape}, Y shape {yb.shape}; expected ({X.shape[0]}, {size}) "
+            return order, [f"batch {index}: X shape {xb.shape}, Y shape {yb.shape}; expected ({X.shape[0]}, {size}) "
                     f"and ({Y.shape[0]}, {size})"]
         columns = np.ascontiguousarray(xb.T)  # row k: the batch's column k, as bytes to look up
         found = []
         for column in range(size):
             j = column_of.get(columns[column].tobytes())
             if j is None:
-                return [f"batch {index} column {column}: X column {xb[:, column][:4].tolist()}... is not a column of X"]
+                return order, [f"batch {index} column {column}: X column {xb[:, column][:4].tolist()}... is not a "
+                               "column of X"]
             found.append(j)
         unpaired = np.flatnonzero(~(yb == Y[:, found]).all(axis=0))  # one comparison for the whole batch
         if unpaired.size:
             column = int(unpaired[0])
-            return [f"batch {index} column {column}: X is column {found[column]} of the input but Y is not "
+            return order, [f"batch {index} column {column}: X is column {found[column]} of the input but Y is not "
                     f"Y[:, {found[column]}]: X and Y are no longer paired"]
         order += found
     if sorted(order) != list(range(m)):
@@ -234,7 +233,7 @@ def structural_problems(inputs, sizes, batches, require_shuffle=True) -> list[st
         problems.append(f"the batches are not a permutation of the {m} columns ({repeated} repeated)")
     elif require_shuffle and m >= SHUFFLE_MIN_COLUMNS and order == list(range(m)):
         problems.append("the columns are in their original order: the examples were not shuffled")
-    return problems
+    return order, problems
 
 
 # ---------------------------------------------------------------- trajectories
