@@ -83,10 +83,9 @@ class Part:
             if self.constant:
                 said.append(f"{head}: it {self.constant}.")
             elif self.mistake and self.unexplained:
-                said.append(f"{head}; most of them match a known mistake: {mistake_said(self.mistake)} "
-                            f"{self.unexplained}")
+                said.append(f"{head}; most of them match a known mistake: {self.mistake} {self.unexplained}")
             elif self.mistake:
-                said.append(f"{head}, and they all match a known mistake: {mistake_said(self.mistake)}")
+                said.append(f"{head}, and they all match a known mistake: {self.mistake}")
             else:
                 said.append(f"{head}. {self.unexplained}")
         if errors:
@@ -151,7 +150,7 @@ def _told(report: RunReport) -> Story:
                                  "not compute the schedule from them)")
             else:
                 common = common_mistake(wrong)
-                part.mistake = re.sub(r"^(matches|consistent with)\s+", "", common.strip()) if common else None
+                part.mistake = mistake_said(common) if common else None
                 rest = [c for c in wrong if not (common and mistake_names(c.diagnosis))]
                 part.unexplained = _unexplained(rest, len(wrong), bool(common)) if rest else None
         if part.count("not_implemented"):

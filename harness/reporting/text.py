@@ -166,7 +166,7 @@ def why_shown(case) -> bool:
 def mistake_said(diagnosis: str | None) -> str:
     """A named mistake as a report says it: its title first (``no bias correction [no-bias-correction]: ...``),
     not "matches no bias correction", which reads as matching nothing."""
-    return re.sub(r"^matches ", "", diagnosis or "")
+    return re.sub(r"^(matches|consistent with)\s+", "", (diagnosis or "").strip())
 
 
 #: Why cases were not run, as the text report heads each group.
