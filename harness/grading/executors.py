@@ -58,9 +58,9 @@ def _share_before_fork(settings: Settings, prepared: Prepared, submissions: int 
 PRECOMPUTE_FROM = 8
 
 
-def precompute_mistakes(settings: Settings, prepared: Prepared) -> int:
+def precompute_mistakes(settings: Settings, prepared: Prepared) -> None:
     """Every applicable known mistake's outputs on the cases this class is checked on, kept with each case (as
-    the diagnosis would keep them); returns how many."""
+    the diagnosis would keep them)."""
     import numpy as np
 
     from optconform.harness.checking.selection import select
@@ -69,15 +69,12 @@ def precompute_mistakes(settings: Settings, prepared: Prepared) -> int:
     from optconform.reference.mistakes import mistakes_for
 
     conventions = resolve({}, prepared.overrides)
-    made = 0
     with np.errstate(all="ignore"):
         for case in select(prepared.cases, conventions, settings.dtype, prepared.ops, prepared.skip,
                            prepared.xfail).run:
             for mistake in mistakes_for(case.op, resolve(case.conventions), settings.dtype):
                 if not mistake.float64_declared:
                     variant_outputs(case, mistake)
-                    made += 1
-    return made
 
 
 def _grade_here(submission, settings: Settings):

@@ -236,10 +236,15 @@ def kill_matrix(vectors=None, jobs: int | None = None, only: str | None = None,
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(found)))
     with ProcessPoolExecutor(jobs, initializer=_start_worker, initargs=(vectors,)) as pool:
         results = list(pool.map(_run_in_worker, found, [full] * len(found)))
-    equivalents = read_equivalents(equivalents)
+    return mark_equivalents(results, equivalents)
+
+
+def mark_equivalents(results: list[MutantResult], equivalents: Path = EQUIVALENTS) -> list[MutantResult]:
+    """``results`` with each listed mutant given its reason, and a listed survivor marked equivalent."""
+    listed = read_equivalents(equivalents)
     for result in results:
-        if result.id in equivalents:
-            result.reason = equivalents[result.id]
+        if result.id in listed:
+            result.reason = listed[result.id]
             if result.status == "survived":
                 result.status = "equivalent"
     return results

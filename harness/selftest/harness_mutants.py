@@ -19,11 +19,11 @@ import re
 import resource
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-from . import MUTANT_MEMORY, MutantResult
+from . import MUTANT_MEMORY, MutantResult, mark_equivalents
 from .mutants import Mutant, mutants
 
 EQUIVALENTS = Path(__file__).with_name("equivalent_harness_mutants.txt")
@@ -64,8 +64,7 @@ def harness_mutants(only: str | None = None) -> list[tuple[Mutant, tuple[str, ..
     for guarded in GUARDED:
         module = importlib.import_module(guarded.module)
         for mutant in mutants(module, guarded.functions):
-            mutant = Mutant(f"{guarded.module.rsplit('.', 1)[1]}.{mutant.id}", mutant.function, mutant.line,
-                            mutant.change, mutant.source, mutant.default, mutant.of)
+            mutant = replace(mutant, id=f"{guarded.module.rsplit('.', 1)[1]}.{mutant.id}")
             if only is None or re.search(only, mutant.id):
                 found.append((mutant, guarded.tests))
     return found
@@ -151,7 +150,6 @@ def kill_matrix(jobs: int | None = None, only: str | None = None, equivalents: P
     """Every harness mutant's result, equivalents marked. The guarding tests must pass unmutated first."""
     from optconform.errors import UsageError
 
-    from . import read_equivalents
 
     folder = folder or tests_folder()
     found = harness_mutants(only)
@@ -173,11 +171,6 @@ def kill_matrix(jobs: int | None = None, only: str | None = None, equivalents: P
               if failed and failed[0].startswith(NOT_INSTALLED)]
     if broken:  # never a mutant counted as killed because it could not be put in place
         raise UsageError(f"{len(broken)} mutant(s) could not be installed, the first: {broken[0]}")
-    listed = read_equivalents(equivalents)
     for result in results:
         result.status = "killed" if result.killed_by else "survived"
-        if result.id in listed:
-            result.reason = listed[result.id]
-            if result.status == "survived":
-                result.status = "equivalent"
-    return results
+    return mark_equivalents(results, equivalents)
