@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .conventions import ADAM_EPSILON, MOMENTUM_FORM
+from .conventions import ADAM_EPSILON, MOMENTUM_FORM, RMSPROP_EPSILON
 from .ops import slot_names
 
 GUARD_BITS = 256
@@ -113,7 +113,8 @@ def _elements(array) -> list[Fraction]:
 
 
 def momentum_update(parameters: dict, grads: dict, v: dict, beta, learning_rate, form: str = "ema"):
-    """``v = beta*v + a*g`` (``a = 1-beta`` for ema, 1 for heavy_ball); ``p = p - lr*v``; exact, rounded once."""
+    """``v = beta*v + a*g`` (``a = 1-beta`` for ema, 1 for heavy_ball); ``p = p - lr*v``; or, for lr_scaled,
+    ``v = beta*v + lr*g``; ``p = p - v``; exact, rounded once."""
     return momentum_update_with_underflow(parameters, grads, v, beta, learning_rate, form)[0]
 
 
@@ -124,18 +125,19 @@ def momentum_update_with_underflow(parameters, grads, v, beta, learning_rate, fo
     if form not in MOMENTUM_FORM:
         raise ValueError(f"momentum.form must be one of {MOMENTUM_FORM}, not {form!r}")
     beta, lr = exact(beta), exact(learning_rate)
-    gain = 1 - beta if form == "ema" else Fraction(1)
+    gain = {"ema": 1 - beta, "heavy_ball": Fraction(1), "lr_scaled": lr}[form]
+    step_rate = Fraction(1) if form == "lr_scaled" else lr
     outputs, errors = ({}, {}), ({}, {})
     for param, grad in slot_names(parameters):
         ps, vs, eps_, evs = [], [], [], []
         for p0, v0, g in zip(_elements(parameters[param]), _elements(v[grad]), _elements(grads[grad])):
             v1 = beta * v0 + gain * g
-            p1 = p0 - lr * v1
+            p1 = p0 - step_rate * v1
             error_v = underflow(beta * v0) + underflow(gain * g) + underflow(v1)
             vs.append(rounded(v1))
             ps.append(rounded(p1))
             evs.append(float(error_v))
-            eps_.append(float(lr * error_v + underflow(lr * v1) + underflow(p1)))
+            eps_.append(float(step_rate * error_v + underflow(step_rate * v1) + underflow(p1)))
         outputs[0][param], outputs[1][grad] = _array(ps, parameters[param]), _array(vs, v[grad])
         errors[0][param], errors[1][grad] = _array(eps_, parameters[param]), _array(evs, v[grad])
     return outputs, errors
@@ -181,7 +183,10 @@ def _adam_element(p0, v0, s0, g, lr, b1, b2, eps, c1, c2, root_c2, placement):
     v1 = b1 * v0 + (1 - b1) * g
     s1 = b2 * s0 + (1 - b2) * g * g
     s_hat = s1 / c2
-    denominator = sqrt(s_hat) + eps if placement == "outside_sqrt" else sqrt(s_hat + eps)
+    if placement == "inside_sqrt":
+        denominator = sqrt(s_hat + eps)
+    else:
+        denominator = sqrt(s_hat) + (eps / root_c2 if placement == "epsilon_hat" else eps)
     numerator = lr * v1 / c1
     if denominator == 0:
         p1 = rounded(p0) - (math.nan if numerator == 0 else math.copysign(math.inf, numerator))
@@ -215,16 +220,20 @@ def _adam_underflow(p0, v0, s0, g, lr, b1, b2, eps, c1, c2, root_c2, placement, 
     s1 = b2 * s0 + (1 - b2) * square
     v_hat, s_hat = v1 / c1, s1 / c2
     root = root_of(s_hat)
-    denominator = root + eps if placement == "outside_sqrt" else root_of(s_hat + eps)
+    if placement == "inside_sqrt":
+        denominator = root_of(s_hat + eps)
+    else:
+        denominator = root + (eps / root_c2 if placement == "epsilon_hat" else eps)
     step = lr * v_hat / denominator
     error_v = lost(b1 * v0) + lost((1 - b1) * g) + lost(v1)
     error_s = lost(square) + lost((1 - b2) * square) + lost(b2 * s0) + lost(s1)
     error_v_hat = error_v / c1 + lost(v_hat)
     error_s_hat = error_s / c2 + lost(s_hat)
-    if placement == "outside_sqrt":
-        plain = through_root(error_s_hat, root) + lost(root)
+    if placement != "inside_sqrt":
+        hat = placement == "epsilon_hat"
+        plain = through_root(error_s_hat, root) + lost(root) + (lost(eps / root_c2) if hat else 0)
         root_s = root_of(s1)
-        keras = (through_root(error_s, root_s) + lost(root_s) + lost(eps * root_c2)) / root_c2
+        keras = (through_root(error_s, root_s) + lost(root_s) + (0 if hat else lost(eps * root_c2))) / root_c2
         error_den = max(plain, keras) + lost(denominator)
     else:
         error_den = through_root(error_s_hat + lost(s_hat + eps), denominator) + lost(denominator)
@@ -263,8 +272,8 @@ def rmsprop_update_with_underflow(parameters, grads, s, beta2, learning_rate, ep
                                   epsilon_placement="outside_sqrt"):
     """``((parameters, s), (their underflow errors))``: RMSprop is Adam with ``beta1 = 0`` and no correction,
     so each element is :func:`_adam_element` with ``v = 0``, ``beta1 = 0``, ``c1 = c2 = 1``."""
-    if epsilon_placement not in ADAM_EPSILON:
-        raise ValueError(f"adam.epsilon must be one of {ADAM_EPSILON}, not {epsilon_placement!r}")
+    if epsilon_placement not in RMSPROP_EPSILON:
+        raise ValueError(f"rmsprop.epsilon must be one of {RMSPROP_EPSILON}, not {epsilon_placement!r}")
     b2, lr, eps, one = exact(beta2), exact(learning_rate), exact(epsilon), Fraction(1)
     outputs, errors = ({}, {}), ({}, {})
     for param, grad in slot_names(parameters):

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .conventions import ADAM_EPSILON, MOMENTUM_FORM
+from .conventions import ADAM_EPSILON, MOMENTUM_FORM, RMSPROP_EPSILON
 
 
 def layer_count(parameters: dict) -> int:
@@ -73,12 +73,17 @@ def momentum_update(
 
     ``form="ema"`` (the course's):   ``v = beta*v + (1-beta)*g;  p = p - lr*v``
     ``form="heavy_ball"`` (PyTorch): ``v = beta*v + g;           p = p - lr*v``
+    ``form="lr_scaled"`` (numpy-ml): ``v = beta*v + lr*g;        p = p - v``  (``v`` holds the step itself)
     """
     if form not in MOMENTUM_FORM:
         raise ValueError(f"momentum.form must be one of {MOMENTUM_FORM}, not {form!r}")
-    gain = (1.0 - beta) if form == "ema" else 1.0
     new_parameters, new_v = {}, {}
     for param, grad in slot_names(parameters):
+        if form == "lr_scaled":
+            new_v[grad] = beta * v[grad] + learning_rate * grads[grad]
+            new_parameters[param] = parameters[param] - new_v[grad]
+            continue
+        gain = (1.0 - beta) if form == "ema" else 1.0
         new_v[grad] = beta * v[grad] + gain * grads[grad]
         new_parameters[param] = parameters[param] - learning_rate * new_v[grad]
     return new_parameters, new_v
@@ -108,6 +113,9 @@ def adam_update(
     ``vh = v / (1 - beta1**t)``;  ``sh = s / (1 - beta2**t)``
     ``p  = p - lr * vh / (sqrt(sh) + eps)``   (``epsilon_placement="outside_sqrt"``)
     ``p  = p - lr * vh / sqrt(sh + eps)``     (``epsilon_placement="inside_sqrt"``, the seed's)
+    ``p  = p - lr * sqrt(1-beta2**t)/(1-beta1**t) * v / (sqrt(s) + eps)``
+    ``   = p - lr * vh / (sqrt(sh) + eps/sqrt(1-beta2**t))``   (``epsilon_placement="epsilon_hat"``: Kingma & Ba
+    section 2's "epsilon hat", Keras's and TensorFlow's Adam)
     """
     if epsilon_placement not in ADAM_EPSILON:
         raise ValueError(f"adam.epsilon must be one of {ADAM_EPSILON}, not {epsilon_placement!r}")
@@ -122,6 +130,8 @@ def adam_update(
         s_hat = new_s[grad] / correction2
         if epsilon_placement == "outside_sqrt":
             denominator = np.sqrt(s_hat) + epsilon
+        elif epsilon_placement == "epsilon_hat":
+            denominator = np.sqrt(s_hat) + epsilon / math.sqrt(correction2)
         else:
             denominator = np.sqrt(s_hat + epsilon)
         new_parameters[param] = parameters[param] - learning_rate * v_hat / denominator
@@ -148,8 +158,8 @@ def rmsprop_update(
     ``p = p - lr * g / (sqrt(s) + eps)``   (``epsilon_placement="outside_sqrt"``, PyTorch's)
     ``p = p - lr * g / sqrt(s + eps)``     (``epsilon_placement="inside_sqrt"``)
     """
-    if epsilon_placement not in ADAM_EPSILON:
-        raise ValueError(f"adam.epsilon must be one of {ADAM_EPSILON}, not {epsilon_placement!r}")
+    if epsilon_placement not in RMSPROP_EPSILON:
+        raise ValueError(f"rmsprop.epsilon must be one of {RMSPROP_EPSILON}, not {epsilon_placement!r}")
     new_parameters, new_s = {}, {}
     for param, grad in slot_names(parameters):
         g = grads[grad]

@@ -70,6 +70,8 @@ def momentum_scale(inputs: dict, outputs: dict, form: str, err: dict | None = No
     the rounding of beta inside ``1-beta``; ``3|v0|`` rather than ``|beta*v0|``
     admits the ``v + (1-beta)*(g - v)`` rearrangement).
     ``p1 = p0 - lr*v1``: ``S_p = 2|p0| + err(p0) + 3*lr*|v1| + lr*S_v``.
+    lr_scaled (``v1 = beta*v0 + lr*g``, ``p1 = p0 - v1``): ``a*g`` is ``lr*g``, a product of two rounded inputs,
+    and ``S_p = 2|p0| + err(p0) + 2|v1| + S_v``.
 
     ``err`` holds the error scales carried in with ``parameters`` and ``v`` (for a
     trajectory); by default they are the inputs' own rounding.
@@ -79,10 +81,13 @@ def momentum_scale(inputs: dict, outputs: dict, form: str, err: dict | None = No
     scale_p, scale_v = {}, {}
     for param, grad in slot_names(inputs["parameters"]):
         g, v0, p0 = (np.abs(inputs[k][n]) for k, n in (("grads", grad), ("v", grad), ("parameters", param)))
-        gain = (1.0 - beta) if form == "ema" else 1.0
+        gain = {"ema": 1.0 - beta, "heavy_ball": 1.0, "lr_scaled": abs(lr)}[form]
         scale_v[grad] = 3 * v0 + err["v"][grad] + 4 * gain * g + (beta * g if form == "ema" else 0.0)
         v1 = np.abs(outputs["v"][grad])
-        scale_p[param] = 2 * p0 + err["parameters"][param] + 3 * lr * v1 + lr * scale_v[grad]
+        if form == "lr_scaled":
+            scale_p[param] = 2 * p0 + err["parameters"][param] + 2 * v1 + scale_v[grad]
+        else:
+            scale_p[param] = 2 * p0 + err["parameters"][param] + 3 * lr * v1 + lr * scale_v[grad]
     return scale_p, scale_v
 
 
@@ -97,7 +102,8 @@ def adam_scale(inputs: dict, outputs: dict, epsilon_placement: str, err: dict | 
     - ``err(vh) = (S_v + |v1|(k1+1)) / c1``;  ``err(sh) = (S_s + s1(k2+1)) / c2``
     - outside: ``r = sqrt(sh)``, ``err(r) = err(sh)/(2r) + r``, ``den = r + eps``,
       ``err(den) = err(r) + eps + den``;
-      inside: ``q = sh + eps``, ``den = sqrt(q)``, ``err(den) = (err(sh) + eps + q)/(2 den) + den``
+      inside: ``q = sh + eps``, ``den = sqrt(q)``, ``err(den) = (err(sh) + eps + q)/(2 den) + den``;
+      epsilon hat: as outside with ``eps/sqrt(c2)`` for ``eps``, off by ``(k2/2 + 2)`` u relative to itself
     - ``U = lr*vh/den``: ``err(U) = lr*err(vh)/den + |U|(err(den)/den + 3)``
     - ``S_p = 2|p0| + err(p0) + 2|U| + err(U)``
     """
@@ -118,10 +124,12 @@ def adam_scale(inputs: dict, outputs: dict, epsilon_placement: str, err: dict | 
             err_vh = (scale_v[grad] + v1 * (k1 + 1)) / c1
             sh = s1 / c2
             err_sh = (scale_s[grad] + s1 * (k2 + 1)) / c2
-            if epsilon_placement == "outside_sqrt":
+            if epsilon_placement != "inside_sqrt":
+                hat = epsilon_placement == "epsilon_hat"
+                eps_used = eps / math.sqrt(c2) if hat else eps
                 r = np.sqrt(sh)
-                den = r + eps
-                err_den = _safe_ratio(err_sh, 2 * r) + r + eps + den
+                den = r + eps_used
+                err_den = _safe_ratio(err_sh, 2 * r) + r + eps_used * ((k2 / 2 + 2) if hat else 1) + den
             else:
                 q = sh + eps
                 den = np.sqrt(q)

@@ -72,7 +72,7 @@ def call(op, fn, inputs, conventions):
     if op == "rmsprop.init":
         return {"s": fn(**given)}
     if op == "rmsprop.update":
-        return dict(zip(("parameters", "s"), fn(**given, epsilon_placement=conventions["adam.epsilon"])))
+        return dict(zip(("parameters", "s"), fn(**given, epsilon_placement=conventions["rmsprop.epsilon"])))
     if op.startswith("lr_decay."):
         return {"learning_rate": np.asarray(fn(**given), dtype=np.float64)}
     raise AssertionError(op)

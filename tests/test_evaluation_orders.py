@@ -47,7 +47,8 @@ def adam_variant(form):
             s[grad] = beta2 * s[grad] + (1 - beta2) * square
             v_hat, s_hat = v[grad] / c1, s[grad] / c2
             root = s_hat**0.5 if form == "**0.5" else np.sqrt(s_hat)
-            den = root + eps if placement == "outside_sqrt" else np.sqrt(s_hat + eps)
+            eps_used = eps / math.sqrt(c2) if placement == "epsilon_hat" else eps
+            den = np.sqrt(s_hat + eps) if placement == "inside_sqrt" else root + eps_used
             if form in ("lr*v_hat/den", "np.power", "g*g", "**0.5"):
                 parameters[param] = parameters[param] - lr * v_hat / den
             elif form == "lr*(v_hat/den)":
@@ -57,12 +58,13 @@ def adam_variant(form):
             elif form == "in-place":
                 parameters[param] -= lr * v_hat / den
             elif form == "lr/c1 folded":
-                folded = (np.sqrt(s[grad]) / math.sqrt(c2) + eps if placement == "outside_sqrt"
-                          else np.sqrt(s[grad] / c2 + eps))
+                folded = (np.sqrt(s[grad] / c2 + eps) if placement == "inside_sqrt"
+                          else np.sqrt(s[grad]) / math.sqrt(c2) + eps_used)
                 parameters[param] = parameters[param] - (lr / c1) * v[grad] / folded
             elif form == "keras":
                 lr_t = lr * math.sqrt(c2) / c1
-                parameters[param] = parameters[param] - lr_t * v[grad] / (np.sqrt(s[grad]) + eps * math.sqrt(c2))
+                keras_eps = eps if placement == "epsilon_hat" else eps * math.sqrt(c2)  # Keras's own is the hat
+                parameters[param] = parameters[param] - lr_t * v[grad] / (np.sqrt(s[grad]) + keras_eps)
             else:
                 raise ValueError(form)
         return parameters, v, s
@@ -92,23 +94,29 @@ def momentum_variant(form):
     def step(parameters, grads, v, beta, lr, momentum_form):
         parameters = {k: a.copy() for k, a in parameters.items()}
         v = {k: a.copy() for k, a in v.items()}
-        gain = (1 - beta) if momentum_form == "ema" else 1.0
+        gain = {"ema": 1 - beta, "heavy_ball": 1.0, "lr_scaled": lr}[momentum_form]
+        rate = 1.0 if momentum_form == "lr_scaled" else lr
         for param, grad in _slots(parameters):
             g = grads[grad]
             if form == "lerp" and momentum_form == "ema":
                 v[grad] = v[grad] + (1 - beta) * (g - v[grad])
+            elif form == "keras" and momentum_form == "lr_scaled":  # m = -v: m = beta*m - lr*g; p = p + m
+                m = beta * -v[grad] - lr * g
+                parameters[param] = parameters[param] + m
+                v[grad] = -m
+                continue
             else:
                 v[grad] = beta * v[grad] + gain * g
             if form == "in-place":
-                parameters[param] -= lr * v[grad]
+                parameters[param] -= v[grad] if momentum_form == "lr_scaled" else lr * v[grad]
             else:
-                parameters[param] = parameters[param] - lr * v[grad]
+                parameters[param] = parameters[param] - rate * v[grad]
         return parameters, v
 
     return step
 
 
-MOMENTUM_VARIANTS = {form: momentum_variant(form) for form in ("course", "lerp", "in-place")}
+MOMENTUM_VARIANTS = {form: momentum_variant(form) for form in ("course", "lerp", "in-place", "keras")}
 
 
 # ---------------------------------------------------------------- running a variant on a case

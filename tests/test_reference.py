@@ -344,8 +344,8 @@ def test_course_functions_equal_the_ops(state, beta, lr, b1, b2, eps, t, batch_a
 
 def test_reference_declares_its_conventions():
     assert course.OPTCONFORM_CONVENTIONS == {
-        "adam.epsilon": "outside_sqrt", "momentum.form": "ema", "mini_batches.rng": "numpy_legacy",
-        "mini_batches.y_rows": "multi_row"}
+        "adam.epsilon": "outside_sqrt", "rmsprop.epsilon": "outside_sqrt", "momentum.form": "ema",
+        "mini_batches.rng": "numpy_legacy", "mini_batches.y_rows": "multi_row", "platform.subnormals": "kept"}
 
 
 @pytest.mark.parametrize("bad", [{"form": "nesterov"}, {"epsilon_placement": "both"}])

@@ -99,6 +99,10 @@ def _momentum_step(inputs, form, err=None):
     carried = {**_named("parameters", inputs["parameters"]), **_named("grads", inputs["grads"]),
                **_named("v", inputs["v"]), **_named("output v", v), **_named("output parameters", parameters),
                "learning_rate": inputs["learning_rate"], "beta": inputs["beta"]}
+    if form == "lr_scaled":
+        with np.errstate(all="ignore"):
+            carried.update(_named("learning_rate * grads",
+                                  {key: inputs["learning_rate"] * g for key, g in inputs["grads"].items()}))
     return outputs, {"parameters": scale_p, "v": scale_v}, carried
 
 
@@ -184,7 +188,7 @@ def _rmsprop_init(inputs, conventions):
 
 
 def _rmsprop_update(inputs, conventions):
-    placement = conventions["adam.epsilon"]
+    placement = conventions["rmsprop.epsilon"]
     (parameters, s), underflow = exact.rmsprop_update_with_underflow(
         inputs["parameters"], inputs["grads"], inputs["s"], inputs["beta2"], inputs["learning_rate"],
         inputs["epsilon"], placement)

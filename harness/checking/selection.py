@@ -145,6 +145,9 @@ def required_functions(case_ops) -> list[str]:
     return found
 
 
+#: Why a subnormal case is not run on a target that declares platform.subnormals=flushed.
+FLUSHED_PLATFORM = "not run: the target declares platform.subnormals=flushed (its platform flushes subnormals to zero)"
+
 #: What a float32 run cannot see, said in its report.
 FLOAT32_BLIND = ("at float32, epsilon inside or outside the square root (adam.epsilon) changes many Adam results by "
                  "less than float32's tolerance (an Adam with it inside passes about 60% of the outside cases), so "
@@ -173,6 +176,8 @@ def select(cases, conventions: dict, dtype: str, ops: list[str] | None = None,
         matched_xfail = xfail.matches(case.id)
         if matched_skip:
             selection.skipped.append(f"{case.id}: in {skip.source}")
+        elif "subnormal" in case.tags and conventions.get("platform.subnormals") == "flushed":
+            selection.skipped.append(f"{case.id}: {FLUSHED_PLATFORM}")
         elif not case.runs_at(dtype):
             selection.skipped.append(f"{case.id}: {case.float64_only}")
         else:

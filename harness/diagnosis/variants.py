@@ -49,7 +49,7 @@ def _step(op: str, fn, inputs: dict, conventions: dict) -> dict:
     if op == "rmsprop.init":
         return {"s": fn(**given)}
     if op == "rmsprop.update":
-        parameters, s = fn(**given, epsilon_placement=conventions["adam.epsilon"])
+        parameters, s = fn(**given, epsilon_placement=conventions["rmsprop.epsilon"])
         return {"parameters": parameters, "s": s}
     if op in ("lr_decay.inverse_time", "lr_decay.scheduled"):
         return {"learning_rate": np.asarray(fn(**given), dtype=np.float64)}

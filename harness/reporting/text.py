@@ -173,18 +173,22 @@ def mistake_said(diagnosis: str | None) -> str:
 SKIPPED_BY_USER = "Skipped (--skip)"
 SKIPPED_AT_FLOAT32 = "Not run at float32 (float64 only: values float32 cannot hold)"
 SKIPPED_BY_MAX_FAILURES = "Not run (--max-failures reached)"
+SKIPPED_BY_PLATFORM = "Not run (platform.subnormals=flushed: the platform flushes subnormal numbers to zero)"
 
 
 def skipped_groups(skipped: list[str]) -> dict[str, list[str]]:
     """The entries of ``report.skipped`` by why they were not run: the user's --skip file, a float64-only case in
     a float32 run, or --max-failures (each entry is ``case id: reason``, as the selection and runner write it)."""
-    groups: dict[str, list[str]] = {SKIPPED_BY_USER: [], SKIPPED_AT_FLOAT32: [], SKIPPED_BY_MAX_FAILURES: []}
+    groups: dict[str, list[str]] = {SKIPPED_BY_USER: [], SKIPPED_AT_FLOAT32: [], SKIPPED_BY_MAX_FAILURES: [],
+                                    SKIPPED_BY_PLATFORM: []}
     for entry in skipped:
         reason = entry.split(": ", 1)[1] if ": " in entry else ""
         if reason.startswith("run at float64 only"):
             groups[SKIPPED_AT_FLOAT32].append(entry)
         elif reason.startswith("not run: --max-failures"):
             groups[SKIPPED_BY_MAX_FAILURES].append(entry)
+        elif reason.startswith("not run: the target declares platform.subnormals"):
+            groups[SKIPPED_BY_PLATFORM].append(entry)
         else:
             groups[SKIPPED_BY_USER].append(entry)
     return groups

@@ -44,9 +44,10 @@ EQUIVALENTS = Path(__file__).with_name("equivalent_mutants.txt")
 #: Convention sets a mutant is checked under: together they give every value of every family.
 CONFIGS = [
     {**DEFAULTS, "mini_batches.rng": "numpy_legacy", "mini_batches.y_rows": "multi_row"},
-    {**DEFAULTS, "momentum.form": "heavy_ball", "adam.epsilon": "inside_sqrt", "mini_batches.rng": "numpy_legacy",
-     "mini_batches.y_rows": "multi_row"},
-    {**DEFAULTS, "mini_batches.rng": "structural", "mini_batches.y_rows": "one_row"},
+    {**DEFAULTS, "momentum.form": "heavy_ball", "adam.epsilon": "inside_sqrt", "rmsprop.epsilon": "inside_sqrt",
+     "mini_batches.rng": "numpy_legacy", "mini_batches.y_rows": "multi_row"},
+    {**DEFAULTS, "momentum.form": "lr_scaled", "adam.epsilon": "epsilon_hat", "mini_batches.rng": "structural",
+     "mini_batches.y_rows": "one_row"},
 ]
 
 #: The ops function of each op, and the course name a target gives it.
@@ -75,7 +76,7 @@ def course_namespace(functions: dict, conventions: dict) -> types.SimpleNamespac
     declaring ``conventions``; the convention arguments (``form``, ``epsilon_placement``) are bound."""
     bound = {"momentum_update": {"form": conventions["momentum.form"]},
              "adam_update": {"epsilon_placement": conventions["adam.epsilon"]},
-             "rmsprop_update": {"epsilon_placement": conventions["adam.epsilon"]}}
+             "rmsprop_update": {"epsilon_placement": conventions["rmsprop.epsilon"]}}
     namespace = types.SimpleNamespace(OPTCONFORM_CONVENTIONS=dict(conventions))
     for function_name, course_name in OP_FUNCTIONS.values():
         function = functions[function_name]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .scenario import (
+    ADAM_EPSILONS,
     COURSE_DIMS,
     DEEP_DIMS,
-    EPSILON_BOTH,
     Scenario,
     backprop_order,
     log_uniform_magnitudes,
@@ -99,14 +99,14 @@ def adam_scenarios():
                                                   for k, v in network(rng, dims, 1.0, "d").items()}, t=2),
          "gradients of both signs, magnitude 1 to 2", "the sign of the step flipped", ("signs",)),
     ]
-    scenarios = [Scenario("adam.update", name, description, why, ("adam",) + tags, build, EPSILON_BOTH)
+    scenarios = [Scenario("adam.update", name, description, why, ("adam",) + tags, build, ADAM_EPSILONS)
                  for name, build, description, why, tags in specs]
     scenarios.append(Scenario(
         "adam.update", "default-arguments",
         "update_parameters_with_adam(parameters, grads, v, s, t) at t = 5: the defaults lr 0.01, beta1 0.9, "
         "beta2 0.999, epsilon 1e-8",
         "a wrong default hyperparameter (PyTorch's lr 0.001, Keras' epsilon 1e-7); the call gives none",
-        ("adam", "defaults"), _adam(t=5, **course), EPSILON_BOTH,
+        ("adam", "defaults"), _adam(t=5, **course), ADAM_EPSILONS,
         omitted=("learning_rate", "beta1", "beta2", "epsilon")))
     sweep = np.random.default_rng(13)
     for k in range(30):
@@ -117,5 +117,5 @@ def adam_scenarios():
         scenarios.append(Scenario(
             "adam.update", f"sweep-{k:02d}", f"layers {dims}, t {t}, beta1 {beta1}, beta2 {beta2}, lr {lr}, eps {eps}",
             "any arithmetic or bookkeeping error on ordinary inputs", ("adam", "sweep"),
-            _adam(dims=dims, t=t, lr=lr, beta1=beta1, beta2=beta2, epsilon=eps), EPSILON_BOTH))
+            _adam(dims=dims, t=t, lr=lr, beta1=beta1, beta2=beta2, epsilon=eps), ADAM_EPSILONS))
     return scenarios

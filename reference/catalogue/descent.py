@@ -7,7 +7,7 @@ import numpy as np
 from .scenario import (
     COURSE_DIMS,
     DEEP_DIMS,
-    EPSILON_BOTH,
+    RMSPROP_EPSILONS,
     Scenario,
     backprop_order,
     log_uniform_magnitudes,
@@ -99,14 +99,14 @@ def rmsprop_scenarios():
          "grads listed in back-propagation order: dW3, db3, dW2, db2, dW1, db1",
          "parameters and gradients paired by position instead of by name", ("layers", "keys")),
     ]
-    scenarios = [Scenario("rmsprop.update", name, description, why, ("rmsprop",) + tags, build, EPSILON_BOTH)
+    scenarios = [Scenario("rmsprop.update", name, description, why, ("rmsprop",) + tags, build, RMSPROP_EPSILONS)
                  for name, build, description, why, tags in specs]
     scenarios.append(Scenario(
         "rmsprop.update", "default-epsilon",
         "update_parameters_with_rmsprop(parameters, grads, s, beta2, learning_rate): epsilon left out, its default "
         "1e-8 against squared gradients near 1e-14", "a wrong default epsilon (the suite's mutation test found "
         "no case that left it out)", ("rmsprop", "defaults"),
-        _rmsprop(epsilon=1e-8, state="zeros", grads=lambda rng, dims: network(rng, dims, 1e-7, "d")), EPSILON_BOTH,
+        _rmsprop(epsilon=1e-8, state="zeros", grads=lambda rng, dims: network(rng, dims, 1e-7, "d")), RMSPROP_EPSILONS,
         omitted=("epsilon",)))
     sweep = np.random.default_rng(19)
     for k in range(10):
@@ -116,5 +116,5 @@ def rmsprop_scenarios():
         scenarios.append(Scenario(
             "rmsprop.update", f"sweep-{k:02d}", f"layers {dims}, beta2 {beta2}, lr {lr}, eps {eps}",
             "any arithmetic or bookkeeping error on ordinary inputs", ("rmsprop", "sweep"),
-            _rmsprop(dims=dims, lr=lr, beta2=beta2, epsilon=eps), EPSILON_BOTH))
+            _rmsprop(dims=dims, lr=lr, beta2=beta2, epsilon=eps), RMSPROP_EPSILONS))
     return scenarios

@@ -12,8 +12,9 @@ import numpy as np
 COURSE_DIMS = [3, 4, 1]
 DEEP_DIMS = [3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 1]
 #: The conventions a case of each family is generated under, both ways.
-MOMENTUM_FORMS = ({"momentum.form": "ema"}, {"momentum.form": "heavy_ball"})
-EPSILON_BOTH = ({"adam.epsilon": "outside_sqrt"}, {"adam.epsilon": "inside_sqrt"})
+MOMENTUM_FORMS = ({"momentum.form": "ema"}, {"momentum.form": "heavy_ball"}, {"momentum.form": "lr_scaled"})
+ADAM_EPSILONS = ({"adam.epsilon": "outside_sqrt"}, {"adam.epsilon": "inside_sqrt"}, {"adam.epsilon": "epsilon_hat"})
+RMSPROP_EPSILONS = ({"rmsprop.epsilon": "outside_sqrt"}, {"rmsprop.epsilon": "inside_sqrt"})
 
 @dataclass(frozen=True)
 class Scenario:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .scenario import COURSE_DIMS, EPSILON_BOTH, MOMENTUM_FORMS, Scenario, network
+from .scenario import ADAM_EPSILONS, COURSE_DIMS, MOMENTUM_FORMS, Scenario, network
 
 # ---------------------------------------------------------------- trajectories
 
@@ -44,5 +44,5 @@ def trajectory_scenarios():
         scenarios.append(Scenario(
             "adam.trajectory", name, f"{TRAJECTORY_STEPS} Adam steps from init (t = 1, 2, ...), {description}",
             "state carried wrongly between calls: a private step counter, v and s aliased to one dict, stale moments",
-            ("adam", "trajectory"), _trajectory(dims, hyper), EPSILON_BOTH))
+            ("adam", "trajectory"), _trajectory(dims, hyper), ADAM_EPSILONS))
     return scenarios

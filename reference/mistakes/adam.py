@@ -63,8 +63,8 @@ def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999
             else:
                 if denominator:
                     den = denominator(s_hat, epsilon)
-                elif epsilon_hat:  # Keras: lr * sqrt(c2) / c1 * v / (sqrt(s) + eps) = lr * v_hat / (sqrt(s_hat) + eps/sqrt(c2))
-                    den = np.sqrt(s_hat) + epsilon / math.sqrt(c2)
+                elif epsilon_hat or epsilon_placement == "epsilon_hat":  # Keras: lr * sqrt(c2) / c1 * v / (sqrt(s) + eps) = lr * v_hat / (sqrt(s_hat) + eps/sqrt(c2))
+                    den = np.sqrt(s_hat) + float(epsilon / np.sqrt(np.float64(c2)))
                 elif epsilon_placement == "outside_sqrt":
                     den = np.sqrt(s_hat) + epsilon
                 else:
@@ -174,6 +174,12 @@ def _build() -> list[Mistake]:
                 "epsilon/sqrt(1-beta2**t) against sqrt(s_hat).",
                 "divide by sqrt(s_hat) + epsilon, with s_hat = s/(1 - beta2**t).",
                 _adam_variant(epsilon_hat=True), when=(("adam.epsilon", "outside_sqrt"),)))
+    add(Mistake("epsilon-without-hat", op, "epsilon without its hat",
+                "you divide by sqrt(s_hat) + epsilon, but this case expects Keras's epsilon hat: "
+                "lr*sqrt(1-beta2**t)/(1-beta1**t) * v/(sqrt(s) + epsilon), where epsilon is added before the second "
+                "bias correction.",
+                "add epsilon to sqrt(s) before the correction, or declare adam.epsilon=outside_sqrt (the default).",
+                _adam_placement("outside_sqrt"), when=(("adam.epsilon", "epsilon_hat"),)))
     add(Mistake("bias-correction-float32", op, "bias corrections computed in float32",
                 "beta1**t and beta2**t are float32 numbers (as with float32 scalars or tensors) in an otherwise "
                 "float64 update, so the corrections are off in the 8th digit.",

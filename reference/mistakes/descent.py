@@ -73,12 +73,12 @@ def _build() -> list[Mistake]:
     op = "rmsprop.update"
     add(Mistake("epsilon-inside-sqrt", op, "epsilon inside the square root",
                 "you divide by sqrt(s + epsilon), but this case expects sqrt(s) + epsilon (PyTorch's RMSprop).",
-                "use sqrt(s) + epsilon, or declare adam.epsilon=inside_sqrt if inside is what you mean.",
-                _rmsprop_variant(placement="inside_sqrt"), when=(("adam.epsilon", "outside_sqrt"),)))
+                "use sqrt(s) + epsilon, or declare rmsprop.epsilon=inside_sqrt if inside is what you mean.",
+                _rmsprop_variant(placement="inside_sqrt"), when=(("rmsprop.epsilon", "outside_sqrt"),)))
     add(Mistake("epsilon-outside-sqrt", op, "epsilon outside the square root",
                 "you divide by sqrt(s) + epsilon, but this case expects sqrt(s + epsilon).",
-                "use sqrt(s + epsilon), or declare adam.epsilon=outside_sqrt (the default).",
-                _rmsprop_variant(placement="outside_sqrt"), when=(("adam.epsilon", "inside_sqrt"),)))
+                "use sqrt(s + epsilon), or declare rmsprop.epsilon=outside_sqrt (the default).",
+                _rmsprop_variant(placement="outside_sqrt"), when=(("rmsprop.epsilon", "inside_sqrt"),)))
     add(Mistake("beta-swapped", op, "beta2 and 1-beta2 swapped",
                 "your s is (1-beta2)*s + beta2*g**2, so the new squared gradient gets the large weight.",
                 "use s = beta2*s + (1 - beta2)*g**2.", _rmsprop_variant(swap=True)))

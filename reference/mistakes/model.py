@@ -41,13 +41,16 @@ class Mistake:
     when: tuple[tuple[str, str], ...] = ()
     #: Only a mistake when the target declared float64 (the float32-arithmetic mistake).
     float64_declared: bool = False
+    #: Conventions under which this is *not* a mistake (it is what the convention computes, or means nothing).
+    unless: tuple[tuple[str, str], ...] = ()
 
     def applies(self, conventions: dict | None = None, dtype: str = "float64") -> bool:
         """Whether this is a mistake for a case with ``conventions`` checked at ``dtype``."""
         if self.float64_declared and dtype != "float64":
             return False
         resolved = resolve(conventions or {})
-        return all(resolved.get(name) == value for name, value in self.when)
+        return (all(resolved.get(name) == value for name, value in self.when)
+                and not any(resolved.get(name) == value for name, value in self.unless))
 
     def describe(self) -> str:
         """``title [name]: explanation Fix: fix`` on one line."""

@@ -21,7 +21,8 @@ def _momentum(parameters, grads, v, beta, learning_rate, form="ema", *, swap_gai
             new_v[grad] = np.array(v[grad], copy=True)
             continue
         g = np.clip(grads[grad], -clip, clip) if clip else grads[grad]
-        gain = (1.0 - beta) if form == "ema" else 1.0
+        gain = {"ema": 1.0 - beta, "heavy_ball": 1.0, "lr_scaled": learning_rate}[form]
+        rate = 1.0 if form == "lr_scaled" else learning_rate  # what multiplies v in the step
         keep = 1.0 if v_without_beta else beta
         if swap_gain:
             gain, keep = beta, 1.0 - beta
@@ -30,9 +31,9 @@ def _momentum(parameters, grads, v, beta, learning_rate, form="ema", *, swap_gai
             new_parameters[param] = parameters[param] - sign * velocity
         else:
             velocity = keep * v[grad] + gain * g
-            direction = {"velocity": velocity, "gradient": g, "old velocity": v[grad],
-                         "nesterov": beta * velocity + gain * g}[step_with]
-            new_parameters[param] = parameters[param] - sign * learning_rate * direction
+            direction = {"velocity": rate * velocity, "gradient": learning_rate * g, "old velocity": rate * v[grad],
+                         "nesterov": rate * (beta * velocity + gain * g)}[step_with]
+            new_parameters[param] = parameters[param] - sign * direction
         new_v[grad] = np.array(v[grad], copy=True) if keep_v else velocity
     return new_parameters, new_v
 
@@ -52,6 +53,12 @@ def _momentum_hardcoded(**fixed):
 
     return fn
 
+
+
+def _negated_scaled_state(parameters, grads, v, beta, learning_rate, form="lr_scaled"):
+    """Keras's SGD momentum with its state taken as given: ``m = beta*v - lr*g``, ``p = p + m``, ``v = m``."""
+    new_v = {grad: beta * v[grad] - learning_rate * grads[grad] for _, grad in slot_names(parameters)}
+    return {param: parameters[param] + new_v[grad] for param, grad in slot_names(parameters)}, new_v
 
 
 def _momentum_form(form_used):
@@ -76,6 +83,16 @@ def _build() -> list[Mistake]:
                 "your velocity is v = beta*v + (1-beta)*g, but this case expects heavy-ball v = beta*v + g.",
                 "use v = beta*v + g, or declare momentum.form=ema (the course's form).",
                 _momentum_form("ema"), when=(("momentum.form", "heavy_ball"),)))
+    add(Mistake("velocity-not-lr-scaled", op, "velocity not scaled by the learning rate",
+                "your velocity is v = beta*v + g and the parameters step by learning_rate*v, but this case expects "
+                "the scaled state v = beta*v + learning_rate*g with the step p = p - v.",
+                "put the learning rate into v and step by v, or declare momentum.form=heavy_ball.",
+                _momentum_form("heavy_ball"), when=(("momentum.form", "lr_scaled"),)))
+    add(Mistake("scaled-velocity-negated", op, "the scaled velocity kept with the opposite sign",
+                "your state is m = beta*m - learning_rate*g with p = p + m (Keras's SGD), but this case's v is -m: "
+                "v = beta*v + learning_rate*g with p = p - v.",
+                "negate the state on the way in and out (m = -v), or compute v = beta*v + learning_rate*g, p = p - v.",
+                _negated_scaled_state, when=(("momentum.form", "lr_scaled"),)))
     add(Mistake("step-with-gradient", op, "stepping with the gradient instead of the velocity",
                 "the parameters move by learning_rate * g, so the velocity is computed but never used.",
                 "update with the new velocity: p = p - learning_rate * v.", _momentum_variant(step_with="gradient")))
@@ -93,8 +110,9 @@ def _build() -> list[Mistake]:
                 when=(("momentum.form", "ema"),)))
     add(Mistake("lr-in-velocity", op, "learning rate folded into the velocity",
                 "the learning rate multiplies the gradient inside v, and the parameters step by v itself.",
-                "keep v free of the learning rate: v = beta*v + (1-beta)*g, then p = p - learning_rate * v.",
-                _momentum_variant(lr_in_velocity=True)))
+                "keep v free of the learning rate: v = beta*v + (1-beta)*g, then p = p - learning_rate * v "
+                "(or declare momentum.form=lr_scaled if a state scaled by the learning rate is what you mean).",
+                _momentum_variant(lr_in_velocity=True), unless=(("momentum.form", "lr_scaled"),)))
     add(Mistake("hardcoded-beta", op, "beta hard-coded to 0.9",
                 "the update uses beta = 0.9 whatever beta it is given.",
                 "use the beta argument.", _momentum_hardcoded(beta=COURSE_BETA)))
