@@ -52,6 +52,20 @@ CONVENTIONS: dict[str, dict] = {
 
 DEFAULTS: dict[str, str] = {name: spec["values"][0] for name, spec in CONVENTIONS.items()}
 
+#: The families an op's computation depends on, by the op's family (the part before the dot). A call
+#: to a target carries only these: ``platform.*`` describes the target, and the harness applies it.
+FAMILIES_OF_OP: dict[str, tuple[str, ...]] = {
+    "mini_batches": ("mini_batches.rng", "mini_batches.y_rows"),
+    "momentum": ("momentum.form",),
+    "adam": ("adam.epsilon",),
+    "rmsprop": ("rmsprop.epsilon",),
+}
+
+
+def for_call(op: str, conventions: dict) -> dict:
+    """The conventions a call of ``op`` is made under: those of its families, no others."""
+    return {name: conventions[name] for name in FAMILIES_OF_OP.get(op.split(".")[0], ()) if name in conventions}
+
 
 class ConventionError(ValueError):
     """An unknown convention name or value."""

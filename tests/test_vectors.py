@@ -42,6 +42,7 @@ FAMILY_OF_OP = {
     "momentum.trajectory": "momentum.form",
     "adam.update": "adam.epsilon",
     "adam.trajectory": "adam.epsilon",
+    "rmsprop.update": "rmsprop.epsilon",
 }
 
 

@@ -18,19 +18,22 @@ const OPS = ["mini_batches", "momentum.init", "momentum.update", "adam.init", "a
   "rmsprop.init", "rmsprop.update", "lr_decay.inverse_time", "lr_decay.scheduled"];
 const DECLARED = {
   "adam.epsilon": "outside_sqrt",
+  "rmsprop.epsilon": "outside_sqrt",
   "momentum.form": "ema",
   "mini_batches.rng": "structural",
   "mini_batches.y_rows": "multi_row",
 };
 // Every convention this program knows, with the values it can compute.
 const KNOWN = {
-  "adam.epsilon": ["outside_sqrt", "inside_sqrt"],
-  "momentum.form": ["ema", "heavy_ball"],
+  "adam.epsilon": ["outside_sqrt", "inside_sqrt", "epsilon_hat"],
+  "rmsprop.epsilon": ["outside_sqrt", "inside_sqrt"],
+  "momentum.form": ["ema", "heavy_ball", "lr_scaled"],
   "mini_batches.rng": ["structural", "numpy_legacy"],
   "mini_batches.y_rows": ["one_row", "multi_row"],
 };
 const SUPPORTED = {
   "adam.epsilon": ["outside_sqrt", "inside_sqrt"],
+  "rmsprop.epsilon": ["outside_sqrt", "inside_sqrt"],
   "momentum.form": ["ema", "heavy_ball"],
   "mini_batches.rng": ["structural"],
   "mini_batches.y_rows": ["one_row", "multi_row"],
@@ -460,7 +463,7 @@ function opRmspropInit(args) {
 // s = b2*s + (1-b2)*g^2; p = p - lr*g/(sqrt(s)+eps) (outside_sqrt) or p - lr*g/sqrt(s+eps) (inside_sqrt).
 function opRmspropUpdate(args, conventions) {
   const op = "rmsprop.update";
-  const placement = requireSupported(conventions, "adam.epsilon");
+  const placement = requireSupported(conventions, "rmsprop.epsilon");
   const parameters = tree(args, "parameters", op);
   const grads = tree(args, "grads", op);
   const s = tree(args, "s", op);

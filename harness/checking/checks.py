@@ -15,6 +15,7 @@ import numpy as np
 
 from optconform.harness.target.readonly import frozen
 from optconform.harness.target.session import CallFailed, NotImplementedOp
+from optconform.reference.conventions import for_call
 
 from .compare import Comparison, compare_case_outputs
 
@@ -372,7 +373,7 @@ CHECKERS = {
 def check_case(case, session, dtype: str, conventions: dict) -> Outcome:
     """Run one case; whatever the target does, an Outcome comes back."""
     try:
-        return CHECKERS[case.op](case, session, dtype, conventions)
+        return CHECKERS[case.op](case, session, dtype, for_call(case.op, conventions))
     except NotImplementedOp as missing:
         return Outcome("not_implemented", f"{missing} is not implemented")
     except CallFailed as failure:

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from optconform.reference.conventions import for_call
+
 from .checks import case_inputs, check_case, shuffle_seeds
 from .compare import elementwise_errors
 from .results import CaseResult, RunReport, mistake_names
@@ -231,7 +233,8 @@ class _Prefetcher:
             for args in self._first_calls(self.cases[i]):
                 calls.append((self.cases[i].op, args))
                 owners.append(i)
-        self.pending = _Pending(self.session.call_stream(calls, self.conventions), owners)
+        sent = {name: value for op, _ in calls for name, value in for_call(op, self.conventions).items()}
+        self.pending = _Pending(self.session.call_stream(calls, sent), owners)
 
     def _first_calls(self, case) -> list[dict]:
         """The calls a case starts with: one, or for a structural mini-batch case those it makes when the

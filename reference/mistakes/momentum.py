@@ -83,6 +83,11 @@ def _build() -> list[Mistake]:
                 "your velocity is v = beta*v + (1-beta)*g, but this case expects heavy-ball v = beta*v + g.",
                 "use v = beta*v + g, or declare momentum.form=ema (the course's form).",
                 _momentum_form("ema"), when=(("momentum.form", "heavy_ball"),)))
+    add(Mistake("velocity-lr-scaled", op, "a velocity that holds the step (the learning rate inside it)",
+                "your state is v = beta*v + learning_rate*g and the parameters step by v itself (numpy-ml's SGD, "
+                "Keras's with the sign flipped), but this case expects v = beta*v + (1-beta)*g with p = p - lr*v.",
+                "keep the learning rate out of v, or declare momentum.form=lr_scaled if that state is what you mean.",
+                _momentum_form("lr_scaled"), when=(("momentum.form", "ema"),)))
     add(Mistake("velocity-not-lr-scaled", op, "velocity not scaled by the learning rate",
                 "your velocity is v = beta*v + g and the parameters step by learning_rate*v, but this case expects "
                 "the scaled state v = beta*v + learning_rate*g with the step p = p - v.",
