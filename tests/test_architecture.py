@@ -59,7 +59,7 @@ def test_every_contract_is_kept(tmp_path):
     # the child server reaching the golden values
     ("harness/target/loader.py", "from optconform.reference import ops", "The sandboxed child"),
     # a port reaching into the harness
-    ("harness/adapters/layout.py", "from optconform.harness.checking import compare", "The framework ports"),
+    ("harness/adapters/optax_port.py", "from optconform.harness.checking import compare", "The framework ports"),
 ])
 def test_a_wrong_import_breaks_its_contract(tmp_path, module, line, contract):
     package = _laid_out(tmp_path, copy=("harness",))

@@ -35,7 +35,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .layout import STRUCTURAL_CONVENTIONS, batch_arguments, check_step, dtype_of, slot_names
+from optconform.port import batch_arguments, check_step, declare, dtype_of, slot_names, subnormals
 
 try:
     import jax
@@ -49,8 +49,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax/opta
 
 jax.config.update("jax_enable_x64", True)
 
-#: What the default target computes.
-OPTCONFORM_CONVENTIONS = dict(STRUCTURAL_CONVENTIONS)
+#: What the default target computes; whether subnormals survive is measured (XLA on the CPU flushes them).
+OPTCONFORM_CONVENTIONS = declare({"platform.subnormals": subnormals(jax.jit(lambda a, b: a * b))})
 
 
 

@@ -35,7 +35,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .layout import STRUCTURAL_CONVENTIONS, batch_arguments, check_step, dtype_of, slot_names
+from optconform.port import batch_arguments, check_step, declare, dtype_of, slot_names, subnormals
 
 try:
     import torch
@@ -45,8 +45,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
         "Install the CPU build with: pip install torch==2.13.0"
     ) from exc
 
-#: What the default target computes.
-OPTCONFORM_CONVENTIONS = dict(STRUCTURAL_CONVENTIONS)
+#: What the default target computes; whether subnormals survive is measured (PyTorch keeps them on the CPU
+#: unless ``torch.set_flush_denormal(True)``).
+OPTCONFORM_CONVENTIONS = declare({"platform.subnormals": subnormals(lambda a, b: (torch.from_numpy(a) * b).numpy())})
 
 
 
