@@ -156,26 +156,15 @@ def _init(args) -> int:
 
 
 def _autograder(args) -> int:
-    from optconform.harness.grading.assignment import find, load
-    from optconform.harness.grading.autograder import build
+    from optconform.harness.grading.autograder import command
 
-    config = find(args.config)
-    vectors = args.vectors
-    if config is not None:
-        vectors = vectors or load(config).settings.get("vectors")
-        if config.name == "pyproject.toml":
-            raise UsageError("give the assignment as an optconform.toml (--config FILE) for the autograder")
-    out = Path(args.out or ("autograder.zip" if args.lms == "gradescope" else "prairielearn-grader"))
-    if args.lms == "prairielearn" and out.exists() and any(out.iterdir()):
-        raise UsageError(f"{out} is not empty: give --out a new folder")
-    for line in build(config, out, vectors, args.lms):
-        print(f"  {line}")
-    if args.lms == "gradescope":
-        print(f"wrote {out}: upload it as the assignment's autograder on Gradescope")
-    else:
-        print(f"wrote {out}: build its image (docker build -t YOUR/IMAGE {out}), push it, and put "
-              f"{out}/externalGradingOptions.json, with your image's name, in the question's info.json")
-    return EXIT_OK
+    return command(args.config, args.vectors, args.lms, args.out)
+
+
+def _matrix(args) -> int:
+    from optconform.harness.matrix import run_matrix
+
+    return run_matrix(Path(args.out) if args.out else None, args.check)
 
 
 def _doctor(args) -> int:
@@ -343,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where to write it (default: optconform.toml)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file (default: refuse to)")
     init.set_defaults(run=_init)
+
+    matrix = sub.add_parser("matrix", help="run every shipped port at float64 and float32 and write the "
+                            "conformance matrix (docs/matrix.md and docs/matrix.json)")
+    matrix.add_argument("--out", metavar="DIR", help="where to write it (default: the checkout's docs folder)")
+    matrix.add_argument("--check", action="store_true", help="compare with the committed docs/matrix.json instead, "
+                        "failing where a verdict differs (default: write)")
+    matrix.set_defaults(run=_matrix)
 
     doctor = sub.add_parser("doctor", help="what isolation this machine gives untrusted submissions")
     doctor.set_defaults(run=_doctor)

@@ -41,12 +41,16 @@ import numpy as np
 from optconform.reference.conventions import validate
 from optconform.reference.ops import slot_names
 
-__all__ = ["STRUCTURAL_CONVENTIONS", "batch_arguments", "check_step", "cut_batches", "declare", "dtype_of",
-           "per_slot", "slot_names", "subnormals", "to_numpy", "zeros_like"]
+__all__ = ["STRUCTURAL_CONVENTIONS", "XLA_FLUSHES_SUBNORMALS", "batch_arguments", "check_step", "cut_batches",
+           "declare", "dtype_of", "per_slot", "slot_names", "subnormals", "to_numpy", "zeros_like"]
 
 #: What a framework port computes by default: every family's default, its own RNG, labels of any height.
 STRUCTURAL_CONVENTIONS = {"adam.epsilon": "outside_sqrt", "momentum.form": "ema", "mini_batches.rng": "structural",
                           "mini_batches.y_rows": "multi_row"}
+
+#: Why a JAX-based port measures ``platform.subnormals=flushed`` on the CPU (for its ``OPTCONFORM_DEVIATIONS``).
+XLA_FLUSHES_SUBNORMALS = ("JAX sets the CPU's flush-to-zero mode for XLA computations, by design (jax-ml/jax#16200; "
+                          "JAX's Sharp Bits, on subnormal flush-to-zero)")
 
 _FLOAT_DTYPES = (np.float32, np.float64)
 

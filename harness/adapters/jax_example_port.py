@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optconform.port import check_step, declare, dtype_of, slot_names, subnormals, to_numpy
+from optconform.port import XLA_FLUSHES_SUBNORMALS, check_step, declare, dtype_of, slot_names, subnormals, to_numpy
 
 try:
     import jax
@@ -39,6 +39,11 @@ jax.config.update("jax_enable_x64", True)
 OPTCONFORM_CONVENTIONS = declare({
     "momentum.form": "heavy_ball", "adam.epsilon": "outside_sqrt", "rmsprop.epsilon": "inside_sqrt",
     "platform.subnormals": subnormals(jax.jit(lambda a, b: a * b))})
+
+#: Where this port's library deviates, and its source (the conformance matrix prints it beside the evidence).
+OPTCONFORM_DEVIATIONS = {
+    "platform.subnormals=flushed": XLA_FLUSHES_SUBNORMALS,
+}
 
 
 def _tree(source: dict, parameters: dict, key_index: int) -> dict:

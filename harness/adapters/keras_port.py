@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from optconform.port import check_step, declare, dtype_of, slot_names, subnormals, to_numpy
+from optconform.port import XLA_FLUSHES_SUBNORMALS, check_step, declare, dtype_of, slot_names, subnormals, to_numpy
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 try:
@@ -42,6 +42,15 @@ jax.config.update("jax_enable_x64", True)
 OPTCONFORM_CONVENTIONS = declare({
     "momentum.form": "lr_scaled", "adam.epsilon": "epsilon_hat", "rmsprop.epsilon": "inside_sqrt",
     "platform.subnormals": subnormals(jax.jit(lambda a, b: a * b))})
+
+#: Where this port's library deviates, and its source (the conformance matrix prints it beside the evidence).
+OPTCONFORM_DEVIATIONS = {
+    "intervals-in-float32": "keras/src/backend/common/dtypes.py, _lattice_result_type ('Force to be 32-bit dtype "
+                            "when encountering 64-bit dtype') makes keras/src/backend/jax/numpy.py floor() cast a "
+                            "float64 step/decay_steps to float32, so InverseTimeDecay(staircase=True) counts "
+                            "intervals in float32 (keras 3.15.1)",
+    "platform.subnormals=flushed": XLA_FLUSHES_SUBNORMALS,
+}
 
 
 @contextlib.contextmanager

@@ -35,7 +35,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from optconform.port import batch_arguments, check_step, declare, dtype_of, slot_names, subnormals
+from optconform.port import (
+    XLA_FLUSHES_SUBNORMALS,
+    batch_arguments,
+    check_step,
+    declare,
+    dtype_of,
+    slot_names,
+    subnormals,
+)
 
 try:
     import jax
@@ -51,6 +59,11 @@ jax.config.update("jax_enable_x64", True)
 
 #: What the default target computes; whether subnormals survive is measured (XLA on the CPU flushes them).
 OPTCONFORM_CONVENTIONS = declare({"platform.subnormals": subnormals(jax.jit(lambda a, b: a * b))})
+
+#: Where this port's library deviates, and its source (the conformance matrix prints it beside the evidence).
+OPTCONFORM_DEVIATIONS = {
+    "platform.subnormals=flushed": XLA_FLUSHES_SUBNORMALS,
+}
 
 
 

@@ -36,7 +36,9 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from optconform.errors import UsageError
+from optconform.errors import EXIT_OK, UsageError
+
+from .assignment import find, load
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this once per submission. optconform writes results/results.json itself, whatever the
@@ -183,3 +185,23 @@ def _repacked(folder: Path) -> Path:
         wheel.writestr(record_name, rows.getvalue())
     return path
 
+
+
+def command(config: str | None, vectors: str | None, lms: str, out: str | None) -> int:
+    """``optconform autograder``: build it from the assignment file and say where it went and what to do next."""
+    found = find(config)
+    if found is not None:
+        vectors = vectors or load(found).settings.get("vectors")
+        if found.name == "pyproject.toml":
+            raise UsageError("give the assignment as an optconform.toml (--config FILE) for the autograder")
+    path = Path(out or ("autograder.zip" if lms == "gradescope" else "prairielearn-grader"))
+    if lms == "prairielearn" and path.exists() and any(path.iterdir()):
+        raise UsageError(f"{path} is not empty: give --out a new folder")
+    for line in build(found, path, vectors, lms):
+        print(f"  {line}")
+    if lms == "gradescope":
+        print(f"wrote {path}: upload it as the assignment's autograder on Gradescope")
+    else:
+        print(f"wrote {path}: build its image (docker build -t YOUR/IMAGE {path}), push it, and put "
+              f"{path}/externalGradingOptions.json, with your image's name, in the question's info.json")
+    return EXIT_OK
