@@ -53,7 +53,7 @@ def reference_target(**conventions):
         update_parameters_with_gd=reference.update_parameters_with_gd,
         initialize_rmsprop=reference.initialize_rmsprop,
         update_parameters_with_rmsprop=lambda p, g, s, beta2, lr, eps=1e-8: ops.rmsprop_update(
-            p, g, s, beta2, lr, eps, declared["adam.epsilon"]),
+            p, g, s, beta2, lr, eps, declared["rmsprop.epsilon"]),
         update_lr=reference.update_lr,
         schedule_lr_decay=reference.schedule_lr_decay,
     )
@@ -82,7 +82,8 @@ def failures(report):
 
 
 @pytest.mark.parametrize("conventions", [
-    {}, {"adam.epsilon": "inside_sqrt", "momentum.form": "heavy_ball"}])
+    {}, {"adam.epsilon": "inside_sqrt", "momentum.form": "heavy_ball"},
+    {"adam.epsilon": "epsilon_hat", "momentum.form": "lr_scaled", "rmsprop.epsilon": "inside_sqrt"}])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_reference_passes_every_case_in_process(conventions, dtype):
     report = run(reference_target(**conventions), dtype)
@@ -94,7 +95,8 @@ def test_reference_passes_every_case_in_process(conventions, dtype):
 def test_every_case_runs_under_some_convention():
     ran = set()
     for conventions in ({}, {"adam.epsilon": "inside_sqrt", "momentum.form": "heavy_ball",
-                             "mini_batches.y_rows": "multi_row"}):
+                             "mini_batches.y_rows": "multi_row"},
+                        {"adam.epsilon": "epsilon_hat", "momentum.form": "lr_scaled"}):
         ran |= {r.id for r in run(reference_target(**conventions)).results}
     assert ran == {case.id for case in CASES}
 

@@ -179,6 +179,7 @@ def test_hello_declares_name_protocol_ops_and_conventions(port):
     assert sorted(result["ops"]) == sorted(OPS) and len(result["ops"]) == len(set(OPS))
     assert result["conventions"] == {
         "adam.epsilon": "outside_sqrt",
+        "rmsprop.epsilon": "outside_sqrt",
         "momentum.form": "ema",
         "mini_batches.rng": "structural",
         "mini_batches.y_rows": "multi_row",

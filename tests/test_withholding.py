@@ -123,7 +123,7 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, 
 def test_an_exit_code_and_printed_output_of_a_hidden_case_are_withheld(hidden_cases, tmp_path):
     path = tmp_path / "student.py"
     path.write_text(textwrap.dedent(SMUGGLING_PROGRAM), encoding="utf-8")
-    cases = [c for c in hidden_cases if c.op == "adam.update"][:3]
+    cases = [c for c in hidden_cases if c.op == "adam.update" and c.conventions["adam.epsilon"] == "outside_sqrt"][:3]
     report = _run(ProcessSession(child_argv(str(path)), "student.py", timeout=30, sandbox=False), cases)
     assert len(report.results) >= 2 and all(r.status == "error" for r in report.results)
     text = _every_output(report)
