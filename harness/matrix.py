@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -153,11 +154,21 @@ def _named(diagnosis: str | None) -> str:
 # ---------------------------------------------------------------- the files
 
 
-def build_matrix(root: Path) -> dict:
-    """Every port at every dtype, as the JSON document holds it."""
+def _port_rows(port: Port, root: Path) -> list[dict]:
+    return [run_port(port, dtype, root) for dtype in DTYPES]
+
+
+def build_matrix(root: Path, jobs: int | None = None) -> dict:
+    """Every port at every dtype, as the JSON document holds it: one port per worker process (spawned, so
+    that each framework is imported in a fresh interpreter), the rows in ``PORTS`` order."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from optconform import __version__
 
-    rows = [run_port(port, dtype, root) for port in PORTS for dtype in DTYPES]
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(PORTS)))
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        rows = [row for rows in pool.map(_port_rows, PORTS, [root] * len(PORTS)) for row in rows]
     return {"optconform": __version__, "ops": list(CASE_OPS), "rows": rows}
 
 
