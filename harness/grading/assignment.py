@@ -169,7 +169,8 @@ memory = 2048
 # visibility = "hidden"
 
 # Conventions every submission is held to (a submission's own declaration is ignored when grading).
-# adam.epsilon = "inside_sqrt" accepts epsilon under the square root, as some course graders did.
+# adam.epsilon = "inside_sqrt" accepts epsilon under the square root, as some course graders did;
+# RMSprop follows it unless "rmsprop.epsilon" is set too (optconform list shows every convention).
 [conventions]
 "adam.epsilon" = "outside_sqrt"
 "momentum.form" = "ema"
