@@ -13,7 +13,11 @@ import pytest
 
 
 def require(name: str):
-    """The module ``name``; outside CI a missing one skips the test."""
+    """The module ``name``; outside CI a missing one skips the test. ``name`` may be a port, whose import
+    raises ``ImportError`` (saying what to install) when its framework is missing: that skips too."""
     if os.environ.get("CI"):
         return importlib.import_module(name)
-    return pytest.importorskip(name)
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        pytest.skip(f"could not import {name!r}: {error}")
