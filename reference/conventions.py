@@ -25,7 +25,7 @@ CONVENTIONS: dict[str, dict] = {
     },
     "rmsprop.epsilon": {
         "values": RMSPROP_EPSILON,
-        "help": "outside_sqrt: p -= lr*g/(sqrt(s)+eps) (PyTorch, Keras 2); inside_sqrt: p -= lr*g/sqrt(s+eps) "
+        "help": "outside_sqrt: p -= lr*g/(sqrt(s)+eps) (PyTorch, numpy-ml); inside_sqrt: p -= lr*g/sqrt(s+eps) "
         "(jax.example_libraries, Keras 3); undeclared, it follows adam.epsilon (epsilon_hat counts as outside)",
     },
     "momentum.form": {

@@ -63,7 +63,8 @@ def _adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999
             else:
                 if denominator:
                     den = denominator(s_hat, epsilon)
-                elif epsilon_hat or epsilon_placement == "epsilon_hat":  # Keras: lr * sqrt(c2) / c1 * v / (sqrt(s) + eps) = lr * v_hat / (sqrt(s_hat) + eps/sqrt(c2))
+                elif epsilon_hat or epsilon_placement == "epsilon_hat":
+                    # Keras: lr*sqrt(c2)/c1 * v/(sqrt(s) + eps) = lr*v_hat/(sqrt(s_hat) + eps/sqrt(c2))
                     den = np.sqrt(s_hat) + float(epsilon / np.sqrt(np.float64(c2)))
                 elif epsilon_placement == "outside_sqrt":
                     den = np.sqrt(s_hat) + epsilon
