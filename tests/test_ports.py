@@ -181,7 +181,8 @@ def conventions_of(target) -> dict:
 
 def test_declared_conventions_are_valid(target):
     declared = conventions_of(target)
-    assert set(declared) == {"adam.epsilon", "momentum.form", "mini_batches.rng", "mini_batches.y_rows"}
+    assert set(declared) == {"adam.epsilon", "momentum.form", "mini_batches.rng", "mini_batches.y_rows",
+                             "platform.subnormals"}  # measured when the port is imported
     for name, value in declared.items():
         validate(name, value)
     assert declared["mini_batches.rng"] == "structural"
@@ -195,6 +196,7 @@ def test_variants_declare_what_they_change():
         "momentum.form": "ema",
         "mini_batches.rng": "structural",
         "mini_batches.y_rows": "multi_row",
+        "platform.subnormals": "kept",  # PyTorch computes subnormals on the CPU unless told to flush them
     }
     assert torch_port.heavy_ball.OPTCONFORM_CONVENTIONS["momentum.form"] == "heavy_ball"
 
