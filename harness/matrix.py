@@ -10,7 +10,6 @@ line (``OPTCONFORM_DEVIATIONS = {mistake name: "where in the library"}`` in the 
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import json
 import os
