@@ -1,7 +1,8 @@
 """Real frameworks against the golden vectors, through the harness.
 
-Each adapter is a target for ``optconform check`` and for the pytest plugin; here every one runs the whole
-suite at both dtypes under the conventions it declares. CI installs PyTorch, JAX/optax, Keras and numpy-ml,
+Each adapter is a target for ``optconform check`` and for the pytest plugin; here ``optconform matrix`` runs
+every one on the whole suite at both dtypes under the conventions it declares, once, and the tests read its
+rows (and hold the committed docs/matrix.json to them). CI installs PyTorch, JAX/optax, Keras and numpy-ml,
 so these prove that each real framework conforms, or fails only where its library really deviates: each
 failing case must be named as a mistake the port documents in ``OPTCONFORM_DEVIATIONS``, with its source,
 and each documented deviation must still show.
@@ -10,6 +11,8 @@ and each documented deviation must still show.
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +20,7 @@ from pathlib import Path
 import pytest
 from optional import require
 
-from optconform.harness.checking.results import mistake_names
-from optconform.harness.checking.runner import run_cases
-from optconform.harness.checking.selection import select
-from optconform.harness.diagnosis import Diagnoser
-from optconform.harness.target.loader import load_module_target
-from optconform.harness.target.session import InProcessSession
-from optconform.reference.conventions import resolve
-from optconform.vectors import load_suite
+from optconform.harness.matrix import verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAPTERS = "optconform.harness.adapters"
@@ -44,43 +40,60 @@ LACKING = {f"{ADAPTERS}.jax_example_port": {"mini_batches"}, f"{ADAPTERS}.keras_
            f"{ADAPTERS}.numpy_ml_port": {"lr_decay.inverse_time", "lr_decay.scheduled"}}
 
 
-def _run(target: str, dtype: str):
-    session = InProcessSession(load_module_target(target), target)
-    conventions = resolve(session.info.conventions)
-    selection = select(load_suite(), conventions, dtype, optional=())
-    return selection, run_cases(session, selection, dtype, conventions, target, diagnoser=Diagnoser())
+@pytest.fixture(scope="module")
+def matrix_document(tmp_path_factory):
+    """``optconform matrix`` run once (every port, both dtypes, a worker per core): the rows the tests read."""
+    out = tmp_path_factory.mktemp("matrix")
+    done = subprocess.run([sys.executable, "-m", "optconform.cli", "matrix", "--out", str(out)],
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads((out / "matrix.json").read_text(encoding="utf-8"))
+
+
+def _row(document: dict, target: str, dtype: str) -> dict:
+    (row,) = [r for r in document["rows"] if r["target"] == target and r["dtype"] == dtype]
+    assert row["status"] == "ran", row.get("reason")
+    return row
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("framework,target", TARGETS)
-def test_framework_conforms_or_deviates_only_where_documented(framework, target, dtype):
+def test_framework_conforms_or_deviates_only_where_documented(framework, target, dtype, matrix_document):
     require(framework)
-    selection, report = _run(target, dtype)
-    module = sys.modules[target.partition(":")[0]]
+    row = _row(matrix_document, target, dtype)
+    module = importlib.import_module(target.partition(":")[0])
     documented = getattr(module, "OPTCONFORM_DEVIATIONS", {})
-    lacking = {r.op for r in report.results if r.status == "not_implemented"}
+    lacking = {op for op, entry in row["ops"].items() if entry["verdict"] == "not implemented"}
     assert lacking == LACKING.get(target, set())
-    failing = [r for r in report.results if r.status in ("fail", "error")]
-    undocumented = [f"{r.id}: {r.message.splitlines()[0]} {r.diagnosis}" for r in failing
-                    if not set(mistake_names(r.diagnosis)) & set(documented)]
+    assert sum(entry["cases"] for entry in row["ops"].values()) > 150
+    undocumented = [d for d in row["deviations"] if d["mistake"] not in documented]
     assert undocumented == []
+    assert all(d["source"] == documented[d["mistake"]] for d in row["deviations"])
     assert all(source.strip() for source in documented.values())
-    assert len(report.results) > 150
     if dtype == "float64":  # every documented deviation still shows (or the documentation is stale)
-        named = {name for r in failing for name in mistake_names(r.diagnosis)}
-        platform = {f"platform.subnormals={report.conventions['platform.subnormals']}"}
-        assert set(documented) <= named | platform, set(documented) - named
-        flushed = [entry for entry in selection.skipped if "platform.subnormals=flushed" in entry]
-        assert bool(flushed) == ("platform.subnormals=flushed" in documented)
+        platform = {f"platform.subnormals={row['conventions']['platform.subnormals']}"}
+        assert set(documented) <= {d["mistake"] for d in row["deviations"]} | platform
+        assert (row["not_run"] > 0) == ("platform.subnormals=flushed" in documented)
 
 
-def test_keras_counts_scheduled_decay_intervals_in_float32():
+def test_the_committed_matrix_holds_what_the_ports_compute(matrix_document):
+    """``optconform matrix --check`` as a test: docs/matrix.json's verdicts are the ports' (those installed here;
+    in CI, every one)."""
+    committed = verdicts(json.loads((ROOT / "docs" / "matrix.json").read_text(encoding="utf-8")))
+    fresh = verdicts(matrix_document)
+    if os.environ.get("CI"):
+        assert set(fresh) == set(committed)
+    assert {key: value for key, value in fresh.items() if key in committed} == \
+        {key: committed[key] for key in fresh if key in committed}
+
+
+def test_keras_counts_scheduled_decay_intervals_in_float32(matrix_document):
     """The one Keras deviation, shown on the case that exists to catch it (a floor of 1000000.999)."""
     require(f"{ADAPTERS}.keras_port")
-    _, report = _run(f"{ADAPTERS}.keras_port", "float64")
-    failing = [r for r in report.results if r.status == "fail"]
-    assert [r.id for r in failing] == ["lr_decay.scheduled/huge-epoch"]
-    assert mistake_names(failing[0].diagnosis) == ["intervals-in-float32"]
+    (found,) = _row(matrix_document, f"{ADAPTERS}.keras_port", "float64")["deviations"]
+    assert (found["first_case"], found["cases"], found["mistake"]) == (
+        "lr_decay.scheduled/huge-epoch", 1, "intervals-in-float32")
+    assert "expected 3.3333222222592597e-07" in found["evidence"]
 
 
 @pytest.mark.parametrize("framework,target,convention", [
