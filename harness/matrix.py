@@ -24,6 +24,7 @@ from optconform.harness.checking.results import mistake_names
 from optconform.harness.checking.runner import run_cases
 from optconform.harness.checking.selection import CASE_OPS, select
 from optconform.harness.diagnosis import Diagnoser
+from optconform.harness.reporting.text import status_counts
 from optconform.harness.target.loader import LoadError, load_module_target
 from optconform.harness.target.session import InProcessSession, open_session
 from optconform.reference.conventions import resolve
@@ -115,8 +116,8 @@ def _per_op(results) -> dict[str, dict]:
     ops = {}
     for op in CASE_OPS:
         mine = [r for r in results if r.op == op]
-        counts = {status: sum(r.status == status for r in mine) for status in ("pass", "fail", "error",
-                                                                              "not_implemented")}
+        counted = status_counts(mine)
+        counts = {status: counted[status] for status in ("pass", "fail", "error", "not_implemented")}
         if not mine:
             verdict = "no cases"
         elif counts["not_implemented"] == len(mine):

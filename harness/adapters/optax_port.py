@@ -39,10 +39,12 @@ from optconform.port import (
     XLA_FLUSHES_SUBNORMALS,
     batch_arguments,
     check_step,
+    cut_batches,
     declare,
     dtype_of,
     slot_names,
     subnormals,
+    to_numpy,
 )
 
 try:
@@ -81,11 +83,6 @@ def _tree(source: dict, slots, key_index: int, parameters: dict) -> dict:
         dtype = dtype_of(parameters[param])
         tree[param] = jnp.asarray(np.array(source[(param, grad)[key_index]], dtype=dtype, copy=True))
     return tree
-
-
-def _numpy(array) -> np.ndarray:
-    """A fresh, writable NumPy array."""
-    return np.array(array, copy=True)
 
 
 def _load_state(state, state_type, **fields):
@@ -138,13 +135,7 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     X, Y, size, m = batch_arguments(X, Y, mini_batch_size)
     if m == 0:
         return []
-    perm = jax.random.permutation(jax.random.key(int(seed)), m)
-    shuffled_X = jnp.take(jnp.asarray(X), perm, axis=1)
-    shuffled_Y = jnp.take(jnp.asarray(Y), perm, axis=1)
-    return [
-        (_numpy(shuffled_X[:, k : k + size]), _numpy(shuffled_Y[:, k : k + size]))
-        for k in range(0, m, size)
-    ]
+    return cut_batches(X, Y, np.asarray(jax.random.permutation(jax.random.key(int(seed)), m)), size)
 
 
 def initialize_velocity(parameters):
@@ -152,7 +143,7 @@ def initialize_velocity(parameters):
     slots = slot_names(parameters)
     params = _tree(parameters, slots, 0, parameters)
     trace = _find_state(optax.sgd(0.0, momentum=0.9).init(params), optax.TraceState).trace
-    return {grad: _numpy(trace[param]) for param, grad in slots}
+    return {grad: to_numpy(trace[param]) for param, grad in slots}
 
 
 def _momentum_step(parameters, grads, v, beta, learning_rate, gradient_scale):
@@ -168,8 +159,8 @@ def _momentum_step(parameters, grads, v, beta, learning_rate, gradient_scale):
     new_params = optax.apply_updates(params, updates)
     trace = _find_state(new_state, optax.TraceState).trace
     return (
-        {param: _numpy(new_params[param]) for param, _ in slots},
-        {grad: _numpy(trace[param]) for param, grad in slots},
+        {param: to_numpy(new_params[param]) for param, _ in slots},
+        {grad: to_numpy(trace[param]) for param, grad in slots},
     )
 
 
@@ -184,8 +175,8 @@ def initialize_adam(parameters):
     params = _tree(parameters, slots, 0, parameters)
     adam_state = _find_state(optax.adam(0.01).init(params), optax.ScaleByAdamState)
     return (
-        {grad: _numpy(adam_state.mu[param]) for param, grad in slots},
-        {grad: _numpy(adam_state.nu[param]) for param, grad in slots},
+        {grad: to_numpy(adam_state.mu[param]) for param, grad in slots},
+        {grad: to_numpy(adam_state.nu[param]) for param, grad in slots},
     )
 
 
@@ -208,9 +199,9 @@ def _adam_step(parameters, grads, v, s, t, learning_rate, beta1, beta2, eps, eps
     if int(adam_state.count) != t:  # pragma: no cover - an optax behaviour change
         raise RuntimeError(f"optax.adam performed step {int(adam_state.count)}, not {t}")
     return (
-        {param: _numpy(new_params[param]) for param, _ in slots},
-        {grad: _numpy(adam_state.mu[param]) for param, grad in slots},
-        {grad: _numpy(adam_state.nu[param]) for param, grad in slots},
+        {param: to_numpy(new_params[param]) for param, _ in slots},
+        {grad: to_numpy(adam_state.mu[param]) for param, grad in slots},
+        {grad: to_numpy(adam_state.nu[param]) for param, grad in slots},
     )
 
 
@@ -236,7 +227,7 @@ def update_parameters_with_gd(parameters, grads, learning_rate):
     transform = optax.sgd(float(learning_rate))
     updates, _ = transform.update(_tree(grads, slots, 1, parameters), transform.init(params), params)
     new_params = optax.apply_updates(params, updates)
-    return {param: _numpy(new_params[param]) for param, _ in slots}
+    return {param: to_numpy(new_params[param]) for param, _ in slots}
 
 
 def initialize_rmsprop(parameters):
@@ -244,7 +235,7 @@ def initialize_rmsprop(parameters):
     slots = slot_names(parameters)
     params = _tree(parameters, slots, 0, parameters)
     nu = _find_state(optax.rmsprop(0.01).init(params), optax.ScaleByRmsState).nu
-    return {grad: _numpy(nu[param]) for param, grad in slots}
+    return {grad: to_numpy(nu[param]) for param, grad in slots}
 
 
 def _rmsprop_step(parameters, grads, s, beta2, learning_rate, epsilon, eps_in_sqrt):
@@ -255,8 +246,8 @@ def _rmsprop_step(parameters, grads, s, beta2, learning_rate, epsilon, eps_in_sq
     updates, new_state = transform.update(_tree(grads, slots, 1, parameters), state, params)
     new_params = optax.apply_updates(params, updates)
     nu = _find_state(new_state, optax.ScaleByRmsState).nu
-    return ({param: _numpy(new_params[param]) for param, _ in slots},
-            {grad: _numpy(nu[param]) for param, grad in slots})
+    return ({param: to_numpy(new_params[param]) for param, _ in slots},
+            {grad: to_numpy(nu[param]) for param, grad in slots})
 
 
 def update_parameters_with_rmsprop(parameters, grads, s, beta2, learning_rate, epsilon=1e-8):

@@ -35,7 +35,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from optconform.port import batch_arguments, check_step, declare, dtype_of, slot_names, subnormals
+from optconform.port import batch_arguments, check_step, cut_batches, declare, dtype_of, slot_names, subnormals
 
 try:
     import torch
@@ -90,15 +90,7 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     if m == 0:
         return []
     generator = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(m, generator=generator)
-    shuffled_X = torch.tensor(np.array(X, copy=True))[:, perm]
-    shuffled_Y = torch.tensor(np.array(Y, copy=True))[:, perm]
-    return [
-        (_numpy(x_batch), _numpy(y_batch))
-        for x_batch, y_batch in zip(
-            torch.split(shuffled_X, size, dim=1), torch.split(shuffled_Y, size, dim=1)
-        )
-    ]
+    return cut_batches(X, Y, torch.randperm(m, generator=generator).numpy(), size)
 
 
 def initialize_velocity(parameters):
