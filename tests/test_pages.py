@@ -77,7 +77,7 @@ def test_pages_render_each_mistake_once_with_a_plot_and_escape_what_a_submission
     assert page.find_element(By.TAG_NAME, "h1").text == "Feedback for bob"
     assert text.count("[no-bias-correction]") == 1 and text.count("[last-batch-dropped]") == 1
     assert "For example, adam" in text and "expected" in text  # one worked example, with values
-    assert page.find_elements(By.CSS_SELECTOR, "figure svg")  # the trajectory plot (matplotlib)
+    assert page.find_elements(By.CSS_SELECTOR, "figure svg polyline.error")  # the trajectory plot
     assert "first wrong at step 1" in text
 
     text, page = _open(browser, out / "feedback" / "mallory.html")

@@ -5,24 +5,24 @@ text, figure) and written in both formats, so the two always say the same. Every
 text that comes from a submission (names, messages, what its code printed or
 raised) is escaped; an HTML page carries no script and a Content-Security-Policy
 that forbids any. A hidden case shows its op, its verdict and the mistake named,
-never a value. Trajectory plots need matplotlib (``pip install matplotlib``);
-without it the page has a table of the values instead.
+never a value. A failing trajectory is drawn as an inline SVG chart (:mod:`.chart`),
+with a table of its values beside it.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import math
 import re
 import statistics
 from collections import Counter
 
+from .chart import error_chart
 from .story import build_story
 from .text import points_text
 
 _NAME = re.compile(r"\[([\w+-]+)\]")
-#: Trajectory plots on a student's page (each costs matplotlib about a tenth of a second).
+#: Trajectory plots on a student's page.
 PLOTS_PER_PAGE = 1
 
 
@@ -101,7 +101,8 @@ def to_html(title: str, blocks: list[tuple]) -> str:
         elif kind == "figure":
             caption, svg, headers, rows = body
             out.append("<figure>")
-            out.append(svg if svg else _html_table(headers, rows))  # svg: made by matplotlib from numbers only
+            out += [svg] if svg else []  # drawn from numbers only (an older report's may be None)
+            out.append(_html_table(headers, rows))
             out.append(f"<figcaption>{esc(caption)}</figcaption></figure>")
     out.append("</body></html>")
     return "\n".join(out)
@@ -149,39 +150,16 @@ def _error_kind(message: str) -> str:
     return match.group(1) if match else message.split(":")[0][:60]
 
 
-def _plot(series: dict) -> str | None:
+def _plot(series: dict) -> str:
     """An inline SVG of the error of one element against the reference, per step, on a log scale: the error
     allowed beside it and the first wrong step marked, so a mistake of one part in 10^8 shows as plainly as one
-    of 10. None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    steps = list(range(1, len(series["error"]) + 1))
-    drawn = [e if e > 0 and math.isfinite(e) else math.nan for e in series["error"]]  # log scale: no zero
-    figure, axes = plt.subplots(figsize=(6, 3))
-    axes.plot(steps, drawn, "s-", color="crimson", label="|your value - reference|")
-    axes.plot(steps, series["allowed"], ":", color="grey", label="error allowed")
-    if series.get("first_wrong"):
-        axes.axvline(series["first_wrong"], color="black", linestyle="--", label="first wrong step")
-    axes.set_yscale("log")
-    axes.set_xlabel("step")
-    axes.set_ylabel("error")  # the element's name is in the caption (escaped there)
-    axes.legend(fontsize="small")
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
-    plt.close(figure)
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]  # without the XML prolog and DOCTYPE
+    of 10."""
+    return error_chart(series["error"], series["allowed"], series.get("first_wrong"))
 
 
 def draw_plots(report) -> None:
     """Draw the plots a student's page will show, where the report is made (a grading worker, in parallel),
-    not where the pages are written; kept in each case's ``series["svg"]`` (None without matplotlib)."""
+    not where the pages are written; kept in each case's ``series["svg"]``."""
     for case in _plotted(report):
         case.series["svg"] = _plot(case.series)
 
