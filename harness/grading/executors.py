@@ -43,38 +43,17 @@ def _prepared(settings: Settings) -> Prepared:
     return _PREPARED[key]
 
 
-def _share_before_fork(settings: Settings, prepared: Prepared, submissions: int = 0) -> None:
-    """The loaded vectors, which every worker would otherwise load again (about 150 ms a worker), and, for a
-    class of :data:`PRECOMPUTE_FROM` or more (where some submission will be wrong), every known mistake's
-    outputs on the cases the class is checked on: computed once here (1-2 s), not again by each worker on its
-    first buggy submission."""
+def _share_before_fork(settings: Settings, prepared: Prepared) -> None:
+    """The loaded vectors, which every worker would otherwise load again (about 150 ms a worker).
+
+    The known mistakes' outputs are not computed here: the diagnosis computes a mistake's outputs on a case
+    only when a failing answer to that case is compared with them, and its work is bounded per function
+    (:class:`optconform.harness.diagnosis.Diagnoser`), so a worker computes a fraction of the catalogue's
+    outputs, once (they are kept with the case). Computing all of them before the workers start costs a
+    second of one core while the other waits, more than the workers' own share costs them in parallel
+    (``benchmarks/bench_class.py``)."""
     _PREPARED.clear()
     _PREPARED[repr(settings)] = prepared
-    if submissions >= PRECOMPUTE_FROM:
-        precompute_mistakes(settings, prepared)
-
-
-#: The size of a class from which the mistakes' outputs are computed before the workers start.
-PRECOMPUTE_FROM = 8
-
-
-def precompute_mistakes(settings: Settings, prepared: Prepared) -> None:
-    """Every applicable known mistake's outputs on the cases this class is checked on, kept with each case (as
-    the diagnosis would keep them)."""
-    import numpy as np
-
-    from optconform.harness.checking.selection import select
-    from optconform.harness.diagnosis.variants import variant_outputs
-    from optconform.reference.conventions import resolve
-    from optconform.reference.mistakes import mistakes_for
-
-    conventions = resolve({}, prepared.overrides)
-    with np.errstate(all="ignore"):
-        for case in select(prepared.cases, conventions, settings.dtype, prepared.ops, prepared.skip,
-                           prepared.xfail).run:
-            for mistake in mistakes_for(case.op, resolve(case.conventions), settings.dtype):
-                if not mistake.float64_declared:
-                    variant_outputs(case, mistake)
 
 
 def _grade_here(submission, settings: Settings):
@@ -92,7 +71,7 @@ def local(submissions, settings: Settings, jobs: int, prepared: Prepared | None 
     """Grade in ``jobs`` worker processes; yields each Graded as it completes. Where workers are forked
     (Linux), they start with the grader's ``prepared`` vectors."""
     if prepared is not None:
-        _share_before_fork(settings, prepared, len(submissions))
+        _share_before_fork(settings, prepared)
     with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(submissions)))) as pool:
         futures = {pool.submit(_grade_here, submission, settings): submission for submission in submissions}
         try:
