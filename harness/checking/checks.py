@@ -205,36 +205,51 @@ def read_batches(inputs, sizes, batches, require_shuffle=True) -> tuple[list[int
     """
     X, Y = inputs["X"], inputs["Y"]
     m = X.shape[1]
-    column_of = {X[:, j].tobytes(): j for j in range(m)}
     if len(batches) != len(sizes):
         hint = " (is the last, partial batch dropped?)" if len(batches) == len(sizes) - 1 else ""
         return [], [f"{len(batches)} batches, expected {len(sizes)} of sizes {sizes}{hint}"]
+    known, position = _columns_sorted(X)
     order, problems = [], []
     for index, ((xb, yb), size) in enumerate(zip(batches, sizes)):
         xb, yb = np.asarray(xb, dtype=X.dtype), np.asarray(yb, dtype=Y.dtype)
         if xb.shape != (X.shape[0], size) or yb.shape != (Y.shape[0], size):
             return order, [f"batch {index}: X shape {xb.shape}, Y shape {yb.shape}; expected ({X.shape[0]}, {size}) "
                     f"and ({Y.shape[0]}, {size})"]
-        columns = np.ascontiguousarray(xb.T)  # row k: the batch's column k, as bytes to look up
-        found = []
-        for column in range(size):
-            j = column_of.get(columns[column].tobytes())
-            if j is None:
-                return order, [f"batch {index} column {column}: X column {xb[:, column][:4].tolist()}... is not a "
-                               "column of X"]
-            found.append(j)
+        wanted = _column_keys(xb)
+        at = np.minimum(np.searchsorted(known, wanted), m - 1) if m else np.zeros(size, dtype=np.intp)
+        missing = np.flatnonzero(known[at] != wanted) if m else np.arange(size)
+        if missing.size:
+            column = int(missing[0])
+            return order, [f"batch {index} column {column}: X column {xb[:, column][:4].tolist()}... is not a "
+                           "column of X"]
+        found = position[at]
         unpaired = np.flatnonzero(~(yb == Y[:, found]).all(axis=0))  # one comparison for the whole batch
         if unpaired.size:
             column = int(unpaired[0])
             return order, [f"batch {index} column {column}: X is column {found[column]} of the input but Y is not "
                     f"Y[:, {found[column]}]: X and Y are no longer paired"]
-        order += found
+        order += found.tolist()
     if sorted(order) != list(range(m)):
         repeated = len(order) - len(set(order))
         problems.append(f"the batches are not a permutation of the {m} columns ({repeated} repeated)")
     elif require_shuffle and m >= SHUFFLE_MIN_COLUMNS and order == list(range(m)):
         problems.append("the columns are in their original order: the examples were not shuffled")
     return order, problems
+
+
+def _column_keys(X: np.ndarray) -> np.ndarray:
+    """Each column of ``X`` as one value of its bytes: equal exactly when the columns are bit for bit."""
+    columns = np.ascontiguousarray(X.T)
+    return columns.view(np.dtype((np.void, max(1, columns.itemsize * columns.shape[1])))).ravel() \
+        if columns.shape[1] else np.zeros(columns.shape[0], dtype=np.dtype((np.void, 1)))
+
+
+def _columns_sorted(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(the columns' keys, sorted; the column each sorted key is)``: a batch's columns are then found with one
+    ``searchsorted``, however many there are."""
+    keys = _column_keys(X)
+    position = np.argsort(keys, kind="stable")
+    return keys[position], position
 
 
 # ---------------------------------------------------------------- trajectories
