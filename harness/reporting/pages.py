@@ -12,7 +12,6 @@ with a table of its values beside it.
 from __future__ import annotations
 
 import html
-import math
 import re
 import statistics
 from collections import Counter
