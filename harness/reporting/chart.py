@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 
-WIDTH, HEIGHT = 600, 300
-#: the plotting area inside the chart: left, top, right, bottom
-LEFT, TOP, RIGHT, BOTTOM = 70, 16, 585, 255
+WIDTH, HEIGHT = 600, 310
+#: the plotting area inside the chart: left, top, right, bottom; the steps sit ``PAD`` inside its sides
+LEFT, TOP, RIGHT, BOTTOM = 70, 12, 585, 236
+PAD = 12
 ERROR, ALLOWED, FIRST_WRONG = "crimson", "grey", "black"
 
 
@@ -46,7 +47,7 @@ def error_chart(errors: list[float], allowed: list[float], first_wrong: int | No
     low, high = _decades(list(errors) + list(allowed))
 
     def x(step: int) -> float:
-        return LEFT + (RIGHT - LEFT) * ((step - 1) / (steps - 1) if steps > 1 else 0.5)
+        return LEFT + PAD + (RIGHT - LEFT - 2 * PAD) * ((step - 1) / (steps - 1) if steps > 1 else 0.5)
 
     def y(value: float) -> float | None:
         if not (value > 0 and math.isfinite(value)):
@@ -56,7 +57,7 @@ def error_chart(errors: list[float], allowed: list[float], first_wrong: int | No
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
            f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="sans-serif" font-size="11">',
            f'<rect x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" height="{BOTTOM - TOP}" fill="none" stroke="#444"/>']
-    every = max(1, (high - low) // 8)  # at most about eight labelled decades
+    every = max(1, math.ceil((high - low) / 8))  # at most about eight labelled decades
     for power in range(low, high + 1, every):
         at = y(10.0 ** power)
         out.append(f'<line x1="{LEFT - 4}" y1="{at:.1f}" x2="{RIGHT}" y2="{at:.1f}" stroke="#ddd"/>'
@@ -64,7 +65,7 @@ def error_chart(errors: list[float], allowed: list[float], first_wrong: int | No
     stride = max(1, math.ceil(steps / 12))  # at most about twelve labelled steps
     for step in range(1, steps + 1, stride):
         out.append(f'<text x="{x(step):.1f}" y="{BOTTOM + 15}" text-anchor="middle">{step}</text>')
-    out.append(f'<text x="{(LEFT + RIGHT) / 2:.0f}" y="{HEIGHT - 12}" text-anchor="middle">step</text>'
+    out.append(f'<text x="{(LEFT + RIGHT) / 2:.0f}" y="{BOTTOM + 31}" text-anchor="middle">step</text>'
                f'<text x="16" y="{(TOP + BOTTOM) / 2:.0f}" text-anchor="middle" '
                f'transform="rotate(-90 16 {(TOP + BOTTOM) / 2:.0f})">error</text>')
     for run in _segments([(x(i + 1), y(v)) for i, v in enumerate(allowed)]):
@@ -80,10 +81,10 @@ def error_chart(errors: list[float], allowed: list[float], first_wrong: int | No
                    f'stroke="{FIRST_WRONG}" stroke-dasharray="6,4"/>')
     legend = [(ERROR, "", "|your value - reference|"), (ALLOWED, "2,3", "error allowed")]
     legend += [(FIRST_WRONG, "6,4", "first wrong step")] if first_wrong else []
-    for row, (colour, dashes, label) in enumerate(legend):
-        top = TOP + 14 + 15 * row
+    for column, (colour, dashes, label) in enumerate(legend):  # a row under the chart: it never hides a point
+        left = LEFT + 175 * column
         dash = f' stroke-dasharray="{dashes}"' if dashes else ""
-        out.append(f'<line x1="{RIGHT - 190}" y1="{top - 4}" x2="{RIGHT - 165}" y2="{top - 4}" stroke="{colour}"'
-                   f'{dash}/><text x="{RIGHT - 158}" y="{top}">{label}</text>')
+        out.append(f'<line x1="{left}" y1="{HEIGHT - 12}" x2="{left + 25}" y2="{HEIGHT - 12}" stroke="{colour}"'
+                   f'{dash}/><text x="{left + 31}" y="{HEIGHT - 8}">{label}</text>')
     out.append("</svg>")
     return "\n".join(out)
