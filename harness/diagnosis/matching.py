@@ -69,6 +69,77 @@ def failing_against(case, got, dtype: str, expected) -> set[str]:
     return failing_leaves(case, got, dtype, expected=want, scale=widened)
 
 
+#: The most bytes of stacked mistakes' outputs (and their allowed errors) a process keeps with its cases.
+STACKED_BYTES = 128 << 20
+_stacked_bytes = 0
+
+
+def failing_against_many(case, got, dtype: str, outputs: list) -> list[set[str]]:
+    """:func:`failing_against` for each of ``outputs`` (the mistakes' outputs on ``case``), decided for all of
+    them in one comparison where they share the golden outputs' structure (the mistakes' outputs always do);
+    any other is compared on its own."""
+    have = got if isinstance(got, Flat) else Flat(got, case.expected)
+    want = flatten(case.expected)
+    if have.keys != want.keys or have.shapes != want.shapes or None in want.shapes or not outputs:
+        return [failing_against(case, have, dtype, out) for out in outputs]
+    stacked = _stacked(case, dtype, outputs, want)
+    results: list = [None] * len(outputs)
+    if stacked is not None:
+        rows, values, allowed = stacked
+        finiteness, error, _ = elementwise_errors(values, have.values[None, :], 0.0, 0.0, 0.0)  # allowed: kept
+        bad = finiteness | (error > allowed)
+        ends = want.offsets[1:]
+        for row, index in enumerate(rows):
+            flags = bad[row]
+            if not flags.any():
+                results[index] = set()
+                continue
+            counts = np.add.reduceat(np.concatenate([flags, [False]]).astype(np.int64), want.offsets[:-1])
+            results[index] = {key for key, count, start, end in zip(want.keys, counts, want.offsets[:-1], ends)
+                              if end > start and count}
+    return [found if found is not None else failing_against(case, have, dtype, out)
+            for found, out in zip(results, outputs)]
+
+
+def _stacked(case, dtype: str, outputs: list, want: Flat):
+    """``(which outputs, their values as rows, the error each element of each may have)`` for the outputs whose
+    leaves are the golden outputs' (and whose tolerance scale is aligned with them), kept with the case."""
+    global _stacked_bytes
+    cache = case.__dict__.setdefault("_stacked_outputs", {})
+    key = (dtype, tuple(id(out) for out in outputs))
+    kept = cache.get(key)
+    if kept is not None and all(a is b for a, b in zip(kept[0], outputs)):
+        return kept[1]
+    tolerance = case.tolerance[dtype]
+    scale = case.tolerance.get("scale")
+    base = flatten(scale) if scale is not None else None
+    if base is not None and (base.keys != want.keys or base.shapes != want.shapes):
+        cache[key] = (list(outputs), None)
+        return None
+    rows, flats = [], []
+    for index, out in enumerate(outputs):
+        flat = flatten(out)
+        if flat.keys == want.keys and flat.shapes == want.shapes:
+            rows.append(index)
+            flats.append(flat.values)
+    if not rows:
+        cache[key] = (list(outputs), None)
+        return None
+    values = np.vstack(flats)
+    with np.errstate(all="ignore"):
+        if base is None:  # no case scale: each mistake's own values are the scale (as failing_leaves takes them)
+            scale_rows = np.abs(values)
+        else:  # as failing_against widens the case's scale by the mistake's own values
+            own = np.where(np.isfinite(values), WIDEN * np.abs(values), 0.0)
+            scale_rows = np.maximum(np.where(np.isfinite(base.values), base.values, 0.0)[None, :], own)
+        allowed = tolerance["rtol"] * np.where(np.isfinite(scale_rows), scale_rows, 0.0) + tolerance["atol"]
+    stacked = (rows, values, allowed)
+    if _stacked_bytes + 2 * values.nbytes <= STACKED_BYTES:  # kept while the budget lasts, else made each time
+        _stacked_bytes += 2 * values.nbytes
+        cache[key] = (list(outputs), stacked)
+    return stacked
+
+
 _ANY = object()
 
 

@@ -12,7 +12,16 @@ from optconform.harness.checking.compare import compare_case_outputs
 from optconform.reference import ops
 from optconform.reference.mistakes import combined, mistakes_for
 
-from .matching import Diagnosis, Flat, failing_against, failing_leaves, flatten, match_text, relative_distance
+from .matching import (
+    Diagnosis,
+    Flat,
+    failing_against,
+    failing_against_many,
+    failing_leaves,
+    flatten,
+    match_text,
+    relative_distance,
+)
 from .variants import variant_outputs
 
 # ---------------------------------------------------------------- naming keys
@@ -93,16 +102,16 @@ def diagnose_update(case, got, dtype: str, conventions: dict, pairs_seen=(), sea
     if reference.ok:
         return None
     candidates = [m for m in mistakes_for(case.op, conventions, dtype) if not m.float64_declared]
+    flat = Flat(got, case.expected)
     if only:
-        flat = Flat(got, case.expected)
         kept = [m for m in candidates if m.name in only]
-        if len(kept) == len(only) and all(any(not failing_against(case, flat, dtype, out)
-                                               for out in variant_outputs(case, m)) for m in kept):
+        if len(kept) == len(only) and all(_matched_whole(case, flat, dtype, {m.name: variant_outputs(case, m)
+                                                                              for m in kept}).values()):
             return Diagnosis("match", kept, match_text(kept))
     outputs = {m.name: variant_outputs(case, m) for m in candidates}
-    flat = Flat(got, case.expected)
+    against = _failing_by_name(case, flat, dtype, outputs)
 
-    whole = [m for m in candidates if any(not failing_against(case, flat, dtype, out) for out in outputs[m.name])]
+    whole = [m for m in candidates if any(not failing for failing in against[m.name])]
     if whole:
         return Diagnosis("match", whole, match_text(whole))
 
@@ -116,7 +125,19 @@ def diagnose_update(case, got, dtype: str, conventions: dict, pairs_seen=(), sea
     pair = _pair(case, got, flat, dtype, candidates, outputs, pairs_seen, search_pairs)
     if pair:
         return pair
-    return _partial(case, flat, dtype, candidates, outputs, failing)
+    return _partial(case, flat, dtype, candidates, outputs, failing, against)
+
+
+def _failing_by_name(case, flat, dtype: str, outputs: dict) -> dict[str, list[set]]:
+    """``{mistake: [where the target's output differs from each of its outputs]}``, compared all at once."""
+    every = [out for outs in outputs.values() for out in outs]
+    found = iter(failing_against_many(case, flat, dtype, every))
+    return {name: [next(found) for _ in outs] for name, outs in outputs.items()}
+
+
+def _matched_whole(case, flat, dtype: str, outputs: dict) -> dict[str, bool]:
+    return {name: any(not failing for failing in found)
+            for name, found in _failing_by_name(case, flat, dtype, outputs).items()}
 
 
 
@@ -166,12 +187,13 @@ def _pair(case, got, flat, dtype, candidates, outputs, pairs_seen=(), search: bo
     return None
 
 
-def _partial(case, got, dtype, candidates, outputs, failing: set) -> Diagnosis | None:
-    """A mistake that explains every key that fails, the other keys being right."""
+def _partial(case, got, dtype, candidates, outputs, failing: set, against: dict) -> Diagnosis | None:
+    """A mistake that explains every key that fails, the other keys being right (``against``: where the output
+    differs from each of each mistake's outputs)."""
     best, best_extra = [], None
     for mistake in candidates:
-        for out in outputs[mistake.name]:
-            if failing & failing_against(case, got, dtype, out):
+        for out, differs_from_it in zip(outputs[mistake.name], against[mistake.name]):
+            if failing & differs_from_it:
                 continue
             differs = failing_leaves(case, out, dtype)
             extra = len(differs - failing)
