@@ -307,8 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--equivalents", metavar="FILE", help="the file of equivalent mutants (default: the "
                           "shipped one, equivalent_mutants.txt or, with --harness, equivalent_harness_mutants.txt)")
     selftest.add_argument("--harness", action="store_true",
-                          help="mutate the harness's comparison, withholding and gradebook instead, killed by the "
-                          "checkout's tests (needs a checkout and the dev extras; default: the reference)")
+                          help="mutate the harness's comparison, diagnosis matching, withholding and gradebook instead, "
+                          "killed by the checkout's tests (needs a checkout and the dev extras; default: the reference)")
     selftest.add_argument("--format", choices=("text", "json"), default="text",
                           help="text (default) or json: the whole kill matrix")
     selftest.add_argument("--output", metavar="FILE", help="write the report here (default: standard output)")

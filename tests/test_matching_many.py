@@ -96,3 +96,106 @@ def test_past_the_byte_budget_the_outputs_are_stacked_afresh_each_time(monkeypat
     assert not case.__dict__["_stacked_outputs"]  # nothing kept
     assert first == failing_against_many(case, flat, "float64", outputs) == \
         [failing_against(case, flat, "float64", out) for out in outputs]
+
+
+def _synthetic(expected: dict, scale: dict | None, rtol: float = 1e-3, atol: float = 1e-6):
+    """A case of known numbers: its expected output, its error scale (or none), its tolerance."""
+    from types import SimpleNamespace
+
+    tolerance = {"float64": {"rtol": rtol, "atol": atol}}
+    if scale is not None:
+        tolerance["scale"] = scale
+    return SimpleNamespace(expected=expected, tolerance=tolerance)
+
+
+def _both(case, got, outputs):
+    alone = [failing_against(case, Flat(got, case.expected), "float64", out) for out in outputs]
+    many = failing_against_many(case, got, "float64", outputs)
+    assert many == alone
+    return many
+
+
+def test_without_a_case_scale_each_mistakes_own_magnitude_is_its_scale():
+    case = _synthetic({"w": np.array([1.0, -2.0])}, None)
+    mistake = {"w": np.array([-4.0, -8.0])}  # negative: its magnitude, not its sign, sets the allowed error
+    near = {"w": np.array([-4.0 - 3e-3, -8.0 + 7e-3])}  # within rtol * |value| + atol of it
+    assert _both(case, near, [mistake]) == [set()]
+    far = {"w": np.array([-4.0, -8.0 + 9e-3])}
+    assert _both(case, far, [mistake]) == [{"w"}]
+
+
+def test_atol_is_added_where_the_scale_is_zero():
+    case = _synthetic({"w": np.array([0.0, 1.0])}, {"w": np.array([0.0, 1.0])}, atol=1e-6)
+    mistake = {"w": np.array([0.0, 1.0])}
+    assert _both(case, {"w": np.array([5e-7, 1.0])}, [mistake]) == [set()]  # inside atol
+    assert _both(case, {"w": np.array([2e-6, 1.0])}, [mistake]) == [{"w"}]  # outside it
+
+
+def test_non_finite_scales_and_values_allow_nothing_but_themselves():
+    case = _synthetic({"w": np.array([1.0, 2.0, 0.0, 3.0])}, {"w": np.array([np.inf, np.nan, np.nan, 1.0])},
+                      atol=1e-6)
+    mistake = {"w": np.array([np.inf, 2.0, 0.0, 3.0])}
+    assert _both(case, {"w": np.array([np.inf, 2.0, 0.0, 3.0])}, [mistake]) == [set()]
+    assert _both(case, {"w": np.array([-np.inf, 2.0, 0.0, 3.0])}, [mistake]) == [{"w"}]  # the other infinity
+    # a NaN in the case's scale counts as 0: the mistake's own magnitude (8 * |2|) still widens it ...
+    assert _both(case, {"w": np.array([np.inf, 2.0 + 1e-5, 0.0, 3.0])}, [mistake]) == [set()]
+    # ... and where that is 0 too, only atol is left (never "anything goes")
+    assert _both(case, {"w": np.array([np.inf, 2.0, 1e-4, 3.0])}, [mistake]) == [{"w"}]
+    nan_mistake = {"w": np.array([np.nan, 2.0, 0.0, 3.0])}
+    assert _both(case, {"w": np.array([np.nan, 2.0, 0.0, 3.0])}, [nan_mistake]) == [set()]
+    assert _both(case, {"w": np.array([1.0, 2.0, 0.0, 3.0])}, [nan_mistake]) == [{"w"}]
+
+
+def test_an_empty_leaf_never_fails_nor_passes_its_neighbours_verdict_on():
+    expected = {"a": np.zeros(0), "b": np.array([1.0, 2.0]), "c": np.zeros((0, 3))}
+    case = _synthetic(expected, {"a": np.zeros(0), "b": np.array([1.0, 1.0]), "c": np.zeros((0, 3))})
+    mistake = {"a": np.zeros(0), "b": np.array([1.0, 2.0]), "c": np.zeros((0, 3))}
+    assert _both(case, {**mistake, "b": np.array([9.0, 9.0])}, [mistake]) == [{"b"}]
+    assert _both(case, dict(mistake), [mistake]) == [set()]
+
+
+def test_a_kept_stack_is_reused_and_the_kept_stacks_stay_within_their_byte_budget(monkeypatch):
+    want = Flat({"w": np.zeros(4)})
+    first = _synthetic({"w": np.zeros(4)}, None)
+    second = _synthetic({"w": np.zeros(4)}, None)
+    outputs = [{"w": np.arange(4.0)}, {"w": -np.arange(4.0)}]
+    one = 2 * 4 * 8 * 2  # two rows of four float64, and their allowed errors
+    monkeypatch.setattr(matching, "_stacked_bytes", 0)
+    monkeypatch.setattr(matching, "STACKED_BYTES", one)  # room for exactly one
+    kept = matching._stacked(first, "float64", outputs, want)
+    assert matching._stacked(first, "float64", outputs, want) is kept  # kept, not stacked again
+    assert matching._stacked_bytes == one
+    again = matching._stacked(second, "float64", outputs, want)
+    assert not second._stacked_outputs and matching._stacked_bytes == one  # past the budget: made, not kept
+    assert matching._stacked(second, "float64", outputs, want) is not again
+    assert [r.tolist() for r in again[1]] == [r.tolist() for r in kept[1]]
+
+
+def test_too_many_numbers_are_compared_one_output_at_a_time(monkeypatch):
+    case = _synthetic({"w": np.zeros(4)}, None)
+    outputs = [{"w": np.arange(4.0)}, {"w": -np.arange(4.0)}]
+    monkeypatch.setattr(matching, "STACK_NUMBERS", 7)  # two outputs of four: 8 numbers
+    assert matching._stack(case, "float64", outputs, Flat(case.expected)) is None
+    assert _both(case, {"w": np.arange(4.0)}, outputs) == [set(), {"w"}]
+    monkeypatch.setattr(matching, "STACK_NUMBERS", 8)
+    assert matching._stack(case, "float64", outputs, Flat(case.expected))[0] == [0, 1]
+
+
+def test_outputs_of_the_golden_structure_are_never_compared_one_at_a_time(monkeypatch):
+    case = _synthetic({"w": np.zeros(3)}, {"w": np.ones(3)})
+    outputs = [{"w": np.zeros(3)}, {"w": np.ones(3)}]
+
+    def one_at_a_time(*args, **kwargs):
+        raise AssertionError("an output of the golden structure was compared on its own")
+
+    monkeypatch.setattr(matching, "failing_against", one_at_a_time)
+    assert failing_against_many(case, {"w": np.ones(3)}, "float64", outputs) == [{"w"}, set()]
+
+
+def test_what_cannot_be_stacked_is_remembered_and_costs_no_bytes(monkeypatch):
+    case = _synthetic({"w": np.zeros(3)}, {"v": np.ones(3)})  # a scale of other leaves: never stacked
+    outputs = [{"w": np.zeros(3)}]
+    monkeypatch.setattr(matching, "_stacked_bytes", 0)
+    monkeypatch.setattr(matching, "STACKED_BYTES", 0)
+    assert matching._stacked(case, "float64", outputs, Flat(case.expected)) is None
+    assert len(case._stacked_outputs) == 1 and matching._stacked_bytes == 0

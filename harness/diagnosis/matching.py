@@ -69,7 +69,10 @@ def failing_against(case, got, dtype: str, expected) -> set[str]:
     return failing_leaves(case, got, dtype, expected=want, scale=widened)
 
 
-#: The most bytes of stacked mistakes' outputs (and their allowed errors) a process keeps with its cases.
+#: Outputs are compared all at once up to this many numbers (outputs x elements); past it, one at a time (a
+#: layer of millions of numbers would otherwise need gigabytes).
+STACK_NUMBERS = 1 << 22
+#: The most bytes of stacked outputs (and their allowed errors) a process keeps with its cases.
 STACKED_BYTES = 128 << 20
 _stacked_bytes = 0
 
@@ -80,52 +83,51 @@ def failing_against_many(case, got, dtype: str, outputs: list) -> list[set[str]]
     any other is compared on its own."""
     have = got if isinstance(got, Flat) else Flat(got, case.expected)
     want = flatten(case.expected)
-    if have.keys != want.keys or have.shapes != want.shapes or None in want.shapes or not outputs:
-        return [failing_against(case, have, dtype, out) for out in outputs]
-    stacked = _stacked(case, dtype, outputs, want)
-    results: list = [None] * len(outputs)
-    if stacked is not None:
-        rows, values, allowed = stacked
-        finiteness, error, _ = elementwise_errors(values, have.values[None, :], 0.0, 0.0, 0.0)  # allowed: kept
-        bad = finiteness | (error > allowed)
-        ends = want.offsets[1:]
-        for row, index in enumerate(rows):
-            flags = bad[row]
-            if not flags.any():
-                results[index] = set()
-                continue
-            counts = np.add.reduceat(np.concatenate([flags, [False]]).astype(np.int64), want.offsets[:-1])
-            results[index] = {key for key, count, start, end in zip(want.keys, counts, want.offsets[:-1], ends)
-                              if end > start and count}
-    return [found if found is not None else failing_against(case, have, dtype, out)
-            for found, out in zip(results, outputs)]
+    found: list = [None] * len(outputs)
+    if have.keys == want.keys and have.shapes == want.shapes and None not in want.shapes:
+        stacked = _stacked(case, dtype, outputs, want)
+        if stacked is not None:
+            rows, values, allowed = stacked
+            finiteness, error, _ = elementwise_errors(values, have.values[None, :], 0.0, 0.0, 0.0)  # allowed: kept
+            bad = finiteness | (error > allowed)
+            counts = np.add.reduceat(np.concatenate([bad, np.zeros((len(rows), 1), bool)], axis=1),
+                                     want.offsets[:-1], axis=1)  # the last column: an empty leaf at the end
+            sized = np.diff(want.offsets) > 0  # reduceat gives an empty leaf its next element: not counted
+            for row, index in enumerate(rows):
+                found[index] = {key for key, count, size in zip(want.keys, counts[row], sized) if size and count}
+    return [known if known is not None else failing_against(case, have, dtype, out)
+            for known, out in zip(found, outputs)]
 
 
 def _stacked(case, dtype: str, outputs: list, want: Flat):
-    """``(which outputs, their values as rows, the error each element of each may have)`` for the outputs whose
-    leaves are the golden outputs' (and whose tolerance scale is aligned with them), kept with the case."""
+    """:func:`_stack` of ``outputs``, kept with the case while the process's :data:`STACKED_BYTES` last (the
+    entry holds the outputs, so no other object can take their ids)."""
     global _stacked_bytes
     cache = case.__dict__.setdefault("_stacked_outputs", {})
     key = (dtype, tuple(id(out) for out in outputs))
-    kept = cache.get(key)
-    if kept is not None and all(a is b for a, b in zip(kept[0], outputs)):
-        return kept[1]
-    tolerance = case.tolerance[dtype]
+    if key in cache:
+        return cache[key][1]
+    stacked = _stack(case, dtype, outputs, want)
+    size = 0 if stacked is None else stacked[1].nbytes + stacked[2].nbytes
+    if _stacked_bytes + size <= STACKED_BYTES:
+        _stacked_bytes += size
+        cache[key] = (list(outputs), stacked)
+    return stacked
+
+
+def _stack(case, dtype: str, outputs: list, want: Flat):
+    """``(which outputs, their values as rows, the error each element of each may have)``, for the outputs whose
+    leaves are the golden outputs' (None where there are none, too many numbers, or a scale of other leaves)."""
     scale = case.tolerance.get("scale")
     base = flatten(scale) if scale is not None else None
     if base is not None and (base.keys != want.keys or base.shapes != want.shapes):
-        cache[key] = (list(outputs), None)
         return None
-    rows, flats = [], []
-    for index, out in enumerate(outputs):
-        flat = flatten(out)
-        if flat.keys == want.keys and flat.shapes == want.shapes:
-            rows.append(index)
-            flats.append(flat.values)
-    if not rows:
-        cache[key] = (list(outputs), None)
+    rows = [index for index, out in enumerate(outputs)
+            if flatten(out).keys == want.keys and flatten(out).shapes == want.shapes]
+    if not rows or len(rows) * want.values.size > STACK_NUMBERS:
         return None
-    values = np.vstack(flats)
+    values = np.vstack([flatten(outputs[index]).values for index in rows])
+    tolerance = case.tolerance[dtype]
     with np.errstate(all="ignore"):
         if base is None:  # no case scale: each mistake's own values are the scale (as failing_leaves takes them)
             scale_rows = np.abs(values)
@@ -133,11 +135,7 @@ def _stacked(case, dtype: str, outputs: list, want: Flat):
             own = np.where(np.isfinite(values), WIDEN * np.abs(values), 0.0)
             scale_rows = np.maximum(np.where(np.isfinite(base.values), base.values, 0.0)[None, :], own)
         allowed = tolerance["rtol"] * np.where(np.isfinite(scale_rows), scale_rows, 0.0) + tolerance["atol"]
-    stacked = (rows, values, allowed)
-    if _stacked_bytes + 2 * values.nbytes <= STACKED_BYTES:  # kept while the budget lasts, else made each time
-        _stacked_bytes += 2 * values.nbytes
-        cache[key] = (list(outputs), stacked)
-    return stacked
+    return rows, values, allowed
 
 
 _ANY = object()

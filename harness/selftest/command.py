@@ -58,7 +58,7 @@ def _text(results, stale, missed, broken, verbose: bool, only, harness: bool = F
     from .variants import correct_variants
 
     count = {status: sum(r.status == status for r in results) for status in ("killed", "equivalent", "survived")}
-    mutated = "the harness's comparison, withholding and gradebook" if harness else "reference/ops.py"
+    mutated = "the harness's comparison, diagnosis matching, withholding and gradebook" if harness else "reference/ops.py"
     lines = [f"optconform selftest: {len(results)} mutants of {mutated}: {count['killed']} killed, "
              f"{count['equivalent']} equivalent, {count['survived']} survived"]
     if not only:

@@ -1,8 +1,8 @@
 """``optconform selftest --harness``: the harness's own core proves the power of its tests.
 
 The reference's mutants are killed by the vectors; the harness's are killed by its
-tests. Each module of :data:`GUARDED` (the comparison, hidden-case withholding, the
-gradebook and its atomic write) is mutated with the same operators
+tests. Each module of :data:`GUARDED` (the comparison, the diagnosis's matching,
+hidden-case withholding, the gradebook and its atomic write) is mutated with the same operators
 (:mod:`.mutants`). A mutant is installed in a forked worker by swapping the code of
 the one function it changes (every name that imported the function sees the change),
 and the test files that guard that module run under pytest: a failing test kills it.
@@ -47,6 +47,8 @@ GUARDED = (
         "Comparison.ok", "Comparison.merge", "Comparison.worst", "elementwise_errors", "compare_arrays",
         "compare_structure", "compare_case_outputs", "_Flat.__init__", "_leaves", "_gathered", "_passes_whole",
         "_compared_whole"})),
+    Guarded("optconform.harness.diagnosis.matching", ("test_matching_many.py",),
+            frozenset({"failing_against_many", "_stacked"})),
     Guarded("optconform.harness.checking.runner", ("test_withholding.py",), frozenset({"withheld", "_expected_key"})),
     Guarded("optconform.harness.grading.gradebook", ("test_gradebook.py",)),
     Guarded("optconform.harness.grading.atomic", ("test_atomic.py",)),
