@@ -59,3 +59,10 @@ def test_a_single_step_and_an_error_that_is_never_drawable_still_make_a_chart():
     assert len(runs["error"][0]) == 1
     root, runs, _, _ = _marks(chart.error_chart([math.nan, 0.0], [0.0, 0.0]))
     assert "error" not in runs and root.tag == SVG + "svg"
+
+
+def test_the_extremes_of_float64_are_drawn_inside_the_frame():
+    _, runs, _, labels = _marks(chart.error_chart([5e-324, 1e-200, 1.7e308], [2.2e-308] * 3, first_wrong=2))
+    (points,) = runs["error"]
+    assert all(chart.TOP <= y <= chart.BOTTOM for _, y in points) and points[0][1] > points[2][1]
+    assert labels  # the decades are labelled (10**309 is never computed)

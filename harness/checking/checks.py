@@ -240,8 +240,9 @@ def read_batches(inputs, sizes, batches, require_shuffle=True) -> tuple[list[int
 def _column_keys(X: np.ndarray) -> np.ndarray:
     """Each column of ``X`` as one value of its bytes: equal exactly when the columns are bit for bit."""
     columns = np.ascontiguousarray(X.T)
-    return columns.view(np.dtype((np.void, max(1, columns.itemsize * columns.shape[1])))).ravel() \
-        if columns.shape[1] else np.zeros(columns.shape[0], dtype=np.dtype((np.void, 1)))
+    if not columns.shape[1]:  # columns of no rows: all equal
+        return np.zeros(columns.shape[0], dtype=np.dtype((np.void, 1)))
+    return columns.view(np.dtype((np.void, columns.itemsize * columns.shape[1]))).ravel()
 
 
 def _columns_sorted(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

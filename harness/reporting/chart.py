@@ -49,17 +49,18 @@ def error_chart(errors: list[float], allowed: list[float], first_wrong: int | No
     def x(step: int) -> float:
         return LEFT + PAD + (RIGHT - LEFT - 2 * PAD) * ((step - 1) / (steps - 1) if steps > 1 else 0.5)
 
+    def height(power: float) -> float:  # where 10**power sits (a power, not the value: 1e-324 and 1e309 too)
+        return BOTTOM - (BOTTOM - TOP) * (power - low) / (high - low)
+
     def y(value: float) -> float | None:
-        if not (value > 0 and math.isfinite(value)):
-            return None
-        return BOTTOM - (BOTTOM - TOP) * (math.log10(value) - low) / (high - low)
+        return height(math.log10(value)) if value > 0 and math.isfinite(value) else None
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
            f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="sans-serif" font-size="11">',
            f'<rect x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" height="{BOTTOM - TOP}" fill="none" stroke="#444"/>']
     every = max(1, math.ceil((high - low) / 8))  # at most about eight labelled decades
     for power in range(low, high + 1, every):
-        at = y(10.0 ** power)
+        at = height(power)
         out.append(f'<line x1="{LEFT - 4}" y1="{at:.1f}" x2="{RIGHT}" y2="{at:.1f}" stroke="#ddd"/>'
                    f'<text x="{LEFT - 6}" y="{at + 4:.1f}" text-anchor="end">1e{power}</text>')
     stride = max(1, math.ceil(steps / 12))  # at most about twelve labelled steps
