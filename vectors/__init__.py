@@ -141,7 +141,7 @@ def _tolerance_problem(tolerance: dict) -> str | None:
                 sound = False
             if not sound:
                 return f"{dtype}.{key} is {str(value)[:40]}"
-    stack = [tolerance.get("scale")]
+    stack, arrays = [tolerance.get("scale")], []
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
@@ -150,11 +150,12 @@ def _tolerance_problem(tolerance: dict) -> str | None:
             stack.extend(item)
         elif item is not None:
             try:
-                array = np.asarray(item, dtype=np.float64)
+                arrays.append(np.asarray(item, dtype=np.float64).ravel())
             except (TypeError, ValueError):
                 return "scale holds something that is not a number"
-            if not (np.isfinite(array).all() and (array >= 0).all()):
-                return "scale holds a NaN, infinite or negative value"
+    values = np.concatenate(arrays) if arrays else np.zeros(0)  # one check of every number, not one per array
+    if not (np.isfinite(values).all() and (values >= 0).all()):
+        return "scale holds a NaN, infinite or negative value"
     return None
 
 
