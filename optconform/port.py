@@ -42,7 +42,7 @@ from optconform.reference.conventions import validate
 from optconform.reference.ops import slot_names
 
 __all__ = ["STRUCTURAL_CONVENTIONS", "XLA_FLUSHES_SUBNORMALS", "batch_arguments", "check_step", "cut_batches",
-           "declare", "dtype_of", "per_slot", "slot_names", "subnormals", "to_numpy", "zeros_like"]
+           "declare", "dtype_of", "jax_subnormals", "per_slot", "slot_names", "subnormals", "to_numpy", "zeros_like"]
 
 #: What a framework port computes by default: every family's default, its own RNG, labels of any height.
 STRUCTURAL_CONVENTIONS = {"adam.epsilon": "outside_sqrt", "momentum.form": "ema", "mini_batches.rng": "structural",
@@ -133,3 +133,11 @@ def subnormals(multiply: Callable) -> str:
     """
     tiny = np.float64(2.0**-1070)  # subnormal: below float64's smallest normal, 2**-1022
     return "kept" if float(np.asarray(multiply(np.array([tiny]), np.float64(1.0)))[0]) == tiny else "flushed"
+
+
+def jax_subnormals() -> str:
+    """:func:`subnormals` of a multiplication compiled by XLA (``jax.jit``): the answer of every JAX-based port
+    (JAX itself, optax, Keras on the JAX backend). Imports JAX, which the caller has."""
+    import jax
+
+    return subnormals(jax.jit(lambda a, b: a * b))

@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from optconform.port import XLA_FLUSHES_SUBNORMALS, check_step, declare, dtype_of, slot_names, subnormals, to_numpy
+from optconform.port import XLA_FLUSHES_SUBNORMALS, check_step, declare, dtype_of, jax_subnormals, slot_names, to_numpy
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 try:
@@ -41,7 +41,7 @@ jax.config.update("jax_enable_x64", True)
 #: What Keras computes; whether subnormals survive is this platform's answer.
 OPTCONFORM_CONVENTIONS = declare({
     "momentum.form": "lr_scaled", "adam.epsilon": "epsilon_hat", "rmsprop.epsilon": "inside_sqrt",
-    "platform.subnormals": subnormals(jax.jit(lambda a, b: a * b))})
+    "platform.subnormals": jax_subnormals()})
 
 #: Where this port's library deviates, and its source (the conformance matrix prints it beside the evidence).
 OPTCONFORM_DEVIATIONS = {

@@ -42,8 +42,8 @@ from optconform.port import (
     cut_batches,
     declare,
     dtype_of,
+    jax_subnormals,
     slot_names,
-    subnormals,
     to_numpy,
 )
 
@@ -60,7 +60,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax/opta
 jax.config.update("jax_enable_x64", True)
 
 #: What the default target computes; whether subnormals survive is measured (XLA on the CPU flushes them).
-OPTCONFORM_CONVENTIONS = declare({"platform.subnormals": subnormals(jax.jit(lambda a, b: a * b))})
+OPTCONFORM_CONVENTIONS = declare({"platform.subnormals": jax_subnormals()})
 
 #: Where this port's library deviates, and its source (the conformance matrix prints it beside the evidence).
 OPTCONFORM_DEVIATIONS = {
