@@ -16,7 +16,7 @@ import argparse
 import time
 
 from optconform import reference
-from optconform.harness.checking.checks import cast_inputs
+from optconform.harness.checking.inputs import cast_inputs
 from optconform.harness.checking.runner import run_cases
 from optconform.harness.checking.selection import select
 from optconform.harness.target.adapter import ARGUMENTS, FUNCTION_NAMES

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from optconform.harness.target import protocol, request_lines
+from optconform.harness.target.readonly import frozen_args
 from optconform.harness.target.request_lines import request_line
 
 
@@ -91,3 +92,33 @@ def test_at_most_max_bytes_of_requests_are_kept_and_never_a_long_one(monkeypatch
     assert 0 < request_lines._kept <= 2000 and request_lines._kept == sum(len(b) for b, _ in
                                                                           request_lines._bodies.values())
     assert len(request_lines._bodies) < 40
+
+
+def test_sealed_arguments_are_keyed_whole_and_nothing_in_them_can_change():
+    args = frozen_args({"parameters": {"W1": np.array([[1.0, -2.5]])}, "grads": {"dW1": np.array([[0.5, 0.25]])},
+                        "v": {"dW1": np.zeros((1, 2))}, "beta": 0.9, "learning_rate": 0.01})
+    assert args.sealed and args["parameters"].sealed and not args["parameters"]["W1"].flags.writeable
+    for change in (lambda: args.__setitem__("beta", 0.5), lambda: args["parameters"].pop("W1"),
+                   lambda: args.update(beta=0.5), lambda: args.setdefault("t", 1), args.clear, args.popitem,
+                   lambda: args.__delitem__("v"), lambda: args["parameters"].__ior__({"W1": 0})):
+        with pytest.raises(TypeError):
+            change()
+    with pytest.raises(ValueError):
+        args["parameters"]["W1"][0, 0] = 7.0
+    calls = [("momentum.update", args), ("momentum.update", args)]
+    first = request_line(1, "batch", True, None, calls)
+    assert json.loads(first) == afresh(1, "batch", True, None, calls)
+    (key,) = request_lines._bodies
+    # the arguments whole, by identity: none of their arrays is walked
+    assert repr(("args", id(args))) in repr(key) and "'array'" not in repr(key)
+    assert request_line(2, "batch", True, None, calls) == first.replace(b'"id":1,', b'"id":2,')
+    # what could change behind them is not sealed, and is walked (and not kept) as before
+    view = np.arange(3.0)[:2]
+    loose = [frozen_args({"parameters": {"W1": view}}), frozen_args({"grads": [np.ones(2)]})]
+    assert not any(a.sealed for a in loose)
+    request_lines.forget()
+    request_line(3, "momentum.init", True, loose[0])
+    assert not request_lines._bodies
+    # a copy is an ordinary dict again: changed, it says what it holds
+    changed = {**args, "beta": 0.5}
+    assert json.loads(request_line(4, "momentum.update", True, changed))["args"]["beta"] == 0.5

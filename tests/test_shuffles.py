@@ -6,6 +6,7 @@ few, and looks at what never moved: the columns each batch holds, and each colum
 
 from __future__ import annotations
 
+import copy
 import random
 import types
 
@@ -15,6 +16,7 @@ from optional import require
 
 from optconform.harness.checking.runner import run_cases
 from optconform.harness.checking.selection import CaseIdList, select
+from optconform.harness.target.readonly import FrozenResult, frozen
 from optconform.harness.target.session import InProcessSession
 from optconform.reference.conventions import resolve
 from optconform.vectors import load_suite
@@ -98,3 +100,36 @@ def test_a_shuffle_that_leaves_something_in_place_fails(cases, shuffle, said):
     assert all(r.status != "error" for r in report.results)
     many = [r for r in report.results if r.id.startswith("mini_batches/structural/many-batches")]
     assert many and many[0].status == "fail" and said in many[0].message  # ten batches of m = 300 tell it
+
+
+class _Shared:
+    """A session whose answers come as a grading process shares them: one read-only FrozenResult per distinct
+    answer, whoever sends it (``answers.py``)."""
+
+    def __init__(self, inner, kept: dict):
+        self.inner, self.info, self.kept = inner, inner.info, kept
+
+    def call(self, op, args, conventions=None):
+        got, problems = self.inner.call(op, args, conventions)
+        key = repr([(x.tobytes(), x.shape, y.tobytes(), y.shape) for x, y in got["batches"]])
+        return self.kept.setdefault(key, FrozenResult(frozen(got))), problems
+
+
+def _dropped_last(m, seed):
+    return _legacy(m, seed)[: m - 1] if m > 1 else [0]
+
+
+@pytest.mark.parametrize("shuffle", [_legacy, _fixed_batches, _last_stays_last, _dropped_last])
+def test_a_shared_answer_is_read_as_a_fresh_one_the_first_time_and_every_time_after(cases, shuffle):
+    cases = [copy.copy(case) for case in cases]  # nothing remembered from another test
+    for case in cases:
+        case.__dict__.pop("_read_batches", None)
+    session, kept = InProcessSession(_target(shuffle), "shuffle"), {}
+    selection = select(cases, CONVENTIONS, "float64", ["mini_batches"], CaseIdList([]), CaseIdList([]),
+                       session.info.ops)
+    fresh = run_cases(session, selection, "float64", CONVENTIONS, "shuffle")
+    said = [[(r.id, r.status, r.message, r.details) for r in report.results] for report in (
+        fresh, *(run_cases(_Shared(session, kept), selection, "float64", CONVENTIONS, "shuffle") for _ in range(3)))]
+    assert said[0] == said[1] == said[2] == said[3]
+    assert any(case.__dict__.get("_read_batches") for case in cases)  # the shared answers were read once, kept
+    assert all(len(case.__dict__.get("_read_batches", {})) <= 16 for case in cases)

@@ -16,8 +16,10 @@ import numpy as np
 
 from optconform.reference.conventions import for_call
 
-from .checks import case_inputs, check_case, shuffle_seeds
+from .checks import check_case
 from .compare import elementwise_errors
+from .inputs import case_inputs
+from .mini_batches import mini_batch_calls
 from .results import CaseResult, RunReport, mistake_names
 
 
@@ -238,11 +240,10 @@ class _Prefetcher:
 
     def _first_calls(self, case) -> list[dict]:
         """The calls a case starts with: one, or for a structural mini-batch case those it makes when the
-        batches are well formed (the same seed twice, then the next seeds; see ``checks.check_mini_batches``)."""
-        args = case_inputs(case, self.dtype)
+        batches are well formed (the same seed twice, then the next seeds; see ``mini_batches.check_mini_batches``)."""
         if case.op != "mini_batches" or "batches" in case.expected:
-            return [args]
-        return [args, args, *({**args, "seed": seed} for seed in shuffle_seeds(case))]
+            return [case_inputs(case, self.dtype)]
+        return mini_batch_calls(case, self.dtype)
 
 
 class _Pending:

@@ -5,9 +5,10 @@ same read-only arrays each time (``checks.case_inputs``, the golden states of a
 trajectory). So the text of a request, all but its id, is encoded once per distinct
 request, and kept under a key made of what makes it: the op, the protocol version, and
 the structure of its arguments, each scalar by type and value and each array by
-identity. Only arrays that cannot change are keyed by identity (read-only, owning their
-data; the key keeps them alive, so no other array can take their identity); a request
-holding any other array is encoded afresh every time. At most :data:`MAX_BYTES` of text
+identity. Only what cannot change is keyed by identity: arrays read-only and owning their
+data, and sealed :class:`~.readonly.FrozenArgs` (a case's inputs, whole: one key however
+many arrays they hold); the key keeps them alive, so nothing else can take their identity.
+A request holding any other array is encoded afresh every time. At most :data:`MAX_BYTES` of text
 is kept, the oldest forgotten first; a request longer than :data:`LONGEST` is never kept.
 """
 
@@ -18,12 +19,13 @@ import threading
 import numpy as np
 
 from . import protocol
+from .readonly import FrozenArgs
 
 #: The most bytes of request text kept, and the longest request kept.
 MAX_BYTES = 64 << 20
 LONGEST = 4 << 20
 
-_bodies: dict[tuple, tuple[bytes, list]] = {}  # key -> (the request's text after its id, the arrays keyed)
+_bodies: dict[tuple, tuple[bytes, list]] = {}  # key -> (the request's text after its id, what is keyed by identity)
 _kept = 0
 _lock = threading.Lock()  # Dask runs several gradings in one process, a thread each
 
@@ -38,9 +40,9 @@ def request_line(request_id: int, op: str, binary: bool, args: dict | None = Non
     ``extra`` fields (a chain's ``carry``, ``start`` and ``init``); every array encoded (``binary``: as
     version 2's base64)."""
     parts = (op, binary, args, calls, extra, conventions)
-    arrays: list = []
+    keyed: list = []
     try:
-        key = _identity(parts, arrays)
+        key = _identity(parts, keyed)
     except _Unkeyable:
         return b'{"id":%d,' % request_id + _body(*parts)
     kept = _bodies.get(key)
@@ -48,7 +50,7 @@ def request_line(request_id: int, op: str, binary: bool, args: dict | None = Non
         body = _body(*parts)
         if len(body) > LONGEST:  # a layer of millions of numbers: sent, never held on to
             return b'{"id":%d,' % request_id + body
-        kept = _keep(key, body, arrays)
+        kept = _keep(key, body, keyed)
     return b'{"id":%d,' % request_id + kept[0]
 
 
@@ -75,17 +77,20 @@ def _body(op, binary, args, calls, extra, conventions) -> bytes:
     return protocol.dumps(message).encode()[1:]  # the text after "{": the id goes first
 
 
-def _identity(value, arrays: list):
+def _identity(value, keyed: list):
     """A hashable key that two values share only if they encode to the same text."""
+    if type(value) is FrozenArgs and value.sealed:
+        keyed.append(value)
+        return ("args", id(value))
     if isinstance(value, np.ndarray):
         if value.flags.writeable or value.base is not None:
             raise _Unkeyable
-        arrays.append(value)
+        keyed.append(value)
         return ("array", id(value))
     if isinstance(value, dict):
-        return ("dict", tuple((key, _identity(item, arrays)) for key, item in value.items()))
+        return ("dict", tuple((key, _identity(item, keyed)) for key, item in value.items()))
     if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_identity(item, arrays) for item in value))
+        return (type(value).__name__, tuple(_identity(item, keyed) for item in value))
     if isinstance(value, (float, np.floating)):  # by its bits: 0.0 and -0.0 are equal, and encode apart
         return (type(value).__name__, float(value).hex())
     if value is None or isinstance(value, (str, int, bool, np.integer)):
@@ -93,10 +98,10 @@ def _identity(value, arrays: list):
     raise _Unkeyable
 
 
-def _keep(key: tuple, body: bytes, arrays: list) -> tuple[bytes, list]:
+def _keep(key: tuple, body: bytes, keyed: list) -> tuple[bytes, list]:
     global _kept
     with _lock:
-        kept = _bodies.setdefault(key, (body, arrays))
+        kept = _bodies.setdefault(key, (body, keyed))
         if kept[0] is body:
             _kept += len(body)
             while _kept > MAX_BYTES:
