@@ -12,6 +12,8 @@ import types
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from optconform.harness.checking import compare
 from optconform.harness.checking.compare import (
@@ -252,3 +254,94 @@ def test_a_frozen_result_is_decided_whole_once_and_remembered():
     entry = flat.judged[id(got)]
     assert compare_case_outputs(case, got, "float64").ok
     assert flat.judged[id(got)] is entry  # judged from memory, not again
+
+
+# ---------------------------------------------------------------- a failing result of the expected structure
+
+VALUES = [0.0, -0.0, 1.0, -1.0, 2.5, 1e-7, 5e-324, 1e300, -1e300, math.nan, math.inf, -math.inf]
+SHAPES = [(), (0,), (3,), (2, 3), (1, 0)]
+
+
+def _said(comparison: Comparison):
+    """Everything a comparison says, NaN and all, in a form == can hold to."""
+    return ([(m.where, m.problem, m.index, repr(m.expected), repr(m.got), repr(m.excess))
+             for m in comparison.mismatches], repr(comparison.max_abs_err), repr(comparison.max_rel_err))
+
+
+@st.composite
+def _results(draw):
+    """An expected tree (dicts and lists of arrays, some empty or 0-d), its scale (or none) and an answer of the
+    same structure and shapes, each element the expected one, near it, far from it, or another special value."""
+    def tree(depth):
+        if depth < 2 and draw(st.booleans()):
+            if draw(st.booleans()):
+                return {f"k{i}": tree(depth + 1) for i in range(draw(st.integers(0, 3)))}
+            return [tree(depth + 1) for _ in range(draw(st.integers(0, 3)))]
+        shape = draw(st.sampled_from(SHAPES))
+        return np.array(draw(st.lists(st.sampled_from(VALUES), min_size=math.prod(shape),
+                                      max_size=math.prod(shape))), dtype=np.float64).reshape(shape)
+
+    def like(expected, make):
+        if isinstance(expected, dict):
+            return {key: like(value, make) for key, value in expected.items()}
+        if isinstance(expected, list):
+            return [like(value, make) for value in expected]
+        return make(expected)
+
+    def answer(array):
+        moves = draw(st.lists(st.sampled_from(["same", "near", "far", "special"]), min_size=array.size,
+                              max_size=array.size))
+        out = array.copy().ravel()
+        for k, move in enumerate(moves):
+            if move == "near":
+                out[k] = out[k] * (1 + 1e-9) + 1e-12
+            elif move == "far":
+                out[k] = out[k] * 1.5 + 0.25
+            elif move == "special":
+                out[k] = draw(st.sampled_from(VALUES))
+        with np.errstate(over="ignore"):  # 1e300 as float32 is inf: one more special value
+            return out.reshape(array.shape).astype(draw(st.sampled_from([np.float64, np.float32])))
+
+    def scale_of(array):  # a case's stored scale: an array of the output's shape
+        return np.array(draw(st.lists(st.sampled_from([0.0, 1e-3, 1.0, 1e10, math.nan, math.inf]),
+                                      min_size=array.size, max_size=array.size)), dtype=np.float64).reshape(array.shape)
+
+    expected = {f"k{i}": tree(1) for i in range(draw(st.integers(0, 3)))}  # a result is a dict
+    scale = like(expected, scale_of) if draw(st.booleans()) else None
+    return expected, scale, like(expected, answer)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_results(), st.sampled_from([(1e-3, 1e-6), (0.0, 0.0), (1e-9, 0.0)]))
+def test_a_result_of_the_expected_structure_is_said_leaf_by_leaf_as_the_element_by_element_comparison_says_it(
+        result, tolerance):
+    expected, scale, got = result
+    rtol, atol = tolerance
+    case = _case(expected, scale, rtol, atol)
+    by_element = _said(compare_structure("", expected, got, rtol, atol, scale))
+    assert _said(compare_case_outputs(case, got, "float64")) == by_element
+    assert _said(compare_case_outputs(case, FrozenResult(frozen(got)), "float64")) == by_element
+
+
+def test_the_leaves_that_differ_are_named_in_order_each_with_its_finiteness_and_its_worst_element():
+    expected = {"a": np.zeros(0), "b": np.array(2.0), "c": [np.array([[1.0, np.inf], [np.nan, 4.0]]), np.ones(0)],
+                "d": np.array([1.0, 2.0, 3.0])}
+    got = {"a": np.zeros(0), "b": np.array(2.5), "c": [np.array([[1.0, -np.inf], [np.nan, 9.0]]), np.ones(0)],
+           "d": np.array([1.0, 2.0, 3.0])}
+    comparison = compare_case_outputs(_case(expected, rtol=0.1, atol=0.0), got, "float64")
+    assert [(m.where, m.index, m.problem.split(";")[0]) for m in comparison.mismatches] == [
+        ("b", (), "|error| 0.5 > allowed 0.2"), ("c[0]", (0, 1), "finiteness differs"),
+        ("c[0]", (1, 1), "|error| 5 > allowed 0.4")]
+    assert comparison.mismatches[2].problem.endswith("1 of 4 elements outside tolerance")
+    assert (comparison.mismatches[0].expected, comparison.mismatches[0].got, comparison.mismatches[0].excess) \
+        == (2.0, 2.5, 2.5)
+    assert comparison.max_abs_err == 5.0 and comparison.max_rel_err == 1.25
+
+
+def test_a_result_of_another_structure_is_compared_element_by_element_with_the_cases_tolerance():
+    expected = {"a": np.array([1.0, 2.0]), "b": np.array([[1.0]]), "c": np.array([4.0])}
+    got = {"a": np.array([1.0, 2.5]), "b": np.array([1.0]), "d": np.array([4.0])}
+    said = compare_case_outputs(_case(expected, rtol=0.1, atol=0.0), got, "float64").mismatches
+    assert [(m.where, m.problem.split(";")[0]) for m in said] == [
+        ("a", "|error| 0.5 > allowed 0.2"), ("b", "shape (1,), expected (1, 1)"), ("c", "missing"),
+        ("d", "unexpected key")]

@@ -162,8 +162,9 @@ def compare_structure(where: str, expected, got, rtol: float, atol: float, scale
 def compare_case_outputs(case, got, dtype: str, expected=None, scale=None) -> Comparison:
     """Compare ``got`` with the case's expected outputs (or a part given as ``expected``).
 
-    A result that passes is decided in one vectorized step over all of its arrays;
-    anything else is compared array by array, to name the worst element.
+    A result that passes is decided in one vectorized step over all of its arrays, and one of the
+    expected structure and shapes that does not is compared leaf by leaf in one pass too
+    (:func:`_compared_by_leaf`); anything else is compared array by array, to name the worst element.
     """
     tolerance = case.tolerance[dtype]
     expected = case.expected if expected is None else expected
@@ -171,6 +172,9 @@ def compare_case_outputs(case, got, dtype: str, expected=None, scale=None) -> Co
     passed = _passes_whole(case, expected, scale, got, dtype)
     if passed is not None:
         return passed
+    arrays: list = []
+    if _gathered(expected, got, arrays):  # the expected structure and shapes: every leaf compared in one pass
+        return _compared_by_leaf(_flat(case, expected, scale, dtype), arrays)
     return compare_structure("", expected, got, tolerance["rtol"], tolerance["atol"], scale)
 
 
@@ -183,9 +187,11 @@ class _Flat:
     element at one dtype: made once per case and part, shared by every target checked in this process."""
 
     def __init__(self, expected, scale, rtol: float, atol: float):
-        leaves, scales = [], []
-        _leaves(expected, scale, leaves, scales)
+        leaves, scales, self.paths = [], [], []
+        _leaves(expected, scale, leaves, scales, "", self.paths)
         self.keep = (expected, scale)  # the objects whose ids key the cache stay alive with it
+        self.shapes = [a.shape for a in leaves]
+        self.bounds = np.cumsum([0, *(a.size for a in leaves)])  # leaf k is values[bounds[k]:bounds[k + 1]]
         self.values = np.concatenate([a.ravel() for a in leaves]) if leaves else np.zeros(0)
         scale_flat = np.concatenate([np.abs(e).ravel() if s is None else np.broadcast_to(
             np.asarray(s, dtype=np.float64), e.shape).ravel() for e, s in zip(leaves, scales)]) if leaves \
@@ -197,16 +203,20 @@ class _Flat:
         self.judged: dict[int, tuple] = {}  # id of a FrozenResult -> (it, what _passes_whole made of it)
 
 
-def _leaves(expected, scale, leaves: list, scales: list) -> None:
+def _leaves(expected, scale, leaves: list, scales: list, where: str, paths: list) -> None:
+    """The expected arrays, their scales and their paths (named as :func:`compare_structure` names them), in
+    its order."""
     if isinstance(expected, dict):
         for key in expected:
-            _leaves(expected[key], None if scale is None else scale.get(key), leaves, scales)
+            _leaves(expected[key], None if scale is None else scale.get(key), leaves, scales,
+                    f"{where}.{key}" if where else key, paths)
     elif isinstance(expected, list):
         for index, item in enumerate(expected):
-            _leaves(item, None if scale is None else scale[index], leaves, scales)
+            _leaves(item, None if scale is None else scale[index], leaves, scales, f"{where}[{index}]", paths)
     else:
         leaves.append(np.asarray(expected, dtype=np.float64))
         scales.append(scale)
+        paths.append(where)
 
 
 def _gathered(expected, got, out: list) -> bool:
@@ -223,14 +233,20 @@ def _gathered(expected, got, out: list) -> bool:
     return True
 
 
-def _passes_whole(case, expected, scale, got, dtype: str) -> Comparison | None:
-    """The comparison of a result that passes everywhere, or None (then it is compared array by array)."""
+def _flat(case, expected, scale, dtype: str) -> _Flat:
+    """The case part's :class:`_Flat`, made the first time it is asked for."""
     cache = case.__dict__.setdefault("_flat", {})
     key = (id(expected), id(scale), dtype)
     flat = cache.get(key)
     if flat is None:
         tolerance = case.tolerance[dtype]
         flat = cache[key] = _Flat(expected, scale, tolerance["rtol"], tolerance["atol"])
+    return flat
+
+
+def _passes_whole(case, expected, scale, got, dtype: str) -> Comparison | None:
+    """The comparison of a result that passes everywhere, or None (then it is compared array by array)."""
+    flat = _flat(case, expected, scale, dtype)
     if type(got) is not FrozenResult:
         return _compared_whole(flat, expected, got)
     seen = flat.judged.get(id(got))
@@ -262,3 +278,38 @@ def _compared_whole(flat: _Flat, expected, got) -> Comparison | None:
     if flat.zero.any() and (error[flat.zero] > 0).any():
         comparison.max_rel_err = math.inf
     return comparison
+
+
+def _compared_by_leaf(flat: _Flat, arrays: list) -> Comparison:
+    """What :func:`compare_structure` finds for a result of the expected structure and shapes (``arrays``, its
+    arrays in order), computed for all elements at once; only the leaves that differ are looked at one by one."""
+    got = np.concatenate(arrays, dtype=np.float64)  # some elements: a result of none passes whole
+    expected = flat.values
+    with np.errstate(all="ignore"):
+        exp_inf, got_inf = np.isinf(expected), np.isinf(got)
+        finiteness = (np.isnan(expected) != np.isnan(got)) | (exp_inf != got_inf) | (
+            exp_inf & got_inf & (np.sign(expected) != np.sign(got)))
+        finite = np.isfinite(expected) & np.isfinite(got)
+        error = np.where(finite, np.abs(got - expected), 0.0)
+        relative = np.where(finite & ~flat.zero, error / flat.magnitude, np.where(error > 0, np.inf, 0.0))
+        outside = error > flat.allowed
+        excess = np.where(outside, np.where(flat.allowed > 0, error / flat.allowed, np.inf), 0.0)
+    result = Comparison(max_abs_err=float(error.max()), max_rel_err=float(relative.max()))
+    for leaf in np.unique(np.searchsorted(flat.bounds, np.flatnonzero(finiteness | outside), side="right") - 1):
+        start, end = flat.bounds[leaf], flat.bounds[leaf + 1]
+        where, shape = flat.paths[leaf], flat.shapes[leaf]
+
+        def at(offset: int) -> tuple:
+            return tuple(int(i) for i in np.unravel_index(offset, shape))
+
+        if finiteness[start:end].any():
+            first = int(np.argmax(finiteness[start:end]))
+            result.mismatches.append(Mismatch(where, "finiteness differs", at(first), _value(expected[start + first]),
+                                              _value(got[start + first])))
+        if outside[start:end].any():
+            worst = start + int(np.argmax(excess[start:end]))
+            problem = (f"|error| {error[worst]:.3g} > allowed {flat.allowed[worst]:.3g}; "
+                       f"{int(outside[start:end].sum())} of {end - start} elements outside tolerance")
+            result.mismatches.append(Mismatch(where, problem, at(worst - start), _value(expected[worst]),
+                                              _value(got[worst]), float(excess[worst])))
+    return result
