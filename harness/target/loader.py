@@ -13,6 +13,7 @@ Submissions run with a small course prelude already imported: ``np``,
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import math
 import re
@@ -76,7 +77,8 @@ def _loaded(tree: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-def _free_names(node: ast.stmt) -> set[str]:
+@functools.lru_cache(maxsize=1024)  # asked of every definition twice: for what to take, and for the warnings
+def _free_names(node: ast.stmt) -> frozenset[str]:
     """Names a definition reads from the module: loaded, and bound nowhere inside it (an over-approximation)."""
     bound = set()
     for sub in ast.walk(node):
@@ -96,7 +98,7 @@ def _free_names(node: ast.stmt) -> set[str]:
                       *(getattr(node.args, "kw_defaults", []) if hasattr(node, "args") else [])]:
             if outer is not None:
                 reads |= _loaded(outer)
-    return reads
+    return frozenset(reads)
 
 
 def _is_definition(node: ast.stmt) -> bool:
