@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,3 +69,35 @@ def test_a_result_file_that_does_not_read_is_graded_again(tmp_path):
     (out / "results" / "alice.json").write_text("{ not json")
     rows, said = grade(folder, out)
     assert "unchanged" not in said and rows["alice"]["score"] == rows["alice"]["max_score"]
+
+
+def test_an_interrupted_run_keeps_what_it_graded_and_the_same_command_grades_the_rest(tmp_path):
+    folder, out = tmp_path / "class", tmp_path / "grades"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "course" / "course_2021.py", folder / "alice.py")
+    shutil.copy(EXAMPLES / "buggy_submission.py", folder / "bob.py")
+    hanging = (EXAMPLES / "course" / "course_2021.py").read_text(encoding="utf-8").replace(
+        "def update_parameters_with_adam(", "def update_parameters_with_adam(*a, **k):\n    while True:\n"
+        "        pass\n\n\ndef _unused_adam(", 1)
+    (folder / "zed.py").write_text(hanging, encoding="utf-8")
+    command = [sys.executable, "-m", "optconform.cli", "grade", str(folder), "--out", str(out), "--no-sandbox",
+               "--ops", "momentum,adam", "--jobs", "1", "--timeout", "30"]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own process group, as a terminal's Ctrl-C reaches it
+    deadline = time.monotonic() + 300
+    while not (out / "results" / "bob.json").exists():  # alice and bob are graded; zed hangs
+        assert running.poll() is None and time.monotonic() < deadline, running.communicate()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(running.pid, signal.SIGINT)
+    _, said = running.communicate(timeout=120)
+    assert running.returncode == 130, said
+    assert "the results of 2 graded submission(s) are kept" in said and "the same command grades the rest" in said
+    assert sorted(p.name for p in (out / "results").iterdir()) == ["alice.json", "bob.json"]
+    assert (out / "feedback" / "alice.txt").exists() and not (out / "feedback" / "zed.txt").exists()
+
+    (folder / "zed.py").write_text(hanging.replace("    while True:\n        pass\n", "    return None\n"),
+                                   encoding="utf-8")
+    rows, said = grade(folder, out, "--jobs", "1", "--timeout", "30")  # the same command
+    assert "2 submission(s) unchanged since the last run" in said
+    assert set(rows) == {"alice", "bob", "zed"} and rows["alice"]["score"] == rows["alice"]["max_score"]

@@ -133,26 +133,38 @@ def run_grade(settings: Settings, plan: GradePlan) -> int:
         results = executors.dask(todo, settings, plan.scheduler)
     else:
         results = executors.local(todo, settings, jobs, prepared)
-    with progress_bar(len(todo), "grading", unit="submission") as advance:  # on a terminal only
-        for result in results:
-            graded.append(result)
-            if advance is not None:
-                advance(result)
-    fresh = {result.submission.student for result in graded}
-    graded += [earlier[sub.student] for sub in submissions if sub.student not in fresh]
-    for result in graded:
+    def record(result: Graded, fresh: bool) -> None:
+        """A submission's row, its feedback and (graded now) its result for the next run, each file written
+        atomically by the grader (the output folder is open to no sandbox: see ``exposed`` above)."""
         if result.report is not None:  # the points in force, also for a result kept from an earlier run
             result.report.points = points
-        rows_by_student[result.submission.student] = make_row(result, default_max)
-
-    # Every sandbox is gone by now: only the grader writes, each file atomically, after all are graded.
-    for result in graded:
+        rows_by_student[result.submission.student] = row = make_row(result, default_max)
         try:
-            write_feedback(result, rows_by_student[result.submission.student], feedback_dir)
-            if result.submission.student in fresh:
+            write_feedback(result, row, feedback_dir)
+            if fresh:
                 resume.save(out, safe_name(result.submission.student), result, keys[result.submission.student])
         except OSError as error:
             write_errors.append(f"cannot write feedback for {result.submission.student}: {error.strerror or error}")
+
+    # Each result is written as it comes, while the workers grade the rest: an interrupted run keeps what it
+    # graded, and the next one grades only the rest.
+    with progress_bar(len(todo), "grading", unit="submission") as advance:  # on a terminal only
+        try:
+            for result in results:
+                graded.append(result)
+                record(result, fresh=True)
+                if advance is not None:
+                    advance(result)
+        except KeyboardInterrupt:
+            if graded:
+                print(f"optconform: the results of {len(graded)} graded submission(s) are kept in "
+                      f"{out / resume.RESULTS}: the same command grades the rest", file=sys.stderr)
+            raise
+    fresh = {result.submission.student for result in graded}
+    for sub in submissions:
+        if sub.student not in fresh:
+            graded.append(earlier[sub.student])
+            record(earlier[sub.student], fresh=False)
     stale = resume.remove_stale(out, {safe_name(sub.student) for sub in submissions})
     if stale:
         print(f"optconform: removed the feedback of {len(stale)} student(s) no longer among the submissions: "

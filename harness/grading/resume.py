@@ -1,6 +1,7 @@
 """Resumable grading: one result file per submission, keyed by the file's bytes and the grading set-up.
 
-``grade`` keeps ``OUT/results/STUDENT.json`` for every submission it grades. A later run
+``grade`` keeps ``OUT/results/STUDENT.json`` for every submission as soon as it is graded
+(an interrupted run keeps what it graded). A later run
 over the same folder reuses a result whose key still matches (the same file, graded under
 the same ops, conventions, dtype, vector set, skip and xfail lists, time limit, points and
 optconform version) and grades only what is new or changed; ``--force`` regrades all.
