@@ -84,13 +84,18 @@ def elementwise_errors(expected: np.ndarray, got: np.ndarray, rtol: float, atol:
     """
     scale = np.abs(expected) if scale is None else np.asarray(scale, dtype=np.float64)
     with np.errstate(all="ignore"):
-        exp_inf, got_inf = np.isinf(expected), np.isinf(got)
-        finiteness = (np.isnan(expected) != np.isnan(got)) | (exp_inf != got_inf) | (
-            exp_inf & got_inf & (np.sign(expected) != np.sign(got)))
-        finite = np.isfinite(expected) & np.isfinite(got)
-        error = np.where(finite, np.abs(got - expected), 0.0)
+        finiteness, _, error = _apart(expected, got)
         allowed = rtol * np.where(np.isfinite(scale), scale, 0.0) + atol
     return finiteness, error, allowed
+
+
+def _apart(expected: np.ndarray, got: np.ndarray):
+    """``(finiteness differs, both finite, |got - expected| where both are finite and 0 elsewhere)``."""
+    exp_inf, got_inf = np.isinf(expected), np.isinf(got)
+    finiteness = (np.isnan(expected) != np.isnan(got)) | (exp_inf != got_inf) | (
+        exp_inf & got_inf & (np.sign(expected) != np.sign(got)))
+    finite = np.isfinite(expected) & np.isfinite(got)
+    return finiteness, finite, np.where(finite, np.abs(got - expected), 0.0)
 
 
 def compare_arrays(where: str, expected, got, rtol: float, atol: float, scale=None) -> Comparison:
@@ -286,11 +291,7 @@ def _compared_by_leaf(flat: _Flat, arrays: list) -> Comparison:
     got = np.concatenate(arrays, dtype=np.float64)  # some elements: a result of none passes whole
     expected = flat.values
     with np.errstate(all="ignore"):
-        exp_inf, got_inf = np.isinf(expected), np.isinf(got)
-        finiteness = (np.isnan(expected) != np.isnan(got)) | (exp_inf != got_inf) | (
-            exp_inf & got_inf & (np.sign(expected) != np.sign(got)))
-        finite = np.isfinite(expected) & np.isfinite(got)
-        error = np.where(finite, np.abs(got - expected), 0.0)
+        finiteness, finite, error = _apart(expected, got)
         relative = np.where(finite & ~flat.zero, error / flat.magnitude, np.where(error > 0, np.inf, 0.0))
         outside = error > flat.allowed
         excess = np.where(outside, np.where(flat.allowed > 0, error / flat.allowed, np.inf), 0.0)

@@ -46,7 +46,7 @@ GUARDED = (
     Guarded("optconform.harness.checking.compare", ("test_compare.py", "test_tolerance_edge.py"), frozenset({
         "Comparison.ok", "Comparison.merge", "Comparison.worst", "elementwise_errors", "compare_arrays",
         "compare_structure", "compare_case_outputs", "_Flat.__init__", "_leaves", "_gathered", "_passes_whole",
-        "_compared_whole", "_flat", "_compared_by_leaf"})),
+        "_compared_whole", "_flat", "_compared_by_leaf", "_apart"})),
     Guarded("optconform.harness.diagnosis.matching", ("test_matching_many.py",),
             frozenset({"failing_against_many", "_stacked"})),
     Guarded("optconform.harness.checking.runner", ("test_withholding.py",), frozenset({"withheld", "_expected_key"})),
