@@ -285,6 +285,19 @@ def _compared_whole(flat: _Flat, expected, got) -> Comparison | None:
     return comparison
 
 
+def leaf_errors(case, got, dtype: str, expected, scale):
+    """For a result of exactly ``expected``'s structure and shapes, ``(its _Flat, where finiteness differs,
+    |got - expected|)``, every element of every leaf at once (the _Flat's ``paths``, ``shapes`` and ``bounds``
+    say which leaf an element is in; its ``allowed``, the error allowed there); None for any other result."""
+    arrays: list = []
+    if not _gathered(expected, got, arrays):
+        return None
+    flat = _flat(case, expected, scale, dtype)
+    with np.errstate(all="ignore"):
+        apart, _, error = _apart(flat.values, np.concatenate(arrays, dtype=np.float64) if arrays else np.zeros(0))
+    return flat, apart, error
+
+
 def _compared_by_leaf(flat: _Flat, arrays: list) -> Comparison:
     """What :func:`compare_structure` finds for a result of the expected structure and shapes (``arrays``, its
     arrays in order), computed for all elements at once; only the leaves that differ are looked at one by one."""

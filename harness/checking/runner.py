@@ -12,15 +12,13 @@ import time
 from collections import Counter
 from typing import Protocol
 
-import numpy as np
-
 from optconform.reference.conventions import for_call
 
 from .checks import check_case
-from .compare import elementwise_errors
 from .inputs import case_inputs
 from .mini_batches import mini_batch_calls
 from .results import CaseResult, RunReport, mistake_names
+from .series import series
 
 
 class Diagnoser(Protocol):
@@ -64,52 +62,8 @@ def run_case(case, session, dtype: str, conventions: dict, xfail: bool = False, 
         max_rel_err=comparison.max_rel_err if comparison else None,
         diagnosis=diagnosis, description=case.description, why=case.why,
         details=outcome.details, xfail=xfail, seconds=time.perf_counter() - started, tags=tuple(case.tags),
-        series=_series(case, outcome, dtype))
+        series=series(case, outcome, dtype))
     return withheld(result, outcome) if getattr(case, "hidden", False) else result
-
-
-def _series(case, outcome, dtype: str) -> dict | None:
-    """For a failing trajectory, what its plot shows: the element whose error against the reference is largest
-    (for its tolerance) over the student's free run, that element's values and error at every step, the error
-    allowed there, and the first step where the run leaves the reference (any element, by the comparison's
-    own rule, the case's scale included)."""
-    if not case.op.endswith(".trajectory") or outcome.status != "fail":
-        return None
-    got_steps = (outcome.got or {}).get("steps") or []
-    tolerance = case.tolerance[dtype]
-    scales = case.tolerance.get("scale", {}).get("steps") or [None] * len(got_steps)
-    worst, first_wrong, errors = None, None, {}
-    try:
-        for step, (expected, got) in enumerate(zip(case.expected["steps"], got_steps)):
-            for tree, arrays in expected.items():
-                for key, reference in arrays.items():
-                    scale = None if scales[step] is None else scales[step][tree][key]
-                    values = np.asarray(got[tree][key], dtype=np.float64)
-                    if values.shape != np.shape(reference):
-                        return None
-                    apart, error, allowed = elementwise_errors(np.asarray(reference, dtype=np.float64), values,
-                                                               tolerance["rtol"], tolerance["atol"], scale)
-                    errors[(step, tree, key)] = (error, allowed)
-                    with np.errstate(all="ignore"):
-                        excess = np.where(apart, np.inf, error / np.where(allowed > 0, allowed, np.inf))
-                    if first_wrong is None and (apart | (error > allowed)).any():
-                        first_wrong = step + 1
-                    flat = int(np.argmax(excess))
-                    if worst is None or excess.flat[flat] > worst[0]:
-                        worst = (float(excess.flat[flat]), tree, key, np.unravel_index(flat, excess.shape))
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-    if worst is None or first_wrong is None:
-        return None
-    _, tree, key, index = worst
-    index = tuple(int(i) for i in index)
-    count = min(len(case.expected["steps"]), len(got_steps))
-    return {"where": f"{tree}.{key}[{','.join(map(str, index))}]",
-            "expected": [float(step[tree][key][index]) for step in case.expected["steps"]],
-            "got": [float(np.asarray(step[tree][key])[index]) for step in got_steps[:count]],
-            "error": [float(errors[(k, tree, key)][0][index]) for k in range(count)],
-            "allowed": [float(errors[(k, tree, key)][1][index]) for k in range(count)],
-            "first_wrong": first_wrong}
 
 
 def withheld(result: CaseResult, outcome) -> CaseResult:

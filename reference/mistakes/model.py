@@ -48,13 +48,20 @@ class Mistake:
         """Whether this is a mistake for a case with ``conventions`` checked at ``dtype``."""
         if self.float64_declared and dtype != "float64":
             return False
-        resolved = resolve(conventions or {})
+        resolved = _resolved(tuple((conventions or {}).items()))
         return (all(resolved.get(name) == value for name, value in self.when)
                 and not any(resolved.get(name) == value for name, value in self.unless))
 
     def describe(self) -> str:
         """``title [name]: explanation Fix: fix`` on one line."""
         return f"{self.title} [{self.name}]: {self.explanation} Fix: {self.fix}"
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved(declared: tuple) -> dict[str, str]:
+    """The conventions in force for a case's declared ones (as pairs): worked out once per set, as every mistake
+    of the catalogue asks for every case it is tried on. Read, never changed."""
+    return resolve(dict(declared))
 
 
 # ---------------------------------------------------------------- helpers
