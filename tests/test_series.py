@@ -79,3 +79,19 @@ def test_steps_of_another_structure_are_read_leaf_by_leaf(trajectories, monkeypa
     assert shown is not None and shown["first_wrong"] == 1 and shown["where"].startswith("parameters.")
     assert handed == [run]
     assert json.dumps(shown) == json.dumps(plot._series_by_leaf(case, run, "float64"))
+
+
+def test_leaf_errors_are_every_element_of_a_result_of_the_expected_structure_and_nothing_else(trajectories):
+    from optconform.harness.checking.compare import leaf_errors
+
+    case = trajectories[0]
+    expected, scale = case.expected["steps"][0], case.tolerance["scale"]["steps"][0]
+    got = {tree: {key: np.asarray(value) * 2.0 for key, value in arrays.items()} for tree, arrays in expected.items()}
+    flat, apart, error = leaf_errors(case, got, "float64", expected, scale)
+    values = np.concatenate([np.ravel(value) for arrays in expected.values() for value in arrays.values()])
+    assert flat.paths == [f"{tree}.{key}" for tree, arrays in expected.items() for key in arrays]
+    assert np.array_equal(error, np.abs(values)) and not apart.any() and flat.bounds[-1] == values.size
+    tree = next(iter(got))
+    got[tree] = {**got[tree], next(iter(got[tree])): np.array([np.nan])}  # another shape
+    assert leaf_errors(case, got, "float64", expected, scale) is None
+    assert leaf_errors(case, {}, "float64", {}, None) is None  # no arrays: nothing to say

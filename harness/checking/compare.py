@@ -288,13 +288,14 @@ def _compared_whole(flat: _Flat, expected, got) -> Comparison | None:
 def leaf_errors(case, got, dtype: str, expected, scale):
     """For a result of exactly ``expected``'s structure and shapes, ``(its _Flat, where finiteness differs,
     |got - expected|)``, every element of every leaf at once (the _Flat's ``paths``, ``shapes`` and ``bounds``
-    say which leaf an element is in; its ``allowed``, the error allowed there); None for any other result."""
+    say which leaf an element is in; its ``allowed``, the error allowed there); None for any other result, and
+    for one of no arrays."""
     arrays: list = []
-    if not _gathered(expected, got, arrays):
+    if not _gathered(expected, got, arrays) or not arrays:
         return None
     flat = _flat(case, expected, scale, dtype)
     with np.errstate(all="ignore"):
-        apart, _, error = _apart(flat.values, np.concatenate(arrays, dtype=np.float64) if arrays else np.zeros(0))
+        apart, _, error = _apart(flat.values, np.concatenate(arrays, dtype=np.float64))
     return flat, apart, error
 
 
