@@ -19,7 +19,7 @@ def series(case, outcome, dtype: str) -> dict | None:
     steps = []
     for step, (expected, got) in enumerate(zip(case.expected["steps"], got_steps)):
         found = leaf_errors(case, got, dtype, expected, scales[step])
-        if found is None or 0 in (int(np.prod(shape)) for shape in found[0].shapes):
+        if found is None or 0 in (int(np.prod(shape)) for shape in found[0].shapes):  # (an empty array: no plot)
             return _series_by_leaf(case, got_steps, dtype)
         steps.append(found)
     worst, first_wrong = None, None
@@ -28,8 +28,8 @@ def series(case, outcome, dtype: str) -> dict | None:
             excess = np.where(apart, np.inf, error / np.where(flat.allowed > 0, flat.allowed, np.inf))
         if first_wrong is None and (apart | (error > flat.allowed)).any():
             first_wrong = step + 1
-        at = int(np.argmax(excess)) if excess.size else None
-        if at is not None and (worst is None or excess[at] > worst[0]):
+        at = int(np.argmax(excess))
+        if worst is None or excess[at] > worst[0]:
             leaf = int(np.searchsorted(flat.bounds, at, side="right")) - 1
             worst = (float(excess[at]), flat.paths[leaf], flat.shapes[leaf], at - int(flat.bounds[leaf]))
     if worst is None or first_wrong is None:
@@ -37,13 +37,12 @@ def series(case, outcome, dtype: str) -> dict | None:
     _, path, shape, offset = worst
     tree, key = path.split(".", 1)
     index = tuple(int(i) for i in np.unravel_index(offset, shape))
-    count = min(len(case.expected["steps"]), len(got_steps))
     where = [int(flat.bounds[flat.paths.index(path)]) + offset for flat, _, _ in steps]
     return {"where": f"{path}[{','.join(map(str, index))}]",
             "expected": [float(step[tree][key][index]) for step in case.expected["steps"]],
-            "got": [float(np.asarray(step[tree][key])[index]) for step in got_steps[:count]],
-            "error": [float(steps[k][2][where[k]]) for k in range(count)],
-            "allowed": [float(steps[k][0].allowed[where[k]]) for k in range(count)],
+            "got": [float(np.asarray(step[tree][key])[index]) for step in got_steps[:len(steps)]],
+            "error": [float(error[at]) for (_, _, error), at in zip(steps, where)],
+            "allowed": [float(flat.allowed[at]) for (flat, _, _), at in zip(steps, where)],
             "first_wrong": first_wrong}
 
 
