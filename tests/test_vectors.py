@@ -534,6 +534,32 @@ def test_load_suite_rejects_a_schema_invalid_file_in_one_line(tmp_path):
     assert "momentum.update.json" in message and bad_id in message, message
 
 
+@pytest.mark.parametrize("change, said", [
+    (lambda scale: scale["parameters"].update(W1={"dtype": "float64", "shape": [1], "data": [1.0]}),
+     "scale.parameters.W1 has shape (1,), its output (4, 3)"),
+    (lambda scale: scale["parameters"].update(W9=scale["parameters"]["W1"]), "scale.parameters.W9: the output has no"),
+    (lambda scale: scale.update(parameters=[scale["parameters"]["W1"]]), "scale.parameters is a list of 1 where"),
+    (lambda scale: scale["parameters"].pop("W1"), None),  # a key left out is scaled by the output itself
+])
+def test_a_modified_sets_scale_must_mirror_its_output(tmp_path, change, said):
+    """A scale of another shape than its output would break the comparison of a failing answer: the set is refused
+    in one line when loaded."""
+    copy_dir = tmp_path / "vectors"
+    copy_dir.mkdir()
+    shutil.copy(VECTOR_DIR / "momentum.update.json", copy_dir / "momentum.update.json")
+    path = copy_dir / "momentum.update.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    change(document["cases"][0]["tolerance"]["scale"])
+    path.write_text(json.dumps(document), encoding="utf-8")
+    if said is None:
+        assert len(load_suite(copy_dir, allow_modified=True)) == len(document["cases"])
+        return
+    with pytest.raises(VectorError) as info:
+        load_suite(copy_dir, allow_modified=True)
+    message = str(info.value)
+    assert "\n" not in message and said in message and document["cases"][0]["id"] in message, message
+
+
 def test_load_suite_rejects_unreadable_and_duplicate_files(tmp_path):
     copy_dir = tmp_path / "vectors"
     copy_dir.mkdir()

@@ -114,7 +114,37 @@ def read_file(path: Path, validate: bool = True, hidden: bool = False) -> list[C
         problem = _tolerance_problem(cases[-1].tolerance)
         if problem:
             raise VectorError(f"{where}: tolerance {problem}: a case must never pass by its tolerance alone")
+        problem = _scale_problem(cases[-1].expected, cases[-1].tolerance.get("scale")) if validate else None
+        if problem:  # the shipped and verified sets were made by the generator, whose scales mirror their outputs
+            raise VectorError(f"{where}: tolerance {problem}")
     return cases
+
+
+def _scale_problem(expected, scale, where: str = "scale") -> str | None:
+    """Where a case's error scale does not mirror its expected output: every array of the scale must stand for an
+    array of the output of the same shape (a key it leaves out is scaled by the output itself)."""
+    import numpy as np
+
+    if scale is None:
+        return None
+    if isinstance(scale, dict):
+        if not isinstance(expected, dict):
+            return f"{where} is an object where the output has no keys"
+        for key, item in scale.items():
+            if key not in expected:
+                return f"{where}.{key}: the output has no {key!r}"
+            problem = _scale_problem(expected[key], item, f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(scale, list):
+        if not isinstance(expected, list) or len(expected) != len(scale):
+            return f"{where} is a list of {len(scale)} where the output is not a list of as many"
+        return next((problem for index, (e, item) in enumerate(zip(expected, scale))
+                     if (problem := _scale_problem(e, item, f"{where}[{index}]"))), None)
+    if not isinstance(expected, np.ndarray) or np.shape(scale) != expected.shape:
+        return f"{where} has shape {np.shape(scale)}, its output {np.shape(expected)}"
+    return None
 
 
 def _no_constant(name: str):
