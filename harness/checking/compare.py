@@ -84,13 +84,14 @@ def elementwise_errors(expected: np.ndarray, got: np.ndarray, rtol: float, atol:
     """
     scale = np.abs(expected) if scale is None else np.asarray(scale, dtype=np.float64)
     with np.errstate(all="ignore"):
-        finiteness, _, error = _apart(expected, got)
+        finiteness, _, error = elementwise_difference(expected, got)
         allowed = rtol * np.where(np.isfinite(scale), scale, 0.0) + atol
     return finiteness, error, allowed
 
 
-def _apart(expected: np.ndarray, got: np.ndarray):
-    """``(finiteness differs, both finite, |got - expected| where both are finite and 0 elsewhere)``."""
+def elementwise_difference(expected: np.ndarray, got: np.ndarray):
+    """``(finiteness differs, both finite, |got - expected| where both are finite and 0 elsewhere)``, as
+    :func:`elementwise_errors` decides them (call it under ``np.errstate(all="ignore")``)."""
     exp_inf, got_inf = np.isinf(expected), np.isinf(got)
     finiteness = (np.isnan(expected) != np.isnan(got)) | (exp_inf != got_inf) | (
         exp_inf & got_inf & (np.sign(expected) != np.sign(got)))
@@ -295,7 +296,7 @@ def leaf_errors(case, got, dtype: str, expected, scale):
         return None
     flat = _flat(case, expected, scale, dtype)
     with np.errstate(all="ignore"):
-        apart, _, error = _apart(flat.values, np.concatenate(arrays, dtype=np.float64))
+        apart, _, error = elementwise_difference(flat.values, np.concatenate(arrays, dtype=np.float64))
     return flat, apart, error
 
 
@@ -305,7 +306,7 @@ def _compared_by_leaf(flat: _Flat, arrays: list) -> Comparison:
     got = np.concatenate(arrays, dtype=np.float64)  # some elements: a result of none passes whole
     expected = flat.values
     with np.errstate(all="ignore"):
-        finiteness, finite, error = _apart(expected, got)
+        finiteness, finite, error = elementwise_difference(expected, got)
         relative = np.where(finite & ~flat.zero, error / flat.magnitude, np.where(error > 0, np.inf, 0.0))
         outside = error > flat.allowed
         excess = np.where(outside, np.where(flat.allowed > 0, error / flat.allowed, np.inf), 0.0)

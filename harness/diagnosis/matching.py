@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optconform.harness.checking.compare import elementwise_errors
+from optconform.harness.checking.compare import elementwise_difference, elementwise_errors
 from optconform.reference.mistakes import Mistake
 
 #: A matching mistake's own magnitude widens the case's error scale by this much,
@@ -88,7 +88,8 @@ def failing_against_many(case, got, dtype: str, outputs: list) -> list[set[str]]
         stacked = _stacked(case, dtype, outputs, want)
         if stacked is not None:
             rows, values, allowed = stacked
-            finiteness, error, _ = elementwise_errors(values, have.values[None, :], 0.0, 0.0, 0.0)  # allowed: kept
+            with np.errstate(all="ignore"):  # each element's allowed error was kept with the stacked outputs
+                finiteness, _, error = elementwise_difference(values, have.values[None, :])
             bad = finiteness | (error > allowed)
             counts = np.add.reduceat(np.concatenate([bad, np.zeros((len(rows), 1), bool)], axis=1),
                                      want.offsets[:-1], axis=1)  # the last column: an empty leaf at the end

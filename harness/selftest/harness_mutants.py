@@ -47,7 +47,7 @@ GUARDED = (
             frozenset({
         "Comparison.ok", "Comparison.merge", "Comparison.worst", "elementwise_errors", "compare_arrays",
         "compare_structure", "compare_case_outputs", "_Flat.__init__", "_leaves", "_gathered", "_passes_whole",
-        "_compared_whole", "_flat", "_compared_by_leaf", "_apart", "leaf_errors"})),
+        "_compared_whole", "_flat", "_compared_by_leaf", "elementwise_difference", "leaf_errors"})),
     Guarded("optconform.harness.diagnosis.matching", ("test_matching_many.py",),
             frozenset({"failing_against_many", "_stacked"})),
     Guarded("optconform.harness.checking.runner", ("test_withholding.py",), frozenset({"withheld", "_expected_key"})),
