@@ -29,8 +29,13 @@ def shuffle_seeds(case) -> list[int]:
     return [seed + k for k in range(1, SEEDS_COMPARED)]
 
 
+#: How many of a structural case's calls are worth sending ahead: its seed twice and the next two. A fair shuffle
+#: has settled by then (:func:`_settled`) but for about one case in m; the rest are made only when needed.
+CALLS_AHEAD = 4
+
+
 def mini_batch_calls(case, dtype: str) -> list[FrozenArgs]:
-    """The arguments of the calls a structural mini-batch case makes when its batches are well formed: its own
+    """The arguments of the calls a structural mini-batch case may make when its batches are well formed: its own
     seed twice, then the next seeds (:func:`shuffle_seeds`); made once per case and dtype."""
     cache = case.__dict__.setdefault("_mini_batch_calls", {})
     if dtype not in cache:
@@ -61,6 +66,8 @@ def check_mini_batches(case, session, dtype, conventions) -> Outcome:
             problems.append(f"the same seed {seed} gave different batches on a second call")
         orders = [order]
         for other_args in calls[2:]:
+            if _settled(orders, sizes):  # nothing can be found never moving: more seeds would say nothing
+                break
             other_seed = other_args["seed"]
             other, _ = session.call("mini_batches", other_args, conventions)
             if other_seed == seed + 1 and _same_batches(got["batches"], other["batches"]):
@@ -84,21 +91,40 @@ def _never_moved(orders: list[list[int]], sizes: list[int], seed: int) -> list[s
     if len(orders) < 2:
         return []
     seeds = f"seeds {seed} to {seed + len(orders) - 1}"
-    bounds = np.cumsum([0, *sizes])
-    if len(sizes) > 1 and max(sizes) > 1:
-        members = [[frozenset(order[a:b]) for a, b in zip(bounds, bounds[1:])] for order in orders]
-        if all(m == members[0] for m in members):
-            return [f"each batch holds the same columns under {seeds} (batch 0: columns "
-                    f"{sorted(members[0][0])[:6]}...): the examples never move from one batch to another "
-                    "(are they shuffled only inside fixed batches?)"]
-    if len(orders[0]) >= STUCK_MIN_COLUMNS:
-        table = np.array(orders)
-        stuck = np.flatnonzero((table == table[0]).all(axis=0))
-        if stuck.size:
-            p = int(stuck[0])
-            return [f"column {orders[0][p]} of X is at position {p} under every one of {seeds}: "
-                    "the shuffle never moves it"]
+    members = _fixed_members(orders, sizes)
+    if members is not None:
+        return [f"each batch holds the same columns under {seeds} (batch 0: columns "
+                f"{sorted(members[0])[:6]}...): the examples never move from one batch to another "
+                "(are they shuffled only inside fixed batches?)"]
+    stuck = _stuck_columns(orders)
+    if stuck.size:
+        p = int(stuck[0])
+        return [f"column {orders[0][p]} of X is at position {p} under every one of {seeds}: "
+                "the shuffle never moves it"]
     return []
+
+
+def _fixed_members(orders: list[list[int]], sizes: list[int]) -> list[frozenset] | None:
+    """The columns each batch holds, when they are the same in every order (and a batch can change them)."""
+    if len(sizes) < 2 or max(sizes) < 2:
+        return None
+    bounds = np.cumsum([0, *sizes])
+    members = [[frozenset(order[a:b]) for a, b in zip(bounds, bounds[1:])] for order in orders]
+    return members[0] if all(m == members[0] for m in members) else None
+
+
+def _stuck_columns(orders: list[list[int]]) -> np.ndarray:
+    """The positions whose column is the same in every order (with columns enough for that to be telling)."""
+    if len(orders[0]) < STUCK_MIN_COLUMNS:
+        return np.zeros(0, dtype=np.intp)
+    table = np.array(orders)
+    return np.flatnonzero((table == table[0]).all(axis=0))
+
+
+def _settled(orders: list[list[int]], sizes: list[int]) -> bool:
+    """Whether :func:`_never_moved` is empty now and whatever more orders come: both of what it looks for must
+    hold in every order, so one pair of orders in which batches and columns moved rules them out for good."""
+    return len(orders) >= 2 and _fixed_members(orders, sizes) is None and not _stuck_columns(orders).size
 
 
 #: How many shared answers (:class:`~optconform.harness.target.readonly.FrozenResult`) each case remembers the

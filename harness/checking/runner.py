@@ -16,7 +16,7 @@ from optconform.reference.conventions import for_call
 
 from .checks import check_case
 from .inputs import case_inputs
-from .mini_batches import mini_batch_calls
+from .mini_batches import CALLS_AHEAD, mini_batch_calls
 from .results import CaseResult, RunReport, mistake_names
 from .series import series
 
@@ -193,11 +193,11 @@ class _Prefetcher:
         self.pending = _Pending(self.session.call_stream(calls, sent), owners)
 
     def _first_calls(self, case) -> list[dict]:
-        """The calls a case starts with: one, or for a structural mini-batch case those it makes when the
+        """The calls a case starts with: one, or for a structural mini-batch case the first it makes when the
         batches are well formed (the same seed twice, then the next seeds; see ``mini_batches.check_mini_batches``)."""
         if case.op != "mini_batches" or "batches" in case.expected:
             return [case_inputs(case, self.dtype)]
-        return mini_batch_calls(case, self.dtype)
+        return mini_batch_calls(case, self.dtype)[:CALLS_AHEAD]
 
 
 class _Pending:
