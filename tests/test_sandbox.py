@@ -321,8 +321,8 @@ def test_the_child_a_sandbox_runs_is_compiled_small_and_without_the_vectors_load
     probe_child = ("import sys; sys.path[:] = [sys.argv[1], *sys.path, *sys.argv[3:]]; "
                    "from optconform.harness.target.child import main; "
                    "code = main([sys.argv[2]]); "
-                   "print(sorted(m for m in ('nbformat', 'jsonschema', 'traceback', 'optconform.reference') "
-                   "if m in sys.modules), file=sys.stderr)")
+                   "print(sorted(m for m in ('nbformat', 'jsonschema', 'traceback', 'optconform.reference', "
+                   "'pathlib', 'copy') if m in sys.modules), file=sys.stderr)")  # what no child needs costs each one
     from optconform.harness.target.staging import package_dirs
 
     done = subprocess.run([sys.executable, "-I", "-S", "-c", probe_child, str(root), str(notebook), *package_dirs()],

@@ -171,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     target_file, warnings = None, []
     try:
         if is_file_target(target):
-            from pathlib import Path
-
-            namespace, warnings = load_source(Path(target))
+            namespace, warnings = load_source(target)
             target_file = os.path.abspath(target)
         else:
             namespace = load_module_target(target)

@@ -16,9 +16,9 @@ import ast
 import functools
 import importlib
 import math
+import os
 import re
 import types
-from pathlib import Path
 
 import numpy as np
 
@@ -30,14 +30,14 @@ DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef
 
 
 def is_file_target(target: str) -> bool:
-    return target.endswith((".py", ".ipynb")) or Path(target).exists()
+    return target.endswith((".py", ".ipynb")) or os.path.exists(target)
 
 
 def file_for(target: str) -> str | None:
     """The file a command-line target names: itself, or ``NAME.py`` (``NAME.ipynb``) when ``NAME`` is none."""
     if is_file_target(target):
         return target
-    return next((target + suffix for suffix in (".py", ".ipynb") if Path(target + suffix).is_file()), None)
+    return next((target + suffix for suffix in (".py", ".ipynb") if os.path.isfile(target + suffix)), None)
 
 
 def load_module_target(target: str):
@@ -273,28 +273,29 @@ def _prelude_warnings(trees: list[ast.Module], label: str) -> list[str]:
             for name in missing]
 
 
-def load_source(path: Path) -> tuple[types.ModuleType, list[str]]:
+def load_source(path: str | os.PathLike[str]) -> tuple[types.ModuleType, list[str]]:
     """A ``.py`` file or ``.ipynb`` notebook -> (namespace of its definitions, warnings)."""
-    if not path.exists():
-        raise LoadError(f"{path.name}: no such file")
-    if not path.is_file():
-        raise LoadError(f"{path.name}: not a file")
+    filename, name = os.fspath(path), os.path.basename(path)
+    if not os.path.exists(filename):
+        raise LoadError(f"{name}: no such file")
+    if not os.path.isfile(filename):
+        raise LoadError(f"{name}: not a file")
     module = types.ModuleType("optconform_submission")
-    module.__file__ = str(path)
+    module.__file__ = filename
     module.__dict__.update(PRELUDE)
     warnings: list[str] = []
-    if path.suffix == ".ipynb":
-        sources = [(f"{path.name} cell {number}", source) for number, source in enumerate(notebook_cells(path), 1)]
+    notebook = os.path.splitext(filename)[1] == ".ipynb"  # as pathlib's suffix: ".ipynb" alone is no notebook
+    if notebook:
+        sources = [(f"{name} cell {number}", source) for number, source in enumerate(notebook_cells(filename), 1)]
     else:
         try:
-            sources = [(path.name, python_text(path, warnings))]
+            sources = [(name, python_text(filename, warnings))]
         except OSError as error:
-            raise LoadError(f"{path.name}: cannot read ({error.strerror or error})") from None
+            raise LoadError(f"{name}: cannot read ({error.strerror or error})") from None
     trees = [(label, _parse_blocks(_strip_magics(source), label, warnings)) for label, source in sources]
-    warnings += _prelude_warnings([tree for _, tree in trees], path.name)
-    filename = str(path)
+    warnings += _prelude_warnings([tree for _, tree in trees], name)
     taken = {id(node) for node in _taken_statements([node for _, tree in trees for node in tree.body])}
     for label, tree in trees:
-        _execute(tree, label if path.suffix == ".ipynb" else filename, module.__dict__, warnings, f"{label} ",
+        _execute(tree, label if notebook else filename, module.__dict__, warnings, f"{label} ",
                  taken)
     return module, warnings

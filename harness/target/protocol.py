@@ -7,7 +7,6 @@ that name the field that is wrong.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from functools import lru_cache
@@ -51,6 +50,8 @@ def _runtime_defs() -> dict:
     shape, and every element, naming the one that is wrong), so at run time the
     schema checks the envelope and the codec the arrays.
     """
+    import copy  # here: the child never validates against the schema
+
     defs = copy.deepcopy(wire_schema()["$defs"])
     defs["array"] = {"type": "object"}
     return defs
