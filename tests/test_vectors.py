@@ -598,3 +598,41 @@ def test_a_number_too_large_for_its_dtype_is_an_error_not_an_infinity():
     with pytest.raises(CodecError, match="a value does not fit in float64"):
         decode_array({"dtype": "float64", "shape": [1], "data": [10 ** 400]})
     assert decode_array({"dtype": "float32", "shape": [1], "data": ["inf"]})[0] == float("inf")  # said outright
+
+
+def _same_arrays(one, other, where="") -> None:
+    """Equal trees whose arrays have the same dtype, shape and bits (NaN, infinities and -0.0 included)."""
+    assert type(one) is type(other), where
+    if isinstance(one, dict):
+        assert list(one) == list(other), where
+        for key in one:
+            _same_arrays(one[key], other[key], f"{where}.{key}")
+    elif isinstance(one, list):
+        assert len(one) == len(other), where
+        for index, (a, b) in enumerate(zip(one, other)):
+            _same_arrays(a, b, f"{where}[{index}]")
+    elif isinstance(one, np.ndarray):
+        assert (one.dtype, one.shape) == (other.dtype, other.shape) and one.tobytes() == other.tobytes(), where
+    else:
+        assert one == other, where
+
+
+def test_a_trusted_set_is_decoded_to_the_very_arrays_a_checked_one_is(tmp_path):
+    """The shipped set is decoded without a check per value (it was validated when it was generated); a set read
+    with every check (validate=True) must give the same arrays, bit for bit, in the same order."""
+    from optconform.vectors import read_file
+
+    for path in sorted(shipped_dir().glob("*.json")):
+        if path.name == "manifest.json":
+            continue
+        trusted, checked = read_file(path, validate=False), read_file(path, validate=True)
+        assert [case.id for case in trusted] == [case.id for case in checked] and trusted
+        for one, other in zip(trusted, checked):
+            for field in ("inputs", "expected", "tolerance"):
+                _same_arrays(getattr(one, field), getattr(other, field), f"{one.id}.{field}")
+    from optconform.vectors import _decoded_trusted, decode_value
+
+    written = {"a": {"dtype": "float64", "shape": [2, 3], "data": ["nan", "inf", "-inf", -0.0, 1, 0.1]},
+               "b": [{"dtype": "float32", "shape": [1, 2], "data": [0.1, "-inf"]}, 3, "text"],
+               "c": {"dtype": "float64", "shape": [], "data": [2.5]}}  # what no shipped case holds, decoded alike
+    _same_arrays(_decoded_trusted(written), decode_value(written, "written"), "written")

@@ -14,6 +14,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from .codec import CodecError, decode_array
 
 SCHEMA_FILE = "schema/vectors.schema.json"
@@ -72,6 +74,19 @@ def decode_value(value, where: str):
     return value
 
 
+def _decoded_trusted(value):
+    """:func:`decode_value` of a set validated when it was generated (the shipped one, or one that matches its
+    manifest): the same arrays, without a check per value or a place named for an error that cannot come. A
+    third of the time: the grader loads every case before it grades anything."""
+    if type(value) is dict:
+        if len(value) == 3 and "dtype" in value and "shape" in value and "data" in value:
+            return np.array(value["data"], dtype=value["dtype"]).reshape(value["shape"])  # "nan", "inf" parse too
+        return {key: _decoded_trusted(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_decoded_trusted(item) for item in value]
+    return value
+
+
 def _validator():
     import jsonschema  # here: importing it costs 60 ms that a child server never needs
 
@@ -99,15 +114,15 @@ def read_file(path: Path, validate: bool = True, hidden: bool = False) -> list[C
             raise VectorError(f"{path}: {case}at {where}: {error.message[:200]}")
     if not isinstance(document, dict) or not isinstance(document.get("cases", []), list):
         raise VectorError(f"{path}: not a vector file (an object with a list of cases)")
-    cases = []
+    cases, decoded = [], decode_value if validate else lambda value, _: _decoded_trusted(value)
     for raw in document.get("cases", []):
         where = f"{path.name}: case {raw.get('id') if isinstance(raw, dict) else raw!r:.80}"
         try:
             cases.append(Case(
                 id=raw["id"], op=raw["op"], description=raw["description"], why=raw["why"],
                 tags=tuple(raw["tags"]), conventions=dict(raw["conventions"]),
-                inputs=decode_value(raw["inputs"], "inputs"), expected=decode_value(raw["expected"], "expected"),
-                tolerance=decode_value(raw["tolerance"], "tolerance"), float64_only=raw.get("float64_only"),
+                inputs=decoded(raw["inputs"], "inputs"), expected=decoded(raw["expected"], "expected"),
+                tolerance=decoded(raw["tolerance"], "tolerance"), float64_only=raw.get("float64_only"),
                 hidden=hidden))
         except (CodecError, KeyError, TypeError, AttributeError, ValueError, RecursionError) as error:
             raise VectorError(f"{where}: {error}") from None
