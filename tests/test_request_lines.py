@@ -110,8 +110,13 @@ def test_sealed_arguments_are_keyed_whole_and_nothing_in_them_can_change():
     assert json.loads(first) == afresh(1, "batch", True, None, calls)
     (key,) = request_lines._bodies
     # the arguments whole, by identity: none of their arrays is walked
-    assert repr(("args", id(args))) in repr(key) and "'array'" not in repr(key)
+    assert repr(("momentum.update", id(args))) in repr(key) and "'array'" not in repr(key)
     assert request_line(2, "batch", True, None, calls) == first.replace(b'"id":1,', b'"id":2,')
+    other = frozen_args({**args, "beta": 0.5})  # another op, other arguments, a call less: each a line of its own
+    for different in ([("adam.update", args), ("momentum.update", args)], [("momentum.update", other)] * 2, calls[:1],
+                      [("momentum.update", args), ("momentum.update", dict(other))]):
+        assert json.loads(request_line(5, "batch", True, None, different)) == afresh(5, "batch", True, None, different)
+    assert len(request_lines._bodies) == 5
     # what could change behind them is not sealed, and is walked (and not kept) as before
     view = np.arange(3.0)[:2]
     loose = [frozen_args({"parameters": {"W1": view}}), frozen_args({"grads": [np.ones(2)]})]

@@ -82,6 +82,10 @@ def _identity(value, keyed: list):
     if type(value) is FrozenArgs and value.sealed:
         keyed.append(value)
         return ("args", id(value))
+    if type(value) is list and all(type(call) is tuple and len(call) == 2 and type(call[0]) is str
+                                   and type(call[1]) is FrozenArgs and call[1].sealed for call in value):
+        keyed += [args for _, args in value]  # a batch of a case's calls, each sealed: one short key
+        return ("calls", tuple((op, id(args)) for op, args in value))
     if isinstance(value, np.ndarray):
         if value.flags.writeable or value.base is not None:
             raise _Unkeyable
