@@ -127,3 +127,45 @@ def test_sealed_arguments_are_keyed_whole_and_nothing_in_them_can_change():
     # a copy is an ordinary dict again: changed, it says what it holds
     changed = {**args, "beta": 0.5}
     assert json.loads(request_line(4, "momentum.update", True, changed))["args"]["beta"] == 0.5
+
+
+def test_a_trajectory_sends_every_submission_the_same_sealed_steps():
+    """The teacher-forced steps and the free run's steps are the same for every submission: made once per case,
+    sealed, so that their requests are keyed whole (no array walked) and encoded once."""
+    from types import SimpleNamespace
+
+    from optconform.harness.checking.checks import check_case
+    from optconform.harness.target.contract import CallFailed
+    from optconform.reference.conventions import resolve
+    from optconform.vectors import load_suite
+
+    sent = []
+
+    class Recording:  # takes many calls in one request: the teacher-forced steps answered as the reference
+        info = SimpleNamespace(ops=list(protocol.OPS), name="recording")
+
+        def __init__(self, case):
+            self.case = case
+
+        def call_many(self, calls, conventions=None, sequence=False):
+            sent.append(calls)
+            return [(dict(step), []) for step in self.case.expected["steps"]]
+
+        def call_chain(self, init, start, calls, carry, conventions=None):
+            sent.append(calls)
+            return None
+
+        def call(self, op, args, conventions=None):
+            raise CallFailed("not answered")
+
+    for case in [c for c in load_suite() if c.op.endswith(".trajectory")][:2]:
+        for _ in range(2):
+            assert check_case(case, Recording(case), "float64", resolve(case.conventions)).status == "error"
+        forced, free, forced_again, free_again = sent[-4:]
+        assert forced is forced_again and free is free_again and len(forced) == len(free) == len(case.inputs["grads"])
+        for calls in (forced, free):
+            assert all(args.sealed for _, args in calls)
+            request_line(1, "batch", True, None, calls)
+            assert "'array'" not in repr(list(request_lines._bodies)[-1])
+        assert all("v" not in args and "parameters" not in args for _, args in free)  # the carried state is not sent
+        assert all("v" in args and "parameters" in args for _, args in forced)

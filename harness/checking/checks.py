@@ -73,6 +73,15 @@ def _step_args(case, state, grads, step):
     return args
 
 
+def _sent_steps(case, kind: str, dtype: str, make) -> list:
+    """A trajectory's calls that every submission is sent alike (``make()``: the teacher-forced steps, or the
+    free run's steps less the state it carries), made once per case and dtype, sealed (:func:`frozen_args`)."""
+    cache = case.__dict__.setdefault("_sent_steps", {})
+    if (kind, dtype) not in cache:
+        cache[kind, dtype] = [(op, frozen_args(args)) for op, args in make()]
+    return cache[kind, dtype]
+
+
 #: How a trajectory's failure says which run found it, in words a student follows (the teacher-forced run,
 #: and the free run from the target's own init).
 STEP_BY_STEP = "each step given the reference's state"
@@ -92,12 +101,16 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     steps, scales = case.expected["steps"], case.tolerance["scale"]["steps"]
     golden_start = _golden_start(case, family, inputs, dtype)
 
-    def teacher_forced_answers():
-        """Every teacher-forced step's arguments are known before the first call: one request for all."""
+    def teacher_forced_calls():
         calls, state = [], golden_start
         for step, grads in enumerate(inputs["grads"]):
             calls.append((update, _step_args(case, state, grads, step)))
             state = _golden_state(case, step, tuple(state), dtype)
+        return calls
+
+    def teacher_forced_answers():
+        """Every teacher-forced step's arguments are known before the first call: one request for all."""
+        calls = _sent_steps(case, "teacher-forced", dtype, teacher_forced_calls)
         return iter(session.call_many(calls, conventions, sequence=True))  # all read: the session stays free
 
     def first_wrong(state, mode, feed, answers=None):
@@ -130,7 +143,7 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     batched = hasattr(session, "call_many") and update in session.info.ops
     forced_failure, _ = first_wrong(golden_start, STEP_BY_STEP, golden,
                                     teacher_forced_answers() if batched else None)
-    chain = _free_run_in_one_request(case, session, inputs, golden_start, update, init, conventions)
+    chain = _free_run_in_one_request(case, session, inputs, golden_start, update, init, conventions, dtype)
     try:
         if init not in session.info.ops:
             raise NotImplementedOp(init)
@@ -155,7 +168,8 @@ def check_trajectory(case, session, dtype, conventions) -> Outcome:
     return outcome
 
 
-def _free_run_in_one_request(case, session, inputs, golden_start, update, init, conventions) -> list | None:
+def _free_run_in_one_request(case, session, inputs, golden_start, update, init, conventions,
+                             dtype: str) -> list | None:
     """The free run's answers (its init's first, when the target has one) from one ``chain`` request, or None
     where the session cannot take one (then the run goes a call at a time, as :func:`check_trajectory` does
     by itself). The program carries its own state from step to step, exactly as the harness would."""
@@ -164,8 +178,9 @@ def _free_run_in_one_request(case, session, inputs, golden_start, update, init, 
     carry = list(golden_start)
     has_init = init in session.info.ops
     start = {"parameters": inputs["parameters"]} if has_init else golden_start
-    calls = [(update, {k: v for k, v in _step_args(case, golden_start, grads, step).items() if k not in carry})
-             for step, grads in enumerate(inputs["grads"])]
+    calls = _sent_steps(case, "free", dtype, lambda: [
+        (update, {k: v for k, v in _step_args(case, golden_start, grads, step).items() if k not in carry})
+        for step, grads in enumerate(inputs["grads"])])
     return session.call_chain(init if has_init else None, start, calls, carry, conventions)
 
 
