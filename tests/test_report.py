@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
@@ -303,6 +304,19 @@ def test_to_json_safe():
         "a": ["nan", "-inf", 1.5, [2, None]],
         "3": True,
     }
+    import enum
+
+    class Kind(str, enum.Enum):
+        FAIL = "fail"
+
+    odd = {"plain": [float("inf"), -0.0, 0, False, None, "x"], 2.5: {(1, 2)}, Kind.FAIL: np.float64("nan"),
+           "numpy": [np.float32(-np.inf), np.int64(3), np.array([[1.0, np.nan]]), np.bool_(True)],
+           "nested": {"t": ((float("nan"),),), "s": frozenset(["only"])}}
+    safe = to_json_safe(odd)
+    assert safe == {"plain": ["inf", -0.0, 0, False, None, "x"], "2.5": [[1, 2]], str(Kind.FAIL): "nan",
+                    "numpy": ["-inf", 3, [[1.0, "nan"]], True], "nested": {"t": [["nan"]], "s": ["only"]}}
+    assert math.copysign(1.0, safe["plain"][1]) == -1.0 and type(safe["numpy"][1]) is int
+    assert json.loads(json.dumps(safe, allow_nan=False)) == safe
 
 
 # --------------------------------------------------------------------------- junit
