@@ -128,7 +128,7 @@ def _settled(orders: list[list[int]], sizes: list[int]) -> bool:
 
 
 #: How many shared answers (:class:`~optconform.harness.target.readonly.FrozenResult`) each case remembers the
-#: reading of: a class's correct submissions mostly send the same batches, a case's six seeds each.
+#: reading of: a class's correct submissions mostly send the same batches, for each of a case's seeds.
 _READ_PER_CASE = 16
 
 
