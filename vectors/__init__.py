@@ -76,8 +76,8 @@ def decode_value(value, where: str):
 
 def _decoded_trusted(value):
     """:func:`decode_value` of a set validated when it was generated (the shipped one, or one that matches its
-    manifest): the same arrays, without a check per value or a place named for an error that cannot come. A
-    third of the time: the grader loads every case before it grades anything."""
+    manifest): the same arrays, without a check per value or a place named for an error that cannot come, in
+    some 40% of the time (the grader loads every case before it grades anything)."""
     if type(value) is dict:
         if len(value) == 3 and "dtype" in value and "shape" in value and "data" in value:
             return np.array(value["data"], dtype=value["dtype"]).reshape(value["shape"])  # "nan", "inf" parse too

@@ -116,10 +116,11 @@ def _rejoins(cell: dict) -> bool:
 
 
 def _converted_code_cells(path: str | os.PathLike[str], text: str) -> list[str]:
-    name = os.path.basename(path)
     """The code cells of a notebook of another version, read and converted to version 4 by nbformat."""
     import nbformat
     import nbformat.reader
+
+    name = os.path.basename(path)
 
     try:
         notebook = nbformat.convert(nbformat.reader.reads(text), 4)
