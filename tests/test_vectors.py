@@ -630,9 +630,22 @@ def test_a_trusted_set_is_decoded_to_the_very_arrays_a_checked_one_is(tmp_path):
         for one, other in zip(trusted, checked):
             for field in ("inputs", "expected", "tolerance"):
                 _same_arrays(getattr(one, field), getattr(other, field), f"{one.id}.{field}")
-    from optconform.vectors import _decoded_trusted, decode_value
+    from optconform.vectors import CodecError, _decoded, decode_value
 
     written = {"a": {"dtype": "float64", "shape": [2, 3], "data": ["nan", "inf", "-inf", -0.0, 1, 0.1]},
                "b": [{"dtype": "float32", "shape": [1, 2], "data": [0.1, "-inf"]}, 3, "text"],
                "c": {"dtype": "float64", "shape": [], "data": [2.5]}}  # what no shipped case holds, decoded alike
-    _same_arrays(_decoded_trusted(written), decode_value(written, "written"), "written")
+    _same_arrays(_decoded(written, "written", True), decode_value(written, "written"), "written")
+    odd = [[None, 1.0], [[1.0, 2.0]], [1.0], [1e400], ["one", 2.0], [{}, 1.0], [1.0, 2.0, 3.0]]
+    # each read as the checked decoding reads it, or refused in its words (a bool or a numeric string, which the
+    # schema refused when the set was generated, the trusted reading takes as the number it names)
+    for data in odd:
+        for shape in ([2], [-1, 2], [1, 2], [2.0]):
+            value = {"x": {"dtype": "float64", "shape": shape, "data": data}}
+            try:
+                checked = decode_value(value, "inputs")
+            except CodecError as error:
+                with pytest.raises(CodecError, match=re.escape(str(error))):
+                    _decoded(value, "inputs", True)
+            else:
+                _same_arrays(_decoded(value, "inputs", True), checked, f"{data} {shape}")
