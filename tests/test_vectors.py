@@ -640,7 +640,7 @@ def test_a_trusted_set_is_decoded_to_the_very_arrays_a_checked_one_is(tmp_path):
     # each read as the checked decoding reads it, or refused in its words (a bool or a numeric string, which the
     # schema refused when the set was generated, the trusted reading takes as the number it names)
     for data in odd:
-        for shape in ([2], [-1, 2], [1, 2], [2.0]):
+        for shape in ([2], [-1, 2], [1, 2], [2.0], [True, 2], [-2, -1], "2", {"2": 2}):
             value = {"x": {"dtype": "float64", "shape": shape, "data": data}}
             try:
                 checked = decode_value(value, "inputs")

@@ -81,15 +81,16 @@ class _Doubt(Exception):
 
 def _decoded_trusted(value):
     """:func:`decode_value` of a set validated when it was generated (the shipped one, or one that matches its
-    manifest): the same arrays without a check per number, in some 40% of the time (the grader loads every case
+    manifest): the same arrays without a check per number, in some 60% of the time (the grader loads every case
     before it grades anything). Anything but a float64 array of the shape its numbers fill is :class:`_Doubt`."""
     if type(value) is dict:
         if len(value) == 3 and "dtype" in value and "shape" in value and "data" in value:
             shape, data = value["shape"], value["data"]
-            if value["dtype"] != "float64" or type(shape) is not list or type(data) is not list or None in data \
-                    or not all(type(n) is int and n >= 0 for n in shape) or len(data) != math.prod(shape):
+            if value["dtype"] != "float64" or type(shape) is not list or type(data) is not list or None in data:
                 raise _Doubt  # (None would read as NaN)
-            try:
+            try:  # NumPy refuses a shape of other than counts; -1, which it would fill in, fails the count
+                if len(data) != math.prod(shape):
+                    raise _Doubt
                 return np.array(data, dtype=np.float64).reshape(shape)  # "nan", "inf" and "-inf" parse too
             except (ValueError, TypeError, OverflowError):
                 raise _Doubt from None
