@@ -5,7 +5,8 @@ ones are made from it by a textual change each, bugs real submissions have and t
 has no name for: the weight stepped with the bias's ``s`` (a key slip), the first bias
 correction with a fixed exponent (``beta1 ** 2``), and both corrections with it. Each is
 checked as ``optconform check FILE --no-sandbox`` (the diagnosis on, as a grader runs it),
-best of ``--repeat``; the figures are the ratios of each buggy file's time to the correct one's.
+best of ``--repeat`` rounds (each round checks every file once, so that a drift in the machine's speed
+weighs on all alike); the figures are the ratios of each buggy file's time to the correct one's.
 
     python benchmarks/bench_unmatched.py [--repeat 3]
 """
@@ -31,14 +32,11 @@ BUGS = {
 }
 
 
-def _time(path: Path, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(path), "--no-sandbox", "--quiet"],
-                       capture_output=True, check=False)
-        best = min(best, time.perf_counter() - started)
-    return best
+def _seconds(path: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "optconform.cli", "check", str(path), "--no-sandbox", "--quiet"],
+                   capture_output=True, check=False)
+    return time.perf_counter() - started
 
 
 def main(argv=None) -> int:
@@ -47,16 +45,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     text = COURSE.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as folder:
-        correct = Path(folder) / "correct.py"
-        correct.write_text(text, encoding="utf-8")
-        baseline = _time(correct, args.repeat)
-        print(f"correct file: {baseline:.2f} s")
-        for name, (old, new) in BUGS.items():
+        files = {"correct": Path(folder) / "correct.py"}
+        files["correct"].write_text(text, encoding="utf-8")
+        for index, (name, (old, new)) in enumerate(BUGS.items()):
             if old not in text:
                 raise SystemExit(f"{name}: the course file no longer holds {old!r}")
-            buggy = Path(folder) / "buggy.py"
-            buggy.write_text(text.replace(old, new), encoding="utf-8")
-            seconds = _time(buggy, args.repeat)
+            files[name] = Path(folder) / f"buggy{index}.py"
+            files[name].write_text(text.replace(old, new), encoding="utf-8")
+        best = dict.fromkeys(files, float("inf"))
+        for _ in range(args.repeat):  # round by round, every file in each: a drift in the machine's speed over
+            for name, path in files.items():  # the run weighs on all of them alike
+                best[name] = min(best[name], _seconds(path))
+        baseline = best.pop("correct")
+        print(f"correct file: {baseline:.2f} s")
+        for name, seconds in best.items():
             print(f"{name:<24} {seconds:.2f} s  {seconds / baseline:.2f}x the correct file")
     return 0
 
