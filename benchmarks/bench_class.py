@@ -12,10 +12,10 @@ the bias's ``s``, the first correction with a fixed exponent). A buggy student r
 function in a later cell, as students who rewrite a function do.
 
 optconform grades the folder sandboxed (``--ops mini_batches,momentum,adam``); each submission's
-seconds come from its gradebook. It grades the folder again after otter-grader, and the ratio is taken
-against the mean of its two runs, which bracket otter-grader's. otter-grader runs the same notebooks against five hand-written
+seconds come from its gradebook. otter-grader runs the same notebooks against five hand-written
 tests (bench_otter's ``simple`` set: the cheapest otter suite an instructor writes), ``--jobs`` at
-a time, in its own virtual environment (bench_otter makes it when absent).
+a time, in its own virtual environment (bench_otter makes it when absent). optconform then grades the
+folder again, and the ratio is taken against the mean of its two runs, which bracket otter-grader's.
 """
 
 from __future__ import annotations
