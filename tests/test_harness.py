@@ -575,12 +575,11 @@ def test_check_shows_progress_on_a_terminal_and_nothing_on_a_pipe():
     assert piped.returncode == 0 and piped.stderr == ""
 
 
-def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
-    """Version 2 sends the coming cases' calls in one request, answered a call at a time; when a call ends the
-    program mid-batch, that call fails as it would alone and the rest are made one by one, so only the cases
-    that crash it show the crash."""
-    path = tmp_path / "crashes_on_three_layers.py"
-    path.write_text(textwrap.dedent("""
+def _deep_failing_report(tmp_path, failing: str, timeout: float = 30):
+    """A correct port whose adam.update does ``failing`` (a line of code) on networks of three layers or more,
+    checked on every adam.update case through the child server; (the report, the selection, the requests sent)."""
+    path = tmp_path / "fails_on_three_layers.py"
+    path.write_text(textwrap.dedent(f"""
         import os
         from optconform.reference import *  # noqa: F403 - a correct port ...
         from optconform.reference import update_parameters_with_adam as _adam
@@ -588,10 +587,10 @@ def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
         def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999,
                                         epsilon=1e-8):
             if "W3" in parameters:  # ... but for networks of three layers or more
-                os._exit(3)
+                {failing}
             return _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon)
     """))
-    session = ProcessSession(child_argv(str(path)), "crasher", timeout=30, sandbox=False)
+    session = ProcessSession(child_argv(str(path)), "deep", timeout=timeout, sandbox=False)
     requests = []
     send = session._send
     session._send = lambda op, *a, **k: (requests.append(op), send(op, *a, **k))[1]
@@ -600,17 +599,73 @@ def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
                  and c.conventions.get("adam.epsilon", "outside_sqrt") == "outside_sqrt"]
         conventions = resolve(reference.OPTCONFORM_CONVENTIONS)
         selection = select(cases, conventions, "float64")
-        report = run_cases(session, selection, "float64", conventions, "crasher", diagnoser=Diagnoser())
+        report = run_cases(session, selection, "float64", conventions, "deep", diagnoser=Diagnoser())
     finally:
         session.close()
+    return report, selection, requests
+
+
+def _landed_on_their_own_cases(report, selection, requests, how: str) -> list[str]:
+    """The failures ``how`` (words of their message) fell on deep networks only, the cases before the op was
+    given up on all passed, and the calls went in batches; the ids of the failing cases."""
     deep = {c.id for c in selection.run if "W3" in c.inputs["parameters"]}
     assert deep and len(deep) < len(selection.run)
-    crashed = [r.id for r in report.results if "exited with code 3" in r.message]
-    assert crashed and set(crashed) <= deep  # never blamed on a neighbour in the same batch
+    failed = [r.id for r in report.results if how in r.message]
+    assert failed and set(failed) <= deep  # never blamed on a neighbour in the same batch
     capped = next(i for i, r in enumerate(report.results) if "3 times in a row" in r.message)
     assert all(r.status == "pass" for r in report.results[:capped] if r.id not in deep)
     assert all(report.results[i].id in deep for i in range(capped) if report.results[i].status != "pass")
     assert "batch" in requests and len(requests) < len(selection.run)
+    return failed
+
+
+def test_calls_travel_in_batches_and_a_crash_lands_on_its_own_case(tmp_path):
+    """Version 2 sends the coming cases' calls in one request, answered a call at a time; when a call ends the
+    program mid-batch, that call fails as it would alone and the rest are made one by one, so only the cases
+    that crash it show the crash. The child sends a batch's answers in bursts, so the answers just before the
+    crash go down with it: those calls are made again, alone, before the one that crashes."""
+    report, selection, requests = _deep_failing_report(tmp_path, "os._exit(3)")
+    _landed_on_their_own_cases(report, selection, requests, "exited with code 3")
+
+
+def test_a_call_that_hangs_in_a_batch_holds_back_no_answer_before_it(tmp_path):
+    """While a call of a batch hangs, the answers the child kept to send with it still leave (its watcher
+    thread), so the timeout lands on the call that hangs, never on one before it."""
+    report, selection, requests = _deep_failing_report(tmp_path, "while True: pass", timeout=1.5)
+    _landed_on_their_own_cases(report, selection, requests, "no answer within")
+
+
+def test_the_child_sends_a_batchs_answers_together_and_none_waits_long(tmp_path):
+    """The child's output keeps a batch's answers to send them in one write; the last answer of a request, a
+    slow call's answer, or one that has waited FLUSH_AFTER (the watcher) leaves without waiting for more."""
+    import os
+    import select as select_module
+    import time
+
+    from optconform.harness.target import child
+
+    read_end, write_end = os.pipe()
+    try:
+        out = child._Output(write_end)
+
+        def readable(wait: float = 0.0) -> bytes:
+            ready, _, _ = select_module.select([read_end], [], [], wait)
+            return os.read(read_end, 1 << 16) if ready else b""
+
+        out.write("a\n", more=True)
+        out.write("b\n", more=True)
+        assert readable() == b""
+        out.write("c\n", more=False)
+        assert readable() == b"a\nb\nc\n"
+        out.write("slow\n", more=True, started=time.monotonic() - 2 * child.FLUSH_AFTER)
+        assert readable() == b"slow\n"
+        started = time.monotonic()
+        out.write("waits\n", more=True)
+        assert readable(wait=5.0) == b"waits\n"  # nothing more came: the watcher sent it
+        assert child.FLUSH_AFTER <= time.monotonic() - started < 5.0
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def _trajectory_report(path, ops=("adam.trajectory",)):

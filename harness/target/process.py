@@ -52,6 +52,7 @@ class ProcessSession:
         self.timeouts: collections.Counter = collections.Counter()
         self.crashes: collections.Counter = collections.Counter()
         self.restarts = 0
+        self.unsure_restarts = 0  # restarts after a batch's program ended, before the failing call was known
         self.started = time.monotonic()
         self.info = self._start(first=True)
 
@@ -136,8 +137,9 @@ class ProcessSession:
         """What a request or its answer that could not get through says: it timed out, or the program ended."""
         if isinstance(error, TimeoutError):
             return _TimedOut(f"no answer within {timeout:g} s (timed out; the program was restarted)")
-        return ended(f"the program {self.program.exit_status()} during the call{self.program.stdout_hint()}"
-                          f"{self.program.stderr_hint()}")
+        failure = ended(f"the program {self.program.exit_status()} during the call{self.program.stdout_hint()}"
+                        f"{self.program.stderr_hint()}")
+        return _Ended(str(failure), failure.withheld)
 
     def _request(self, op: str, args: dict | None, timeout: float, conventions: dict | None = None) -> dict:
         """Send one request and return its response, which succeeded; CallFailed says why not."""
@@ -190,7 +192,9 @@ class ProcessSession:
         each on its own line as it completes, so the caller can check one answer while the
         program computes the next, and every call keeps its own time limit: a call that
         hangs, crashes or garbles its answer fails as it would alone (counted, the program
-        restarted), and the calls after it are made one by one. ``sequence``: the calls are
+        restarted), and the calls after it are made one by one. When the program ends before
+        an answer that may have gone down with a later call's crash, that call is made again
+        alone, first (:meth:`_unsure_of`). ``sequence``: the calls are
         steps of one case, useless after the first that fails; the rest are then not made.
         Nothing else may be sent to the session until the stream is exhausted.
         """
@@ -248,6 +252,8 @@ class ProcessSession:
                     raise unreadable(f"protocol error: answer {answer.get('index')!r} of a {kind} where {index} "
                                      "was due")
             except CallFailed as failure:
+                if kind == "batch" and index < len(ops) - 1 and self._unsure_of(failure):
+                    return  # the rest, this call first, are made one by one (see call_stream)
                 self._count_failure(op, failure)
                 yield failure
                 return
@@ -255,6 +261,18 @@ class ProcessSession:
             yield self._answered(op, answer)
             if stop_at_last and answer.get("last"):
                 return
+
+    def _unsure_of(self, failure: CallFailed) -> bool:
+        """Whether a batch's program that ended before answer n may have ended in a later call: the child
+        server sends a batch's answers in bursts (:class:`.child._Output`), so the last few may have gone down
+        with it. Then the program is restarted, nothing counted against any op, and the calls from answer n on
+        are made one at a time, where a crash is its own call's. A program that keeps doing this (at most
+        MAX_RESTARTS times) has its failures counted where they land."""
+        if not isinstance(failure, _Ended) or self.unsure_restarts >= MAX_RESTARTS or self._out_of_time():
+            return False
+        self.unsure_restarts += 1
+        self._restart()
+        return True
 
     def _answered(self, op: str, answer: dict):
         if not answer["ok"]:
@@ -313,6 +331,10 @@ class _Refused(CallFailed):
 
     def as_failure(self) -> CallFailed:
         return raised(str(self))
+
+
+class _Ended(CallFailed):
+    """The program ended, or closed its output, while an answer was due."""
 
 
 class _TimedOut(CallFailed):
