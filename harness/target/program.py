@@ -44,7 +44,7 @@ class Program:
         """``popen``: ``subprocess.Popen``'s own arguments (``cwd``, ``env``, ``preexec_fn``, ``user``, ...)."""
         self.display_name, self.shifted_exit_codes, self.line_limit = name, shifted_exit_codes, line_limit
         self.stderr_tail: collections.deque = collections.deque(maxlen=40)
-        self._buffer = b""
+        self._buffer, self._start = b"", 0  # output read but not yet returned: self._buffer[self._start:]
         try:
             self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, start_new_session=True, **popen)
@@ -81,9 +81,9 @@ class Program:
         """One line of the program's output, read in time linear in its length, at most ``line_limit`` bytes."""
         from .protocol import ProtocolError
 
-        end = self._buffer.find(b"\n")
+        end = self._buffer.find(b"\n", self._start)
         if end < 0:
-            chunks, size = [self._buffer], len(self._buffer)
+            chunks, size = [self._buffer[self._start:]], len(self._buffer) - self._start
             while end < 0:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -93,7 +93,7 @@ class Program:
                     continue
                 chunk = os.read(self.process.stdout.fileno(), 4 << 20)
                 if not chunk:
-                    self._buffer = b"".join(chunks)
+                    self._buffer, self._start = b"".join(chunks), 0
                     raise EOFError
                 found = chunk.find(b"\n")
                 end = size + found if found >= 0 else -1
@@ -101,8 +101,9 @@ class Program:
                 size += len(chunk)
                 if end < 0 and size > self.line_limit:
                     raise ProtocolError(f"wrote a line longer than {self.line_limit >> 20} MiB")
-            self._buffer = b"".join(chunks)
-        line, self._buffer = self._buffer[:end], self._buffer[end + 1:]
+            self._buffer, self._start = b"".join(chunks), 0
+        # the lines of a burst are read from where the last one ended: the rest is never copied per line
+        line, self._start = self._buffer[self._start:end], end + 1
         return line
 
     def write(self, data: bytes, deadline: float) -> None:
@@ -133,6 +134,7 @@ class Program:
 
     def stdout_hint(self) -> str:
         """What an ended program left on stdout that was not an answer (e.g. a banner instead of hello)."""
+        self._buffer, self._start = self._buffer[self._start:], 0
         try:
             while select.select([self.process.stdout], [], [], 0)[0]:
                 chunk = os.read(self.process.stdout.fileno(), 1 << 16)
