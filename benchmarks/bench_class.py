@@ -1,7 +1,7 @@
 """A realistic class, graded by optconform and by otter-grader in one run: seconds per submission, the slowest
 submission over the median, and the ratio.
 
-    python benchmarks/bench_class.py [--students 30] [--jobs 2] [--no-otter] [--otter-venv DIR]
+    python benchmarks/bench_class.py [--students 30] [--jobs 2] [--rounds 1] [--no-otter] [--otter-venv DIR]
 
 The class is generated, as real classes are made: the three course versions (2017 and 2021 as
 scripts turned into notebooks, 2018 as its notebook), each with its usual extra cells (plots, the
@@ -15,7 +15,9 @@ optconform grades the folder sandboxed (``--ops mini_batches,momentum,adam``); e
 seconds come from its gradebook. otter-grader runs the same notebooks against five hand-written
 tests (bench_otter's ``simple`` set: the cheapest otter suite an instructor writes), ``--jobs`` at
 a time, in its own virtual environment (bench_otter makes it when absent). optconform then grades the
-folder again, and the ratio is taken against the mean of its two runs, which bracket otter-grader's.
+folder again, and the ratio is taken against the mean of its two runs, which bracket otter-grader's; with
+``--rounds N``, otter-grader and optconform alternate N times, and the median of the N bracketed ratios is
+reported with their range (the machine's speed drifts by tens of percent within minutes).
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ def main(argv=None) -> int:
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-otter", action="store_true", help="optconform alone")
+    parser.add_argument("--rounds", type=int, default=1, help="otter-grader runs, each between two of optconform")
     parser.add_argument("--otter-venv", type=Path, default=Path(tempfile.gettempdir()) / "optconform-otter-venv")
     args = parser.parse_args(argv)
     bench_otter.compile_optconform()
@@ -169,14 +172,20 @@ def main(argv=None) -> int:
         if python is None:
             return 0
         autograder, _ = bench_otter.otter_autograder(python, work, "simple")
-        otter = otter_class(python, autograder, folder, work / "otter", args.jobs) / args.students
-        print(f"  otter-grader (simple tests): {otter:.3f} s per submission")
-        # optconform again, after otter-grader: the two runs bracket it, so that the machine's speed drifting
-        # over the minutes otter-grader takes (up to 1.7x here) weighs on both tools alike
-        again = optconform_class(folder, work / "grades-again", args.jobs)[0] / args.students
-        print(f"  optconform grade again, after otter-grader: {again:.3f} s per submission")
-        print(f"otter-grader / optconform = {otter / ((per + again) / 2):.1f}x, against the mean of the two "
-              f"(before: {otter / per:.1f}x, after: {otter / again:.1f}x; goal 20x)")
+        # optconform again after each otter-grader run: every otter run is bracketed by two of optconform's, so
+        # that the machine's speed drifting over the minutes otter-grader takes (up to 1.7x here) weighs on both
+        # tools alike; with --rounds, the median of the bracketed ratios
+        runs, ratios = [per], []
+        for round_ in range(args.rounds):
+            otter = otter_class(python, autograder, folder, work / f"otter-{round_}", args.jobs) / args.students
+            runs.append(optconform_class(folder, work / f"grades-{round_}", args.jobs)[0] / args.students)
+            ratios.append(otter / ((runs[-2] + runs[-1]) / 2))
+            print(f"  round {round_ + 1}: otter-grader (simple tests) {otter:.3f} s per submission; optconform "
+                  f"again {runs[-1]:.3f} s; otter-grader / optconform = {ratios[-1]:.1f}x, against the mean of "
+                  f"the runs before and after (before: {otter / runs[-2]:.1f}x, after: {otter / runs[-1]:.1f}x)")
+        print(f"otter-grader / optconform = {statistics.median(ratios):.1f}x"
+              + (f", the median of {len(ratios)} rounds ({min(ratios):.1f}x to {max(ratios):.1f}x)"
+                 if len(ratios) > 1 else "") + " (goal 20x)")
     return 0
 
 
