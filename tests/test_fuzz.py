@@ -452,3 +452,24 @@ def test_the_short_way_for_b64_arrays_decodes_exactly_as_the_long_way(dtype, sha
     finally:
         codec._well_formed_b64 = original
     assert short == long
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=0, max_size=24),
+       dtype=st.sampled_from(["<f8", ">f8", "<f4", ">f4", "<f2", "<i8", "|b1"]),
+       columns=st.integers(1, 4), step=st.integers(1, 2), transpose=st.booleans())
+def test_an_array_sent_in_base64_arrives_bit_for_bit_whatever_its_layout(values, dtype, columns, step, transpose):
+    """The wire's binary form of any array (either byte order, strided, transposed, of another dtype) decodes
+    to the same values in native order: native float32 stays float32, any other dtype travels as float64."""
+    from optconform.vectors import codec
+
+    with np.errstate(all="ignore"):
+        array = np.asarray(values, dtype=np.float64).astype(dtype)
+    array = array[: len(array) // columns * columns].reshape(-1, columns)[::step]
+    array = array.T if transpose else array
+    encoded = codec.encode_array(array, binary=True)
+    expected = array.astype(np.float32 if array.dtype == np.dtype(np.float32) else np.float64)
+    assert encoded["dtype"] == expected.dtype.name and encoded["shape"] == list(array.shape)
+    decoded = codec.decode_array(json.loads(json.dumps(encoded)))
+    assert decoded.dtype == expected.dtype.newbyteorder("=") and decoded.shape == array.shape
+    assert decoded.tobytes() == np.ascontiguousarray(expected, dtype=expected.dtype.newbyteorder("=")).tobytes()

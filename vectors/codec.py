@@ -23,7 +23,6 @@ import numpy as np
 DTYPES = ("float64", "float32")
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _FLOAT64, _FLOAT32 = np.dtype(np.float64), np.dtype(np.float32)
-_NAMES = {_FLOAT64: "float64", _FLOAT32: "float32"}
 _LITTLE = {"float64": np.dtype("<f8"), "float32": np.dtype("<f4")}
 _PLAIN_NUMBERS = frozenset((float, int))
 
@@ -67,10 +66,14 @@ def encode_array(array, binary: bool = False) -> dict:
     return {"dtype": dtype, "shape": list(array.shape), "data": data}
 
 
+#: The wire's name and little-endian dtype of an array's dtype (any other is sent as float64).
+_WIRE = {_FLOAT64: ("float64", _LITTLE["float64"]), _FLOAT32: ("float32", _LITTLE["float32"])}
+
+
 def _encode_binary(array: np.ndarray) -> dict:
-    native = array.dtype if array.dtype in (_FLOAT64, _FLOAT32) else _FLOAT64
-    raw = np.ascontiguousarray(array, dtype=native.newbyteorder("<")).tobytes()
-    return {"dtype": _NAMES[native], "shape": list(array.shape), "b64": base64.b64encode(raw).decode("ascii")}
+    name, wire = _WIRE.get(array.dtype, _WIRE[_FLOAT64])
+    raw = np.ascontiguousarray(array, dtype=wire)  # its buffer is read as it is: no bytes object in between
+    return {"dtype": name, "shape": list(array.shape), "b64": binascii.b2a_base64(raw, newline=False).decode("ascii")}
 
 
 def decode_array(obj, where: str = "array", dtype: str | None = None) -> np.ndarray:
