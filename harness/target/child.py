@@ -35,11 +35,11 @@ class _Output:
     """The protocol's output: each answer leaves when its request is done, or once it has waited
     :data:`FLUSH_AFTER` seconds, whichever comes first; until then the answers of a batch travel together.
 
-    A write, and a wake of the grader, per answer cost a class about 7% of its CPU (some four hundred
-    answers a submission). A watcher thread sends what has waited too long, so a call that hangs holds back
-    no answer before it, unless it hangs inside C code that never lets the interpreter switch threads. A
-    call that ends the program may take the last few answers with it; the grader then makes those calls
-    again, one at a time, so the failure still lands on the call that caused it.
+    A write, and a wake of the grader, per answer (some four hundred a submission) cost a class 3% to 10% of
+    its CPU in alternating runs, the more the busier the machine. A watcher thread sends what has waited too
+    long, so a call that hangs holds back no answer before it, unless it hangs inside C code that never lets
+    the interpreter switch threads. A call that ends the program may take the last few answers with it; the
+    grader then makes those calls again, one at a time, so the failure still lands on the call that caused it.
     """
 
     def __init__(self, fd: int):
@@ -147,7 +147,7 @@ def serve(adapter, protocol_in, protocol_out, target_file: str | None = None, lo
                 "conventions": adapter.conventions, "warnings": list(load_warnings)}})
             continue
         binary = request.get("protocol") == protocol.PROTOCOL_V2
-        if op == "batch":  # version 2: several calls, each answered on its own line as it completes
+        if op == "batch":  # version 2: several calls, each answered on its own line (sent in bursts: _Output)
             last = len(request["calls"]) - 1
             for index, call in enumerate(request["calls"]):
                 started = time.monotonic()
