@@ -635,34 +635,40 @@ def test_a_call_that_hangs_in_a_batch_holds_back_no_answer_before_it(tmp_path):
     _landed_on_their_own_cases(report, selection, requests, "no answer within")
 
 
-def test_the_child_sends_a_batchs_answers_together_and_none_waits_long(tmp_path):
+def test_the_child_sends_a_batchs_answers_together_and_none_waits_long(monkeypatch):
     """The child's output keeps a batch's answers to send them in one write; the last answer of a request, a
-    slow call's answer, or one that has waited FLUSH_AFTER (the watcher) leaves without waiting for more."""
+    slow call's answer, or one that has waited FLUSH_AFTER (the watcher) leaves without waiting for more; the
+    watcher thread ends with its output."""
     import os
     import select as select_module
     import time
 
     from optconform.harness.target import child
 
+    def readable(wait: float = 0.0) -> bytes:
+        ready, _, _ = select_module.select([read_end], [], [], wait)
+        return os.read(read_end, 1 << 16) if ready else b""
+
+    monkeypatch.setattr(child, "FLUSH_AFTER", 1.0)  # long enough that nothing leaves early on a slow machine
     read_end, write_end = os.pipe()
     try:
         out = child._Output(write_end)
-
-        def readable(wait: float = 0.0) -> bytes:
-            ready, _, _ = select_module.select([read_end], [], [], wait)
-            return os.read(read_end, 1 << 16) if ready else b""
-
         out.write("a\n", more=True)
         out.write("b\n", more=True)
         assert readable() == b""
         out.write("c\n", more=False)
         assert readable() == b"a\nb\nc\n"
-        out.write("slow\n", more=True, started=time.monotonic() - 2 * child.FLUSH_AFTER)
+        out.write("slow\n", more=True, started=time.monotonic() - 2.0)
         assert readable() == b"slow\n"
+        monkeypatch.setattr(child, "FLUSH_AFTER", 0.05)
         started = time.monotonic()
         out.write("waits\n", more=True)
         assert readable(wait=5.0) == b"waits\n"  # nothing more came: the watcher sent it
-        assert child.FLUSH_AFTER <= time.monotonic() - started < 5.0
+        assert 0.05 <= time.monotonic() - started < 5.0
+        watcher = out._watcher
+        del out
+        watcher.join(5.0)
+        assert not watcher.is_alive()
     finally:
         os.close(read_end)
         os.close(write_end)

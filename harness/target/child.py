@@ -63,8 +63,10 @@ class _Output:
                 return
         if self._watcher is None:
             import threading
+            import weakref
 
-            self._watcher = threading.Thread(target=self._watch, name="optconform-output", daemon=True)
+            self._watcher = threading.Thread(target=_watch, args=(weakref.ref(self),), name="optconform-output",
+                                             daemon=True)
             self._watcher.start()
 
     def _send(self) -> None:
@@ -74,15 +76,22 @@ class _Output:
         while data:
             data = data[os.write(self._fd, data):]
 
-    def _watch(self) -> None:
-        try:
-            while True:
-                time.sleep(FLUSH_AFTER / 2)
-                with self._lock:
-                    if self._pending and time.monotonic() - self._since >= FLUSH_AFTER:
-                        self._send()
-        except OSError:  # the grader has gone: the serving thread finds out at its next answer
-            return
+
+def _watch(output_ref) -> None:
+    """The watcher of an :class:`_Output`: sends what has waited :data:`FLUSH_AFTER`, as long as the output
+    lives (a weak reference: the thread ends with it)."""
+    try:
+        while True:
+            time.sleep(FLUSH_AFTER / 2)
+            output = output_ref()
+            if output is None:
+                return
+            with output._lock:
+                if output._pending and time.monotonic() - output._since >= FLUSH_AFTER:
+                    output._send()
+            del output
+    except OSError:  # the grader has gone: the serving thread finds out at its next answer
+        return
 
 
 def _limit_resources(memory_mb: int, cpu_seconds: int) -> None:
