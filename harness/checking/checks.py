@@ -21,28 +21,23 @@ from .compare import compare_case_outputs
 from .inputs import case_inputs, cast_inputs
 from .mini_batches import check_mini_batches
 from .outcome import Outcome, from_comparison, problems_outcome
+from .per_case import kept
 
 
 def _golden_state(case, step: int, keys: tuple, dtype: str) -> dict:
     """The golden state after ``step`` of a trajectory case, in ``dtype``: made once, read-only, shared."""
-    cache = case.__dict__.setdefault("_golden_states", {})
-    key = (step, keys, dtype)
-    if key not in cache:
-        cache[key] = frozen_args(cast_inputs({k: case.expected["steps"][step][k] for k in keys}, dtype))
-    return cache[key]
+    return kept(case, "_golden_states", (step, keys, dtype),
+                lambda: frozen_args(cast_inputs({k: case.expected["steps"][step][k] for k in keys}, dtype)))
 
 
 def _golden_start(case, family: str, inputs: dict, dtype: str) -> dict:
     """A trajectory's first state: its parameters and zeros for ``v`` (and ``s``), read-only, made once per case
     and dtype; ``v`` and ``s`` each their own arrays, so that an update working in place never sees them as one."""
-    cache = case.__dict__.setdefault("_golden_start", {})
-    if dtype not in cache:
-        def zeros():
-            return {key: np.zeros_like(value) for key, value in case.expected["steps"][0]["v"].items()}
+    def zeros():
+        return {key: np.zeros_like(value) for key, value in case.expected["steps"][0]["v"].items()}
 
-        cache[dtype] = frozen_args({"parameters": inputs["parameters"], "v": zeros()}
-                                    | ({"s": zeros()} if family == "adam" else {}))
-    return cache[dtype]
+    return kept(case, "_golden_start", dtype, lambda: frozen_args(
+        {"parameters": inputs["parameters"], "v": zeros()} | ({"s": zeros()} if family == "adam" else {})))
 
 
 # ---------------------------------------------------------------- single calls
@@ -76,10 +71,7 @@ def _step_args(case, state, grads, step):
 def _sent_steps(case, kind: str, dtype: str, make) -> list:
     """A trajectory's calls that every submission is sent alike (``make()``: the teacher-forced steps, or the
     free run's steps less the state it carries), made once per case and dtype, sealed (:func:`frozen_args`)."""
-    cache = case.__dict__.setdefault("_sent_steps", {})
-    if (kind, dtype) not in cache:
-        cache[kind, dtype] = [(op, frozen_args(args)) for op, args in make()]
-    return cache[kind, dtype]
+    return kept(case, "_sent_steps", (kind, dtype), lambda: [(op, frozen_args(args)) for op, args in make()])
 
 
 #: How a trajectory's failure says which run found it, in words a student follows (the teacher-forced run,

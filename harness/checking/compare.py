@@ -21,6 +21,8 @@ import numpy as np
 
 from optconform.harness.target.readonly import FrozenResult
 
+from .per_case import kept
+
 
 @dataclass(frozen=True)
 class Mismatch:
@@ -241,13 +243,8 @@ def _gathered(expected, got, out: list) -> bool:
 
 def _flat(case, expected, scale, dtype: str) -> _Flat:
     """The case part's :class:`_Flat`, made the first time it is asked for."""
-    cache = case.__dict__.setdefault("_flat", {})
-    key = (id(expected), id(scale), dtype)
-    flat = cache.get(key)
-    if flat is None:
-        tolerance = case.tolerance[dtype]
-        flat = cache[key] = _Flat(expected, scale, tolerance["rtol"], tolerance["atol"])
-    return flat
+    return kept(case, "_flat", (id(expected), id(scale), dtype),
+                lambda: _Flat(expected, scale, case.tolerance[dtype]["rtol"], case.tolerance[dtype]["atol"]))
 
 
 def _passes_whole(case, expected, scale, got, dtype: str) -> Comparison | None:

@@ -6,6 +6,8 @@ import numpy as np
 
 from optconform.harness.target.readonly import FrozenArgs, frozen_args
 
+from .per_case import kept
+
 
 def cast_inputs(value, dtype: str):
     """Inputs in the working dtype: arrays (also inside dicts and lists) cast, scalars kept."""
@@ -22,7 +24,4 @@ def case_inputs(case, dtype: str) -> FrozenArgs:
     """The case's inputs in ``dtype``, made once per case and dtype and shared by every target checked in
     this process: read-only (a session copies before a target may touch them), so that their wire
     encoding can be kept too (``codec.encode_array``, ``request_lines``)."""
-    cache = case.__dict__.setdefault("_inputs", {})
-    if dtype not in cache:
-        cache[dtype] = frozen_args(cast_inputs(case.inputs, dtype))
-    return cache[dtype]
+    return kept(case, "_inputs", dtype, lambda: frozen_args(cast_inputs(case.inputs, dtype)))

@@ -10,6 +10,7 @@ from optconform.harness.target.readonly import FrozenArgs, FrozenResult, frozen_
 from .compare import compare_case_outputs
 from .inputs import case_inputs
 from .outcome import Outcome, from_comparison, problems_outcome
+from .per_case import kept
 
 #: Structural mini-batch checks on shuffling need enough columns to be sure by chance (8! > 40000).
 SHUFFLE_MIN_COLUMNS = 8
@@ -37,11 +38,11 @@ CALLS_AHEAD = 4
 def mini_batch_calls(case, dtype: str) -> list[FrozenArgs]:
     """The arguments of the calls a structural mini-batch case may make when its batches are well formed: its own
     seed twice, then the next seeds (:func:`shuffle_seeds`); made once per case and dtype."""
-    cache = case.__dict__.setdefault("_mini_batch_calls", {})
-    if dtype not in cache:
+    def make():
         args = case_inputs(case, dtype)
-        cache[dtype] = [args, args, *(frozen_args({**args, "seed": seed}) for seed in shuffle_seeds(case))]
-    return cache[dtype]
+        return [args, args, *(frozen_args({**args, "seed": seed}) for seed in shuffle_seeds(case))]
+
+    return kept(case, "_mini_batch_calls", dtype, make)
 
 
 def check_mini_batches(case, session, dtype, conventions) -> Outcome:

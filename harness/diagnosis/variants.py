@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from optconform.harness.checking.per_case import kept
 from optconform.harness.target.adapter import ARGUMENTS
 from optconform.reference import ops
 from optconform.reference.conventions import resolve
@@ -102,11 +103,8 @@ def variant_outputs(case, mistake: Mistake | None = None) -> list[dict]:
     They depend only on the case: each is computed once per process and kept with
     the case, so the diagnosis of every later submission finds it ready.
     """
-    cache = case.__dict__.setdefault("_variant_outputs", {})
     key = None if mistake is None else (mistake.op, mistake.name)
-    if key not in cache:
-        cache[key] = _compute_variant_outputs(case, mistake)
-    return cache[key]
+    return kept(case, "_variant_outputs", key, lambda: _compute_variant_outputs(case, mistake))
 
 
 def _compute_variant_outputs(case, mistake: Mistake | None) -> list[dict]:

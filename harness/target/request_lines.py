@@ -77,13 +77,18 @@ def _body(op, binary, args, calls, extra, conventions) -> bytes:
     return protocol.dumps(message).encode()[1:]  # the text after "{": the id goes first
 
 
+def _sealed(value) -> bool:
+    """Arguments that can never change (:class:`FrozenArgs`, sealed): keyed by identity alone."""
+    return type(value) is FrozenArgs and value.sealed
+
+
 def _identity(value, keyed: list):
     """A hashable key that two values share only if they encode to the same text."""
-    if type(value) is FrozenArgs and value.sealed:
+    if _sealed(value):
         keyed.append(value)
         return ("args", id(value))
     if type(value) is list and all(type(call) is tuple and len(call) == 2 and type(call[0]) is str
-                                   and type(call[1]) is FrozenArgs and call[1].sealed for call in value):
+                                   and _sealed(call[1]) for call in value):
         keyed += [args for _, args in value]  # a batch of a case's calls, each sealed: one short key
         return ("calls", tuple((op, id(args)) for op, args in value))
     if isinstance(value, np.ndarray):
