@@ -38,11 +38,13 @@ from pathlib import Path
 from .staging import (
     DEFAULT_MEMORY_MB,
     LIMITS,
+    SECCOMP_PROLOGUE,
     Launch,
     apply_limits,
     boot_code,
     child_environment,
     package_dirs,
+    seccomp_available,
     staged_child,
 )
 
@@ -98,6 +100,8 @@ def _runtime_view() -> tuple[str, ...]:
         hidden = [os.path.join(directory, n) for n in os.listdir(directory) if n.startswith("optconform")]
         for path in hidden:  # an installed optconform (the reference, the vectors) is not there inside
             argv += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+    if seccomp_available():  # where pyseccomp finds libseccomp (ldconfig's cache of the system's libraries)
+        argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     argv += ["--ro-bind", staged_child(), CHILD_ROOT, "--proc", "/proc", "--dev", "/dev",
              "--size", size, "--tmpfs", "/dev/shm", "--chdir", SCRATCH]
     for key, value in child_environment(SCRATCH).items():
@@ -105,18 +109,37 @@ def _runtime_view() -> tuple[str, ...]:
     return tuple(argv)
 
 
+def _confined(bwrap: str) -> list[str]:
+    return [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv", *_runtime_view()]
+
+
 def command(bwrap: str, submission: Path, memory_mb: int = DEFAULT_MEMORY_MB, code: str | None = None) -> list[str]:
     """The whole ``bwrap`` command that starts the child server on ``submission`` (or runs ``code``)."""
     inside = f"{SUBMISSION_DIR}/{submission.name}"
-    run = ["-c", boot_code(CHILD_ROOT), inside] if code is None else ["-c", code]
-    return [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv", *_runtime_view(),
-            "--ro-bind", str(submission), inside, "--setenv", "OPTCONFORM_MEMORY_MB", str(memory_mb),
-            "--", sys.executable, "-I", "-S", *run]
+    run = ["-c", boot_code(CHILD_ROOT, _prologue()), inside] if code is None else ["-c", code]
+    return [*_confined(bwrap), "--ro-bind", str(submission), inside, "--setenv", "OPTCONFORM_MEMORY_MB",
+            str(memory_mb), "--", sys.executable, "-I", "-S", *run]
+
+
+def zygote_command(bwrap: str, control_fd: int, memory_mb: int = DEFAULT_MEMORY_MB) -> list[str]:
+    """The ``bwrap`` command of a warm start's zygote (:mod:`.warm`): the same policy, but for the submission,
+    which the zygote writes for each child into a tmpfs of its own at ``/submission``."""
+    return [*_confined(bwrap), "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", SUBMISSION_DIR,
+            "--setenv", "OPTCONFORM_MEMORY_MB", str(memory_mb), "--", sys.executable, "-I", "-S",
+            "-c", boot_code(CHILD_ROOT, _prologue(), server="zygote"), str(control_fd)]
+
+
+def _prologue() -> str:
+    """The seccomp policy, where it can be set (``pyseccomp``, from the ``sandbox`` extra, and libseccomp)."""
+    return SECCOMP_PROLOGUE if seccomp_available() else ""
 
 
 def launch(submission: Path, memory_mb: int) -> Launch:
-    return Launch("bubblewrap", command(bwrap_binary(), submission, memory_mb), shifted_exit_codes=True)
+    from . import warm
+
+    return Launch("bubblewrap", command(bwrap_binary(), submission, memory_mb), shifted_exit_codes=True,
+                  spawn=functools.partial(warm.spawn, submission, memory_mb))
 
 
 @functools.lru_cache(maxsize=1)

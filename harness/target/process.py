@@ -14,7 +14,7 @@ import time
 
 from . import answers, protocol
 from .contract import CallFailed, NotImplementedOp, TargetError, TargetInfo, ended, raised, unreadable
-from .program import Program, sandbox_environment
+from .program import Program, Started, sandbox_environment
 from .request_lines import request_line
 from .staging import DEFAULT_MEMORY_MB, Launch, apply_limits
 
@@ -59,6 +59,10 @@ class ProcessSession:
     # ------------------------------------------------------------ process
 
     def _spawn(self) -> None:
+        warm = self.launch.spawn() if self.launch is not None else None
+        if warm is not None:
+            self.program = Program(warm, self.display_name, line_limit=protocol.MAX_LINE_BYTES)
+            return
         env = None
         if self.sandbox:
             env = sandbox_environment(self._scratch.name)
@@ -68,8 +72,9 @@ class ProcessSession:
         if self.launch is not None:
             options |= self.launch.popen
             options["preexec_fn"] = functools.partial(apply_limits, self.memory_mb or DEFAULT_MEMORY_MB)
-        self.program = Program(self.argv, self.display_name, line_limit=protocol.MAX_LINE_BYTES,
-                               shifted_exit_codes=bool(self.launch and self.launch.shifted_exit_codes), **options)
+        self.program = Program(Started(self.argv, self.display_name, **options), self.display_name,
+                               line_limit=protocol.MAX_LINE_BYTES,
+                               shifted_exit_codes=bool(self.launch and self.launch.shifted_exit_codes))
 
     def _kill(self) -> None:
         program, self.program = self.program, None

@@ -37,19 +37,45 @@ def sandbox_environment(home: str) -> dict:
     return env
 
 
-class Program:
-    """``argv`` started in its own session (process group), stdin non-blocking, stderr drained to a tail."""
+class Started:
+    """A program started with ``subprocess.Popen`` in a session of its own: ended with everything it started."""
 
-    def __init__(self, argv: list[str], name: str, *, line_limit: int, shifted_exit_codes: bool = False, **popen):
-        """``popen``: ``subprocess.Popen``'s own arguments (``cwd``, ``env``, ``preexec_fn``, ``user``, ...)."""
+    def __init__(self, argv: list[str], name: str, **popen):
+        try:
+            self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          start_new_session=True, **popen)
+        except (OSError, ValueError) as error:
+            raise TargetError(f"cannot start {name}: {getattr(error, 'strerror', None) or error}") from None
+        self.stdin, self.stdout, self.stderr = self.popen.stdin, self.popen.stdout, self.popen.stderr
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code (``-n``: killed by signal n); ``subprocess.TimeoutExpired`` if it runs on."""
+        return self.popen.wait(timeout=timeout)
+
+    def end(self) -> None:
+        """It and everything in its process group, killed."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+        try:
+            self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+class Program:
+    """One run of a program (``process``: a :class:`Started`, or anything with its ``stdin``, ``stdout``,
+    ``stderr``, ``poll``, ``wait`` and ``end``), its stdin non-blocking, its stderr drained to a tail."""
+
+    def __init__(self, process, name: str, *, line_limit: int, shifted_exit_codes: bool = False):
         self.display_name, self.shifted_exit_codes, self.line_limit = name, shifted_exit_codes, line_limit
         self.stderr_tail: collections.deque = collections.deque(maxlen=40)
         self._buffer, self._start = b"", 0  # output read but not yet returned: self._buffer[self._start:]
-        try:
-            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, start_new_session=True, **popen)
-        except (OSError, ValueError) as error:
-            raise TargetError(f"cannot start {name}: {getattr(error, 'strerror', None) or error}") from None
+        self.process = process
         os.set_blocking(self.process.stdin.fileno(), False)  # writes are bounded by the call's deadline
         threading.Thread(target=self._drain_stderr, args=(self.process,), daemon=True).start()
 
@@ -61,16 +87,9 @@ class Program:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        """The program and everything in its process group, killed; its pipes closed."""
+        """The program and everything it started, killed; its pipes closed."""
         process = self.process
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        process.end()
         for stream in (process.stdin, process.stdout):
             try:
                 stream.close()

@@ -26,7 +26,7 @@ from typing import Callable
 #: The child server and what it imports, relative to the ``optconform`` package (nothing else is copied).
 CHILD_FILES = ("__init__.py", "harness/__init__.py", "harness/target/__init__.py", "harness/target/child.py",
                "harness/target/protocol.py", "harness/target/adapter.py", "harness/target/loader.py",
-               "harness/target/sources.py",
+               "harness/target/sources.py", "harness/target/zygote.py",
                "harness/target/schema/wire.schema.json", "vectors/__init__.py", "vectors/codec.py")
 
 #: The address space a child may use unless the instructor gives more (``--memory``, ``memory`` in the
@@ -41,7 +41,32 @@ LIMITS = {
     "RLIMIT_NOFILE": 256,                # open files
     "RLIMIT_NPROC": 512,                 # processes of the sandbox's uid (not enforced on root: see security.md)
     "RLIMIT_CORE": 0,                    # no core dumps
+    "RLIMIT_MSGQUEUE": 0,                # no POSIX message queue (it would outlive its process, unseen)
 }
+
+#: The seccomp policy (libseccomp, through ``pyseccomp``), set by the child's first lines, before the submission
+#: is read: these calls fail with EPERM, and socket() but for AF_UNIX with EACCES. Kernel keys outlive their
+#: process (a note one submission leaves for another), the rest reach other processes or the kernel's surface.
+DENIED_CALLS = ("ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "bpf",
+                "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
+                "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "personality")
+SECCOMP_PROLOGUE = (
+    "import errno, pyseccomp as _s; _f = _s.SyscallFilter(defaction=_s.ALLOW); "
+    "_f.add_rule(_s.ERRNO(errno.EACCES), 'socket', _s.Arg(0, _s.NE, 1)); "
+    f"[_f.add_rule(_s.ERRNO(errno.EPERM), _n) for _n in {DENIED_CALLS!r}]; _f.load(); del _f, _s, errno; "
+)
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_available() -> bool:
+    """Whether the seccomp policy can be set here: ``pyseccomp`` and the system's libseccomp both load."""
+    try:
+        import pyseccomp
+
+        pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
+    except Exception:  # noqa: BLE001 - not installed, or its library missing: "not available"
+        return False
+    return True
 
 
 @dataclass
@@ -58,6 +83,9 @@ class Launch:
     after_exit: Callable[[], None] = lambda: None
     #: called once, when the session closes
     close: Callable[[], None] = lambda: None
+    #: a warm start (:mod:`.warm`), tried before ``argv``: a started process for :class:`~.program.Program`, or
+    #: None when a fresh start is needed
+    spawn: Callable[[], object | None] = lambda: None
 
 
 def apply_limits(memory_mb: int = DEFAULT_MEMORY_MB) -> None:
@@ -86,13 +114,14 @@ def package_dirs() -> list[str]:
     return sorted({p for p in sys.path if p and os.path.isdir(p) and ("site-packages" in p or "dist-packages" in p)})
 
 
-def boot_code(child_root: str, prologue: str = "") -> str:
+def boot_code(child_root: str, prologue: str = "", server: str = "child") -> str:
     """The child's first lines: the child server, the standard library and the package directories on the
     path, nothing else (``-I -S``: no user site, no PYTHONPATH, no .pth file pointing at the repository);
-    ``prologue`` runs next, before the submission is read."""
+    ``prologue`` runs next, before the submission is read; ``server``: the module whose ``main`` runs (the
+    child server, or the :mod:`.zygote` that forks it)."""
     return ("import sys; "
             f"sys.path[:] = [{child_root!r}] + [p for p in sys.path if p] + {package_dirs()!r}; "
-            + prologue + "from optconform.harness.target.child import main; sys.exit(main(sys.argv[1:]))")
+            + prologue + f"from optconform.harness.target.{server} import main; sys.exit(main(sys.argv[1:]))")
 
 
 @functools.lru_cache(maxsize=1)

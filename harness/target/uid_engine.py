@@ -44,22 +44,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from .staging import LIMITS, Launch, apply_limits, boot_code, child_environment, staged_child
+from .staging import (
+    DENIED_CALLS,
+    LIMITS,
+    SECCOMP_PROLOGUE,
+    Launch,
+    apply_limits,
+    boot_code,
+    child_environment,
+    staged_child,
+)
 
 #: The uids the children run as: a range no account uses (``OPTCONFORM_SANDBOX_UIDS=FIRST-LAST`` moves it).
 UID_RANGE = (61000, 61999)
 #: The world-writable folders whose files of a sandbox uid are removed after each program.
 SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
-#: The seccomp policy, set by the child's first lines: these calls fail with EPERM, and socket() but for AF_UNIX.
-DENIED_CALLS = ("ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "bpf",
-                "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
-                "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "personality")
-_SECCOMP = (
-    "import errno, pyseccomp as _s; _f = _s.SyscallFilter(defaction=_s.ALLOW); "
-    "_f.add_rule(_s.ERRNO(errno.EACCES), 'socket', _s.Arg(0, _s.NE, 1)); "
-    f"[_f.add_rule(_s.ERRNO(errno.EPERM), _n) for _n in {DENIED_CALLS!r}]; _f.load(); del _f, _s, errno; "
-)
-
 
 def uid_range() -> range:
     text = os.environ.get("OPTCONFORM_SANDBOX_UIDS", "")
@@ -173,7 +172,7 @@ def launch(submission: Path, memory_mb: int) -> Launch:
         held.release()
 
     environment = {**child_environment(str(home)), "OPTCONFORM_MEMORY_MB": str(memory_mb)}
-    argv = [sys.executable, "-I", "-S", "-c", boot_code(staged_child(), _SECCOMP), str(copy)]
+    argv = [sys.executable, "-I", "-S", "-c", boot_code(staged_child(), SECCOMP_PROLOGUE), str(copy)]
     popen = {"cwd": str(home), "env": environment, "user": held.uid, "group": held.uid, "extra_groups": [],
              "umask": 0o077}
     return Launch("uid", argv, popen, after_exit=after_exit, close=close)
@@ -232,7 +231,7 @@ def probe() -> str | None:
     if os.geteuid() != 0:
         return "the uid engine needs the grader to run as root (as in a Gradescope or PrairieLearn container)"
     try:
-        numpy_and_seccomp = _as_sandbox(boot_code(staged_child(), _SECCOMP).split("from optconform")[0]
+        numpy_and_seccomp = _as_sandbox(boot_code(staged_child(), SECCOMP_PROLOGUE).split("from optconform")[0]
                                         + "import numpy, os, socket\n"
                                         + "try:\n socket.socket(socket.AF_INET)\nexcept OSError: print(os.getuid())")
         if numpy_and_seccomp.returncode != 0 or not numpy_and_seccomp.stdout.strip().isdigit():
