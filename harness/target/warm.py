@@ -2,7 +2,7 @@
 interpreter and NumPy (about 75 ms of CPU, a third of what a submission costs).
 
 A :class:`Zygote` is a bubblewrap sandbox (:func:`.bubblewrap.zygote_command`, the same policy as a
-fresh child's) whose only program is :mod:`.zygote`. :func:`spawn` asks it for a child on a
+fresh child's, given by the engine) whose only program is :mod:`.zygote`. :func:`spawn` asks it for a child on a
 submission and returns the child as a :class:`Forked`, which :class:`~.program.Program` drives like
 any started program. One child at a time: the next fork waits until the zygote has killed whatever
 the last child left running and emptied the folders it could write.
@@ -23,8 +23,8 @@ import socket
 import subprocess
 import threading
 from pathlib import Path
+from typing import Callable
 
-from . import bubblewrap
 from .staging import apply_limits
 
 #: How long a zygote may take to start (an interpreter and NumPy), and to answer a fork or report an end.
@@ -35,10 +35,11 @@ ANSWER_SECONDS = 10.0
 class Zygote:
     """The sandboxed zygote and its control socket."""
 
-    def __init__(self, memory_mb: int):
+    def __init__(self, memory_mb: int, command: Callable[[int, int], list[str]]):
+        """``command(control_fd, memory_mb)``: the sandbox's command line (the engine's)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            argv = bubblewrap.zygote_command(bubblewrap.bwrap_binary(), theirs.fileno(), memory_mb)
+            argv = command(theirs.fileno(), memory_mb)
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
                                             start_new_session=True, preexec_fn=functools.partial(apply_limits, memory_mb))
@@ -140,8 +141,9 @@ _ZYGOTES: dict[int, Zygote] = {}
 _REFUSED: dict[int, str] = {}
 
 
-def spawn(submission: Path, memory_mb: int) -> Forked | None:
-    """A warm child on ``submission``, or None where a fresh start is needed (see the module's docstring)."""
+def spawn(submission: Path, memory_mb: int, command: Callable[[int, int], list[str]]) -> Forked | None:
+    """A warm child on ``submission``, or None where a fresh start is needed (see the module's docstring);
+    ``command(control_fd, memory_mb)``: the zygote's sandbox, as the engine starts it."""
     pid = os.getpid()
     if (os.environ.get("OPTCONFORM_WARM_START", "1") == "0" or pid in _REFUSED
             or threading.current_thread() is not threading.main_thread()):  # bwrap dies with its starting thread
@@ -153,7 +155,7 @@ def spawn(submission: Path, memory_mb: int) -> Forked | None:
             zygote = None
         if zygote is None:
             try:
-                zygote = _ZYGOTES[pid] = Zygote(memory_mb)
+                zygote = _ZYGOTES[pid] = Zygote(memory_mb, command)
             except OSError as error:
                 _REFUSED[pid] = str(error)
                 return None

@@ -14,7 +14,7 @@ one request at a time:
 
 When the child ends, the sandbox is put back as the zygote found it (:class:`Sandbox`): every
 other process in it is killed (whatever the child left running), every entry the child made on a
-writable mount (``/``, ``/dev``, ``/tmp``, ``/dev/shm``, ``/submission``) is removed, and what was
+writable mount (``/tmp``, ``/dev/shm``, ``/submission``) is removed, and what was
 there is checked unchanged, with the kernel keys the sandbox can see and its System V IPC objects.
 Only then is ``ended STATUS`` (the wait status) sent, and the next fork taken. What cannot be put
 back ends the zygote, and with it the sandbox: the grader starts another.
@@ -156,7 +156,7 @@ def _await(control: socket.socket, pid: int) -> tuple[int, bool]:
 
 class Sandbox:
     """What a child could change in the sandbox, as the zygote found it: every process, every entry of every
-    writable mount (its root tmpfs, ``/dev``, ``/tmp``, ``/dev/shm``, ``/submission``), every key."""
+    writable mount (``/tmp``, ``/dev/shm``, ``/submission``: whichever the sandbox has), every key."""
 
     def __init__(self):
         self.writable, self.mounts = _mounts()
