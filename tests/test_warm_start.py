@@ -53,12 +53,14 @@ def reported(folder: Path, name: str, body: str) -> str:
 
 @pytest.fixture()
 def zygotes():
-    """This process's zygotes, none at the start and none after."""
+    """This process's zygotes, none at the start and none after (nor any count of those lost)."""
     warm.close_all()
     warm._REFUSED.clear()
+    warm._LOST.clear()
     yield warm._ZYGOTES
     warm.close_all()
     warm._REFUSED.clear()
+    warm._LOST.clear()
 
 
 def test_children_are_forked_from_one_warm_zygote_and_answer_as_fresh_ones(tmp_path, zygotes):
@@ -160,6 +162,16 @@ def test_a_child_that_ends_the_zygote_costs_only_the_warm_start(tmp_path, zygote
     found = reported(tmp_path, "after", "found = sorted(os.listdir('/submission'))\n")
     assert "found: ['after.py']" in found
     assert len(started) >= 2 and all(zygote.process.poll() is not None for zygote in started[:-1])
+
+
+def test_zygotes_that_keep_ending_leave_the_rest_to_fresh_sandboxes(tmp_path, zygotes, started):
+    for _ in range(warm.MAX_LOST):
+        assert "killed by SIGKILL" in reported(tmp_path, "killer", "os.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(5)\n")
+    assert os.getpid() in warm._REFUSED and len(started) >= warm.MAX_LOST
+    before = len(started)
+    found = reported(tmp_path, "after", "found = (os.getppid(), sorted(os.listdir('/submission')))\n")
+    assert "found: (1, ['after.py'])" in found  # a fresh sandbox's child: its parent is the sandbox's init
+    assert len(started) == before
 
 
 #: what a child leaves that the zygote cannot put back: (the leaver's code, the next child's test that it is there)

@@ -4,17 +4,19 @@ interpreter and NumPy (about 75 ms of CPU, a third of what a submission costs).
 A :class:`Zygote` is a bubblewrap sandbox (:func:`.bubblewrap.zygote_command`, the same policy as a
 fresh child's, given by the engine) whose only program is :mod:`.zygote`. :func:`spawn` asks it for a child on a
 submission and returns the child as a :class:`Forked`, which :class:`~.program.Program` drives like
-any started program. One child at a time: the next fork waits until the zygote has killed whatever
-the last child left running and emptied the folders it could write.
+any started program. One child at a time: the next fork waits until the zygote has put the sandbox
+back as it was made (or ended, when it could not).
 
 A warm start is only ever a saving. Where the zygote cannot serve (it would not start, it was
-killed, a request failed, the caller is not the main thread, ``OPTCONFORM_WARM_START=0``),
+killed, a request failed, :data:`MAX_LOST` zygotes ended while serving, the caller is not the main
+thread, ``OPTCONFORM_WARM_START=0``),
 :func:`spawn` returns None and the session starts a fresh sandbox, as it would without one.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import functools
 import os
 import select
@@ -139,6 +141,10 @@ class Forked:
 
 _ZYGOTES: dict[int, Zygote] = {}
 _REFUSED: dict[int, str] = {}
+#: Zygotes of this process that ended while serving: after this many, its submissions start fresh (a zygote
+#: that keeps ending would cost every child it serves a restart)
+MAX_LOST = 3
+_LOST: collections.Counter = collections.Counter()
 
 
 def spawn(submission: Path, memory_mb: int, command: Callable[[int, int], list[str]]) -> Forked | None:
@@ -148,7 +154,7 @@ def spawn(submission: Path, memory_mb: int, command: Callable[[int, int], list[s
     if (os.environ.get("OPTCONFORM_WARM_START", "1") == "0" or pid in _REFUSED
             or threading.current_thread() is not threading.main_thread()):  # bwrap dies with its starting thread
         return None
-    for attempt in range(2):
+    for _ in range(2):
         zygote = _ZYGOTES.get(pid)
         if zygote is not None and zygote.memory_mb != memory_mb:
             _discard(pid)
@@ -170,6 +176,9 @@ def _discard(pid: int) -> None:
     zygote = _ZYGOTES.pop(pid, None)
     if zygote is not None:
         zygote.close()
+        _LOST[pid] += zygote.broken
+        if _LOST[pid] >= MAX_LOST:
+            _REFUSED[pid] = f"{MAX_LOST} zygotes ended while serving"
 
 
 @atexit.register

@@ -54,6 +54,11 @@ def main(argv: list[str]) -> int:
     if len(os.listdir("/proc/self/task")) != 1:  # a thread (a BLAS pool) would not survive the fork
         control.send(b"refused: the interpreter started a thread")
         return 1
+    try:
+        os.close(os.pidfd_open(os.getpid()))  # Linux 5.3: how the zygote waits for a child and its grader at once
+    except (AttributeError, OSError) as error:
+        control.send(f"refused: no pidfd_open ({error})".encode())
+        return 1
     sandbox = Sandbox()
     control.send(b"ready")
     while True:
@@ -85,7 +90,12 @@ def main(argv: list[str]) -> int:
             os.close(fd)
         control.send(b"forked")
         status, gone = _await(control, pid)
-        sandbox.restore()
+        try:
+            sandbox.restore()
+        except (Unrestorable, OSError):  # the child's end is said, and the zygote ends: its sandbox goes with it
+            if not gone:
+                control.send(f"ended {status}".encode())
+            return 1
         if gone:
             return 0
         control.send(f"ended {status}".encode())
@@ -154,6 +164,10 @@ def _await(control: socket.socket, pid: int) -> tuple[int, bool]:
     return os.waitpid(pid, 0)[1], gone
 
 
+class Unrestorable(Exception):
+    """What a child changed cannot be put back."""
+
+
 class Sandbox:
     """What a child could change in the sandbox, as the zygote found it: every process, every entry of every
     writable mount (``/tmp``, ``/dev/shm``, ``/submission``: whichever the sandbox has), every key."""
@@ -186,8 +200,7 @@ class Sandbox:
 
     def restore(self) -> None:
         """Every process but the sandbox's init and this one, killed; every entry a child made, removed; and
-        the rest checked to be as it was. What cannot be restored ends the zygote (its sandbox, and all in it,
-        end with it): the grader starts a new one."""
+        the rest checked to be as it was; :class:`Unrestorable` (or the OSError that stopped it) if not."""
         me, deadline = os.getpid(), time.monotonic() + SWEEP_SECONDS
         while True:
             try:
@@ -197,7 +210,7 @@ class Sandbox:
             if not [n for n in os.listdir("/proc") if n.isdigit() and int(n) not in (1, me)]:
                 break
             if time.monotonic() > deadline:
-                raise SystemExit("a child's processes would not end")
+                raise Unrestorable("a child's processes would not end")
             time.sleep(0.001)
         pending = list(self.writable)
         while pending:
@@ -209,13 +222,13 @@ class Sandbox:
                 elif entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
         if self.listing() != self.entries:
-            raise SystemExit("a child changed what the sandbox was made with")
+            raise Unrestorable("a child changed what the sandbox was made with")
         if _keys() != self.keys:  # a key a child added outlives it, in the sandbox's user namespace
-            raise SystemExit("a child left a key")
+            raise Unrestorable("a child left a key")
         for kind in ("shm", "msg", "sem"):  # System V objects outlive their processes: none may be left
             with open(f"/proc/sysvipc/{kind}", encoding="ascii") as table:
                 if len(table.read().splitlines()) > 1:
-                    raise SystemExit(f"a child left System V IPC objects ({kind})")
+                    raise Unrestorable(f"a child left System V IPC objects ({kind})")
 
 
 def _mounts() -> tuple[list[str], set[str]]:
