@@ -62,7 +62,7 @@ def zygotes():
     warm._LOST.clear()
 
 
-def test_children_are_forked_from_one_warm_zygote_and_answer_as_fresh_ones(tmp_path, zygotes):
+def test_children_are_forked_from_one_warm_zygote_and_answer_as_fresh_ones(tmp_path, zygotes, monkeypatch):
     source = (ROOT / "examples" / "course" / "course_2021.py").read_text(encoding="utf-8")
     answers, kinds, parents = [], [], set()
     for name in ("first", "second"):
@@ -72,14 +72,11 @@ def test_children_are_forked_from_one_warm_zygote_and_answer_as_fresh_ones(tmp_p
         parents.add(id(session.program.process.zygote))
         answers.append(session.call("gd.update", ARGS)[0])
         session.close()
-    os.environ["OPTCONFORM_WARM_START"] = "0"
-    try:
-        fresh = file_session(str(tmp_path / "first.py"), 10.0, "required")
-        kinds.append(type(fresh.program.process))
-        answers.append(fresh.call("gd.update", ARGS)[0])
-        fresh.close()
-    finally:
-        del os.environ["OPTCONFORM_WARM_START"]
+    monkeypatch.setenv("OPTCONFORM_WARM_START", "0")
+    fresh = file_session(str(tmp_path / "first.py"), 10.0, "required")
+    kinds.append(type(fresh.program.process))
+    answers.append(fresh.call("gd.update", ARGS)[0])
+    fresh.close()
     assert kinds == [warm.Forked, warm.Forked, Started]
     assert len(parents) == 1
     for answer in answers[1:]:
@@ -200,14 +197,11 @@ KEY = ("import ctypes\nfound = ctypes.CDLL(None).syscall(248, b'user', b'note', 
 
 
 @pytest.mark.skipif(not bubblewrap._prologue() and not os.environ.get("CI"), reason="no seccomp filter here")
-def test_a_key_for_the_next_submission_is_refused(tmp_path, zygotes):
+def test_a_key_for_the_next_submission_is_refused(tmp_path, zygotes, monkeypatch):
     assert "found: -1" in reported(tmp_path, "leaver", KEY)
     warm.close_all()
-    os.environ["OPTCONFORM_WARM_START"] = "0"
-    try:
-        assert "found: -1" in reported(tmp_path, "leaver", KEY)
-    finally:
-        del os.environ["OPTCONFORM_WARM_START"]
+    monkeypatch.setenv("OPTCONFORM_WARM_START", "0")  # and in a fresh sandbox
+    assert "found: -1" in reported(tmp_path, "leaver", KEY)
 
 
 def test_without_the_filter_a_key_left_ends_its_sandbox(tmp_path, zygotes, started, monkeypatch):
