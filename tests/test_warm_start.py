@@ -26,8 +26,10 @@ from optconform.harness.target.session import file_session
 ROOT = Path(__file__).resolve().parents[1]
 
 # CI sets bubblewrap up (.ci/run): there, a missing sandbox fails these tests, never skips them
-pytestmark = pytest.mark.skipif(engine()[0] != "bubblewrap" and not os.environ.get("CI"),
-                                reason=f"no bubblewrap sandbox here: {engine()}")
+pytestmark = [pytest.mark.skipif(engine()[0] != "bubblewrap" and not os.environ.get("CI"),
+                                 reason=f"no bubblewrap sandbox here: {engine()}"),
+              # JAX, imported by an earlier test of the run, warns at every fork: subprocess execs at once
+              pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")]
 
 ARGS = {"parameters": {"W1": np.ones((2, 2)), "b1": np.zeros((2, 1))},
         "grads": {"dW1": np.ones((2, 2)), "db1": np.ones((2, 1))}, "learning_rate": 0.1}
