@@ -9,8 +9,8 @@ one request at a time:
   and stderr, and the submission, open for reading. The submission is written to
   ``/submission/NAME`` (read-only), and a child is forked that takes the three pipes as its
   standard streams, closes every other descriptor, and serves the submission
-  (:func:`.child.main`) as a fresh child would. The answer is ``forked``, or ``failed REASON``.
-- ``kill``: the child is killed.
+  (:func:`.child.main`) as a fresh child would. The answer is ``forked``, or ``failed: REASON``.
+- ``kill``: the child is killed (ignored when no child runs: it ended as the grader asked).
 
 When the child ends, the sandbox is put back as the zygote found it (:class:`Sandbox`): every
 other process in it is killed (whatever the child left running), every entry the child made on a
