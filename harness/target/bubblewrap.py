@@ -170,7 +170,7 @@ def probe() -> str | None:
         handle.write("x = 1\n")
     try:
         for prologue in ([SECCOMP_PROLOGUE] if seccomp_available() else []) + [""]:
-            code = boot_code(CHILD_ROOT, prologue).split("from optconform")[0] + "import os; print(os.getuid())"
+            code = boot_code(CHILD_ROOT, prologue, server=None) + "import os; print(os.getuid())"
             argv = command(bwrap, Path(handle.name), code=code)
             done = subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=apply_limits)
             if done.returncode == 0 and done.stdout.strip() == str(SANDBOX_UID):

@@ -114,14 +114,16 @@ def package_dirs() -> list[str]:
     return sorted({p for p in sys.path if p and os.path.isdir(p) and ("site-packages" in p or "dist-packages" in p)})
 
 
-def boot_code(child_root: str, prologue: str = "", server: str = "child") -> str:
+def boot_code(child_root: str, prologue: str = "", server: str | None = "child") -> str:
     """The child's first lines: the child server, the standard library and the package directories on the
     path, nothing else (``-I -S``: no user site, no PYTHONPATH, no .pth file pointing at the repository);
     ``prologue`` runs next, before the submission is read; ``server``: the module whose ``main`` runs (the
-    child server, or the :mod:`.zygote` that forks it)."""
-    return ("import sys; "
-            f"sys.path[:] = [{child_root!r}] + [p for p in sys.path if p] + {package_dirs()!r}; "
-            + prologue + f"from optconform.harness.target.{server} import main; sys.exit(main(sys.argv[1:]))")
+    child server, or the :mod:`.zygote` that forks it), or None for a trial run's own code to follow."""
+    first = ("import sys; "
+             f"sys.path[:] = [{child_root!r}] + [p for p in sys.path if p] + {package_dirs()!r}; " + prologue)
+    if server is None:
+        return first
+    return first + f"from optconform.harness.target.{server} import main; sys.exit(main(sys.argv[1:]))"
 
 
 @functools.lru_cache(maxsize=1)

@@ -231,7 +231,7 @@ def probe() -> str | None:
     if os.geteuid() != 0:
         return "the uid engine needs the grader to run as root (as in a Gradescope or PrairieLearn container)"
     try:
-        numpy_and_seccomp = _as_sandbox(boot_code(staged_child(), SECCOMP_PROLOGUE).split("from optconform")[0]
+        numpy_and_seccomp = _as_sandbox(boot_code(staged_child(), SECCOMP_PROLOGUE, server=None)
                                         + "import numpy, os, socket\n"
                                         + "try:\n socket.socket(socket.AF_INET)\nexcept OSError: print(os.getuid())")
         if numpy_and_seccomp.returncode != 0 or not numpy_and_seccomp.stdout.strip().isdigit():
